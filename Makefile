@@ -1,0 +1,25 @@
+# Sluice — one build, one test command. Every target installs what it needs.
+SHELL := /bin/bash
+NPM ?= npm
+
+.PHONY: all deps build test demo bench clean native
+
+all: build
+
+node_modules/.package-lock.json: package.json package-lock.json packages/*/package.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json
+
+native: deps
+	$(NPM) run build --workspace=@sluice/native
+
+build: native
+	npx tsc -b
+
+test: build
+	npx vitest run
+
+clean:
+	rm -rf packages/*/dist packages/*/build node_modules
