@@ -1,1 +1,20 @@
-export {};
+/*
+ * NAME
+ *   @sluice/core - what every stage shares
+ *
+ * DESCRIPTION
+ *   copy      checking a received descriptor and taking the private copy
+ *   channel   SEQPACKET listeners and connectors, peer checks, ack matching
+ *   config    the configuration file, its schema and errors
+ *   daemon    the skeleton of a stage: signals, readiness, one fatal path
+ *   durable   crash-safe filesystem steps
+ *   log       the structured logger
+ *   errors    Refused (bad input) versus everything else
+ */
+export * from './copy.js';
+export * from './channel.js';
+export * from './config.js';
+export * from './daemon.js';
+export * from './durable.js';
+export * from './log.js';
+export * from './errors.js';

@@ -1,0 +1,298 @@
+/*
+ * NAME
+ *   config - the one configuration file, its schema, defaults and errors
+ *
+ * SYNOPSIS
+ *   const cfg = loadConfig('/etc/sluice/sluice.json');   // throws ConfigError
+ *   const problems = checkConfigText(text);              // for `sluice config check`
+ *
+ * DESCRIPTION
+ *   One JSON file configures all three stages; each stage reads its own
+ *   section and the shared ones. Every key has a type, a default and a line
+ *   of documentation (docs/configuration.md lists them all; a test keeps the
+ *   two in step). Unknown keys are errors: a typo must not silently turn a
+ *   check off. Errors name the key path and what was wrong, and all of them
+ *   are reported at once.
+ *
+ *   Users may be given by name (resolved through /etc/passwd) or by uid.
+ *   Modes are strings of octal digits ("0660"), since JSON has no octal.
+ */
+import * as fs from 'node:fs';
+
+type Spec =
+  | { kind: 'string'; default: string; doc: string; nonEmpty?: boolean }
+  | { kind: 'path'; default: string; doc: string }
+  | { kind: 'int'; default: number; min: number; max: number; doc: string }
+  | { kind: 'bool'; default: boolean; doc: string }
+  | { kind: 'mode'; default: number; doc: string }
+  | { kind: 'user'; default: string | number | null; doc: string }
+  | { kind: 'users'; default: (string | number)[]; doc: string }
+  | { kind: 'strings'; default: string[]; doc: string; pattern?: RegExp }
+  | { kind: 'section'; fields: Record<string, Spec>; doc: string };
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** The schema: every configuration key Sluice knows. */
+export const SCHEMA: Record<string, Spec> = {
+  station: { kind: 'string', default: 'sluice', nonEmpty: true, doc: 'Station id written into every report.' },
+  limits: {
+    kind: 'section',
+    doc: 'Limits every stage enforces on its own.',
+    fields: {
+      maxFileBytes: { kind: 'int', default: 4 * GiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Largest file accepted, in bytes.' },
+      maxNameBytes: { kind: 'int', default: 1024, min: 16, max: 4096, doc: 'Longest uploaded name carried between stages, in UTF-8 bytes.' },
+      maxRecordBytes: { kind: 'int', default: 64 * KiB, min: 1024, max: 1 * MiB, doc: 'Largest protocol record accepted between stages.' },
+    },
+  },
+  ingress: {
+    kind: 'section',
+    doc: 'The ingress daemon: watches the inbox, spools, forwards to transit.',
+    fields: {
+      inbox: { kind: 'path', default: '/var/lib/sluice/drop/inbox', doc: 'Directory uploads arrive in.' },
+      spool: { kind: 'path', default: '/var/lib/sluice/ingress', doc: 'Ingress-private spool (0700).' },
+      transitSocket: { kind: 'path', default: '/run/sluice/transit.sock', doc: "Transit's socket." },
+      transitUser: { kind: 'user', default: 'sluice-transit', doc: 'User transit must run as; null skips the check.' },
+      rescanIntervalMs: { kind: 'int', default: 30_000, min: 100, max: 3_600_000, doc: 'Full rescan of the inbox, besides inotify.' },
+      recheckIntervalMs: { kind: 'int', default: 1_000, min: 50, max: 60_000, doc: 'How often a file still open for writing is checked again.' },
+      maxInFlight: { kind: 'int', default: 8, min: 1, max: 1024, doc: 'Transfers sent to transit and not yet acknowledged.' },
+      ackTimeoutMs: { kind: 'int', default: 600_000, min: 1_000, max: 86_400_000, doc: 'Time to wait for the final ack before resending.' },
+      retryDelayMs: { kind: 'int', default: 5_000, min: 10, max: 3_600_000, doc: 'Delay before a transfer that got no ack or a RETRY is sent again.' },
+    },
+  },
+  transit: {
+    kind: 'section',
+    doc: 'The transit daemon: private sealed copy, checks, verdict.',
+    fields: {
+      socket: { kind: 'path', default: '/run/sluice/transit.sock', doc: 'Socket transit listens on (ignored under socket activation).' },
+      socketMode: { kind: 'mode', default: 0o660, doc: 'Mode of the socket file it creates.' },
+      allowUsers: { kind: 'users', default: ['sluice-ingress'], doc: 'Users allowed to connect (ingress).' },
+      egressSocket: { kind: 'path', default: '/run/sluice/egress.sock', doc: "Egress's socket." },
+      egressUser: { kind: 'user', default: 'sluice-egress', doc: 'User egress must run as; null skips the check.' },
+      maxInFlight: { kind: 'int', default: 4, min: 1, max: 1024, doc: 'Transfers copied or checked at once.' },
+      ackTimeoutMs: { kind: 'int', default: 300_000, min: 1_000, max: 86_400_000, doc: "Time to wait for egress's ack." },
+      checkTimeoutMs: { kind: 'int', default: 60_000, min: 10, max: 3_600_000, doc: 'Timeout of each content check.' },
+      allowTypes: {
+        kind: 'strings',
+        default: ['png', 'jpg', 'gif', 'webp', 'pdf', 'txt', 'csv', 'json'],
+        pattern: /^[a-z0-9]{1,16}$/,
+        doc: 'Content types allowed, by content (see docs/checks.md).',
+      },
+      extensionMatch: { kind: 'bool', default: true, doc: "Reject files whose name's extension disagrees with their content." },
+    },
+  },
+  egress: {
+    kind: 'section',
+    doc: 'The egress daemon: durable output and signed reports.',
+    fields: {
+      socket: { kind: 'path', default: '/run/sluice/egress.sock', doc: 'Socket egress listens on (ignored under socket activation).' },
+      socketMode: { kind: 'mode', default: 0o660, doc: 'Mode of the socket file it creates.' },
+      allowUsers: { kind: 'users', default: ['sluice-transit'], doc: 'Users allowed to connect (transit).' },
+      outbox: { kind: 'path', default: '/var/lib/sluice/outbox', doc: 'Accepted files and their reports.' },
+      rejected: { kind: 'path', default: '/var/lib/sluice/rejected', doc: 'Reports of rejected files.' },
+      state: { kind: 'path', default: '/var/lib/sluice/egress', doc: 'Egress-private delivery journal (0700).' },
+      signingKey: { kind: 'path', default: '/etc/sluice/keys/signing.key', doc: 'Private signing key (mode 0400, egress only).' },
+      outputMode: { kind: 'mode', default: 0o640, doc: 'Mode of delivered files and reports.' },
+      signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },
+    },
+  },
+};
+
+export interface Config {
+  station: string;
+  limits: { maxFileBytes: number; maxNameBytes: number; maxRecordBytes: number };
+  ingress: {
+    inbox: string;
+    spool: string;
+    transitSocket: string;
+    transitUser: string | number | null;
+    rescanIntervalMs: number;
+    recheckIntervalMs: number;
+    maxInFlight: number;
+    ackTimeoutMs: number;
+    retryDelayMs: number;
+  };
+  transit: {
+    socket: string;
+    socketMode: number;
+    allowUsers: (string | number)[];
+    egressSocket: string;
+    egressUser: string | number | null;
+    maxInFlight: number;
+    ackTimeoutMs: number;
+    checkTimeoutMs: number;
+    allowTypes: string[];
+    extensionMatch: boolean;
+  };
+  egress: {
+    socket: string;
+    socketMode: number;
+    allowUsers: (string | number)[];
+    outbox: string;
+    rejected: string;
+    state: string;
+    signingKey: string;
+    outputMode: number;
+    signers: number;
+  };
+}
+
+/** ConfigError - every problem found, each naming its key. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(source: string, problems: string[]) {
+    super(`${source}: ${problems.length} configuration error${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const show = (v: unknown): string => {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 60)}…` : s;
+};
+
+/** validateValue - check one value against its spec; push problems; return the value to use. */
+function validateValue(key: string, spec: Spec, value: unknown, problems: string[]): unknown {
+  switch (spec.kind) {
+    case 'section': {
+      if (value === undefined) value = {};
+      if (!isPlainObject(value)) {
+        problems.push(`${key}: expected an object, got ${show(value)}`);
+        value = {};
+      }
+      return validateSection(key, spec.fields, value as Record<string, unknown>, problems);
+    }
+    case 'string':
+      if (typeof value !== 'string' || (spec.nonEmpty && value.length === 0) || value.length > 256) {
+        problems.push(`${key}: expected a${spec.nonEmpty ? ' non-empty' : ''} string of at most 256 characters, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'path':
+      if (typeof value !== 'string' || !value.startsWith('/') || value.includes('\0')) {
+        problems.push(`${key}: expected an absolute path, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'int':
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < spec.min || value > spec.max) {
+        problems.push(`${key}: expected an integer from ${spec.min} to ${spec.max}, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') {
+        problems.push(`${key}: expected true or false, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'mode':
+      if (typeof value !== 'string' || !/^0?[0-7]{3}$/.test(value)) {
+        problems.push(`${key}: expected an octal mode string such as "0660", got ${show(value)}`);
+        return spec.default;
+      }
+      return parseInt(value, 8);
+    case 'user':
+      if (value === null) return null;
+      if (!isUser(value)) {
+        problems.push(`${key}: expected a user name, a uid or null, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'users':
+      if (!Array.isArray(value) || value.length === 0 || !value.every(isUser)) {
+        problems.push(`${key}: expected a non-empty list of user names or uids, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'strings':
+      if (!Array.isArray(value) || !value.every((s) => typeof s === 'string' && (!spec.pattern || spec.pattern.test(s)))) {
+        problems.push(`${key}: expected a list of strings${spec.pattern ? ` matching ${spec.pattern}` : ''}, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+  }
+}
+
+const isUser = (v: unknown): v is string | number =>
+  (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v < 2 ** 32) ||
+  (typeof v === 'string' && /^[a-z_][a-z0-9_-]{0,31}$/.test(v));
+
+/** validateSection - check an object's keys: unknown ones are errors, missing ones take defaults. */
+function validateSection(prefix: string, fields: Record<string, Spec>, obj: Record<string, unknown>, problems: string[]) {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(obj)) {
+    if (!Object.hasOwn(fields, key)) {
+      problems.push(`${prefix ? `${prefix}.` : ''}${key}: unknown key`);
+    }
+  }
+  for (const [key, spec] of Object.entries(fields)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const value = obj[key];
+    if (value === undefined) {
+      out[key] = spec.kind === 'section' ? validateValue(path, spec, {}, problems) : structuredClone(spec.default);
+    } else {
+      out[key] = validateValue(path, spec, value, problems);
+    }
+  }
+  return out;
+}
+
+/** parseConfig - validate a parsed JSON document; throws ConfigError with every problem. */
+export function parseConfig(doc: unknown, source = 'configuration'): Config {
+  const problems: string[] = [];
+  if (!isPlainObject(doc)) throw new ConfigError(source, [`top level: expected a JSON object, got ${show(doc)}`]);
+  const cfg = validateSection('', SCHEMA, doc, problems) as unknown as Config;
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return cfg;
+}
+
+/** parseConfigText - parse and validate the text of a configuration file. */
+export function parseConfigText(text: string, source = 'configuration'): Config {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(source, [`not valid JSON: ${(err as Error).message}`]);
+  }
+  return parseConfig(doc, source);
+}
+
+/** loadConfig - read, parse and validate a configuration file. */
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read: ${(err as Error).message}`]);
+  }
+  return parseConfigText(text, path);
+}
+
+/** defaults - the configuration with every default. */
+export function defaults(): Config {
+  return parseConfig({});
+}
+
+/** schemaKeys - every key path of the schema (documentation test, `sluice config keys`). */
+export function schemaKeys(fields: Record<string, Spec> = SCHEMA, prefix = ''): string[] {
+  return Object.entries(fields).flatMap(([k, spec]) => {
+    const path = prefix ? `${prefix}.${k}` : k;
+    return spec.kind === 'section' ? [path, ...schemaKeys(spec.fields, path)] : [path];
+  });
+}
+
+/** resolveUid - a user name or uid to a uid, through /etc/passwd; throws naming the user. */
+export function resolveUid(user: string | number, passwd = '/etc/passwd'): number {
+  if (typeof user === 'number') return user;
+  for (const line of fs.readFileSync(passwd, 'utf8').split('\n')) {
+    const [name, , uid] = line.split(':');
+    if (name === user && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
+  }
+  throw new Error(`unknown user ${JSON.stringify(user)} (not in ${passwd})`);
+}
