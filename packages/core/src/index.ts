@@ -8,13 +8,16 @@
  *   config    the configuration file, its schema and errors
  *   daemon    the skeleton of a stage: signals, readiness, one fatal path
  *   durable   crash-safe filesystem steps
+ *   names     uploaded names made safe: stored names, log escaping
  *   log       the structured logger
  *   errors    Refused (bad input) versus everything else
  */
 export * from './copy.js';
+export * from './receive.js';
 export * from './channel.js';
 export * from './config.js';
 export * from './daemon.js';
 export * from './durable.js';
+export * from './names.js';
 export * from './log.js';
 export * from './errors.js';

@@ -1,1 +1,80 @@
-export {};
+/*
+ * NAME
+ *   @sluice/report - signed transit reports: format, canonical bytes, hybrid signatures, keys, verification
+ *
+ * SYNOPSIS
+ *   import * as report from '@sluice/report';
+ *
+ *   Format (report.ts)       REPORT_FORMAT, SIGNATURE_LABEL, MAX_REPORT_BYTES, LIMITS,
+ *                            ReportBody, SignedReport, ReportCheck, ReportSignature, Verdict, CheckResult,
+ *                            validateReportBody, canonicalBytes, signReport, serializeReport, parseReport
+ *   Canonical JSON (jcs.ts)  jcs, asciiJson
+ *   Keys (keys.ts)           generateKeys, writeKeyFiles, loadSecretKey, loadPublicKey, parsePublicKey,
+ *                            encodePublicKey, keyId, keyIdOfSecret, SecretKey, PublicKey, KeyPair, WrittenKeyFiles,
+ *                            SECRET_KEY_FORMAT, PUBLIC_KEY_FORMAT, DEFAULT_KEY_NAME
+ *   Signing off-thread       SignerPool, SignerPoolOptions
+ *   Verification (verify.ts) verifyReport, verifyResultJson, VerifyOptions, VerifyResult, VerifyCode,
+ *                            FileFacts, EXIT_CODES, EXIT_USAGE, EXIT_INTERNAL
+ *   Files                    hashFile
+ *   Errors                   ReportFormatError, KeyFileError
+ *
+ * DESCRIPTION
+ *   Egress signs one report per outcome (design invariant 7); `sluice verify`
+ *   checks it. Trust position: this package reads hostile report texts (a
+ *   consumer cannot know who edited a file) and never throws on them; it
+ *   reads key files it was pointed at and refuses loose ones; it holds the
+ *   secret key only inside SecretKey and the signer workers.
+ *
+ *   Only this package imports @noble/post-quantum, and only _hybrid.ts calls it.
+ *   The byte-for-byte format, key files, exit codes and a test vector are in
+ *   docs/report-format.md.
+ */
+export {
+  REPORT_FORMAT,
+  SIGNATURE_LABEL,
+  MAX_REPORT_BYTES,
+  LIMITS,
+  validateReportBody,
+  canonicalBytes,
+  signReport,
+  serializeReport,
+  parseReport,
+  type ReportBody,
+  type SignedReport,
+  type ReportCheck,
+  type ReportSignature,
+  type Verdict,
+  type CheckResult,
+} from './report.js';
+export { jcs, asciiJson } from './jcs.js';
+export {
+  generateKeys,
+  writeKeyFiles,
+  loadSecretKey,
+  loadPublicKey,
+  parsePublicKey,
+  encodePublicKey,
+  keyId,
+  keyIdOfSecret,
+  SecretKey,
+  SECRET_KEY_FORMAT,
+  PUBLIC_KEY_FORMAT,
+  DEFAULT_KEY_NAME,
+  type PublicKey,
+  type KeyPair,
+  type WrittenKeyFiles,
+} from './keys.js';
+export { SignerPool, type SignerPoolOptions } from './signer-pool.js';
+export {
+  verifyReport,
+  verifyResultJson,
+  EXIT_CODES,
+  EXIT_USAGE,
+  EXIT_INTERNAL,
+  type VerifyOptions,
+  type VerifyResult,
+  type VerifyCode,
+  type FileFacts,
+} from './verify.js';
+export { hashFile } from './hash-file.js';
+export { ReportFormatError, KeyFileError } from './errors.js';

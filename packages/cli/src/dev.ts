@@ -1,0 +1,178 @@
+/*
+ * NAME
+ *   dev - `sluice dev --dir DIR`: the whole pipeline as the current user
+ *
+ * SYNOPSIS
+ *   sluice dev --dir DIR
+ *
+ * DESCRIPTION
+ *   Creates DIR/inbox, DIR/outbox, DIR/rejected, DIR/run (sockets),
+ *   DIR/ingress (spool, 0700), DIR/egress (delivery journal, 0700) and
+ *   DIR/keys (a signing key made on first use), writes DIR/sluice.json
+ *   unless it exists (edit it to change checks or limits), and runs
+ *   ingress, transit and egress as three separate processes. Their JSON log
+ *   lines go to stdout, with this supervisor's own (stage "dev").
+ *
+ *   A stage that dies is logged (`stage-exited`) and restarted after a
+ *   short backoff, as systemd's Restart=always would. SIGTERM or SIGINT
+ *   stops all three (SIGTERM, then SIGKILL after 10 s) and exits 0.
+ *
+ *   Transit listens on DIR/run/transit.sock, egress on DIR/run/egress.sock
+ *   (pinned in ../shared/design.md).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger, ensureDir, parseConfig, type Config } from '@sluice/core';
+import { writeKeyFiles } from '@sluice/report';
+
+export const STAGES = ['egress', 'transit', 'ingress'] as const;
+export type StageName = (typeof STAGES)[number];
+
+/** stageScript - the compiled entry point of a stage, beside this package. */
+export function stageScript(stage: StageName): string {
+  return fileURLToPath(new URL(`../../${stage}/dist/main.js`, import.meta.url));
+}
+
+export const KEY_NAME = 'signing';
+
+/** devLayout - every path `sluice dev` uses under DIR. */
+export function devLayout(dir: string) {
+  const d = path.resolve(dir);
+  return {
+    dir: d,
+    inbox: path.join(d, 'inbox'),
+    outbox: path.join(d, 'outbox'),
+    rejected: path.join(d, 'rejected'),
+    run: path.join(d, 'run'),
+    spool: path.join(d, 'ingress'),
+    state: path.join(d, 'egress'),
+    keys: path.join(d, 'keys'),
+    secretKey: path.join(d, 'keys', `${KEY_NAME}.key`),
+    publicKey: path.join(d, 'keys', `${KEY_NAME}.pub`),
+    config: path.join(d, 'sluice.json'),
+    transitSocket: path.join(d, 'run', 'transit.sock'),
+    egressSocket: path.join(d, 'run', 'egress.sock'),
+  };
+}
+
+/** devConfig - the configuration document `sluice dev` writes: everything under DIR, every stage as the current user. */
+export function devConfig(dir: string, overrides: { limits?: Partial<Config['limits']>; ingress?: Partial<Config['ingress']>; transit?: Partial<Config['transit']>; egress?: Partial<Config['egress']>; station?: string } = {}) {
+  const l = devLayout(dir);
+  const uid = process.getuid!();
+  return {
+    station: overrides.station ?? 'sluice-dev',
+    limits: { ...overrides.limits },
+    ingress: {
+      inbox: l.inbox,
+      spool: l.spool,
+      transitSocket: l.transitSocket,
+      transitUser: uid,
+      rescanIntervalMs: 5_000,
+      recheckIntervalMs: 250,
+      retryDelayMs: 1_000,
+      ...overrides.ingress,
+    },
+    transit: {
+      socket: l.transitSocket,
+      socketMode: '0600',
+      allowUsers: [uid],
+      egressSocket: l.egressSocket,
+      egressUser: uid,
+      ...overrides.transit,
+    },
+    egress: {
+      socket: l.egressSocket,
+      socketMode: '0600',
+      allowUsers: [uid],
+      outbox: l.outbox,
+      rejected: l.rejected,
+      state: l.state,
+      signingKey: l.secretKey,
+      ...overrides.egress,
+    },
+  };
+}
+
+/** prepareDev - create the directories, the key and the configuration (each only if missing). */
+export function prepareDev(dir: string): ReturnType<typeof devLayout> & { newKey: boolean } {
+  const l = devLayout(dir);
+  fs.mkdirSync(l.dir, { recursive: true });
+  for (const d of [l.inbox, l.outbox, l.rejected]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+  ensureDir(l.run, 0o700);
+  ensureDir(l.spool, 0o700);
+  ensureDir(l.state, 0o700);
+  ensureDir(l.keys, 0o700);
+  let newKey = false;
+  if (!fs.existsSync(l.secretKey)) {
+    writeKeyFiles(l.keys, { name: KEY_NAME });
+    newKey = true;
+  }
+  if (!fs.existsSync(l.config)) {
+    fs.writeFileSync(l.config, `${JSON.stringify(devConfig(dir), null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+  }
+  parseConfig(JSON.parse(fs.readFileSync(l.config, 'utf8')), l.config); // fail before starting anything
+  return { ...l, newKey };
+}
+
+/** runDev - supervise the three stages until SIGTERM/SIGINT. */
+export async function runDev(dir: string): Promise<number> {
+  const log = createLogger('dev');
+  const l = prepareDev(dir);
+  log.info(
+    { event: 'dev-starting', dir: l.dir, inbox: l.inbox, outbox: l.outbox, rejected: l.rejected, config: l.config, publicKey: l.publicKey, newKey: l.newKey },
+    `sluice dev in ${l.dir}; reports verify with --pub ${l.publicKey}`,
+  );
+  const children = new Map<StageName, ChildProcess>();
+  const backoff = new Map<StageName, number>();
+  let stopping = false;
+
+  const start = (stage: StageName) => {
+    const startedAt = Date.now();
+    const child = spawn(process.execPath, [stageScript(stage), '--config', l.config], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, NOTIFY_SOCKET: '', LISTEN_FDS: '', LISTEN_PID: '' },
+    });
+    children.set(stage, child);
+    child.on('exit', (code, signal) => {
+      if (children.get(stage) === child) children.delete(stage);
+      if (stopping) return;
+      // Like systemd's Restart=always with a growing RestartSec, reset after a good run.
+      const prev = Date.now() - startedAt > 10_000 ? 0 : (backoff.get(stage) ?? 0);
+      const delay = Math.min(prev === 0 ? 100 : prev * 2, 5_000);
+      backoff.set(stage, delay);
+      log.warn({ event: 'stage-exited', which: stage, code, signal, restartInMs: delay }, `${stage} exited; restarting`);
+      setTimeout(() => {
+        if (!stopping) start(stage);
+      }, delay);
+    });
+    log.info({ event: 'stage-started', which: stage, childPid: child.pid }, `${stage} started`);
+  };
+
+  for (const s of STAGES) start(s);
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ event: 'dev-stopping', reason: signal }, 'stopping the pipeline');
+      const alive = [...children.values()];
+      if (alive.length === 0) return resolve(0);
+      let left = alive.length;
+      const kill = setTimeout(() => alive.forEach((c) => c.kill('SIGKILL')), 10_000);
+      for (const c of alive) {
+        c.once('exit', () => {
+          if (--left === 0) {
+            clearTimeout(kill);
+            log.info({ event: 'dev-stopped' }, 'pipeline stopped');
+            resolve(0);
+          }
+        });
+        c.kill('SIGTERM');
+      }
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+/*
+ * NAME
+ *   sluice - the command line of the Sluice file-transit station
+ *
+ * SYNOPSIS
+ *   sluice dev --dir DIR
+ *   sluice demo [--keep]
+ *   sluice config check FILE
+ *   sluice keygen --out DIR [--name NAME]
+ *   sluice verify FILE REPORT --pub PUBKEY [--json]
+ *   sluice verify --report-only REPORT --pub PUBKEY [--json]
+ *
+ * DESCRIPTION
+ *   dev      run ingress, transit and egress under DIR (see dev.ts).
+ *   demo     run the pipeline in a temporary directory, drop sample files,
+ *            print what happened to each, stop.
+ *   config   check a configuration file: every problem, naming its key.
+ *   keygen   write a signing key pair: NAME.key (0400) and NAME.pub.
+ *   verify   check a report: both signatures, the file's size and SHA-256,
+ *            and the verdict. Exit codes are in docs/report-format.md.
+ *
+ * DIAGNOSTICS
+ *   Exit 2 on a usage error, with a one-line message on stderr.
+ */
+import * as fs from 'node:fs';
+import { parseConfigText, ConfigError } from '@sluice/core';
+import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError } from '@sluice/report';
+import { runDev } from './dev.js';
+import { runDemo } from './demo.js';
+
+const USAGE = `usage:
+  sluice dev --dir DIR
+  sluice demo [--keep]
+  sluice config check FILE
+  sluice keygen --out DIR [--name NAME]
+  sluice verify FILE REPORT --pub PUBKEY [--json]
+  sluice verify --report-only REPORT --pub PUBKEY [--json]`;
+
+class UsageError extends Error {}
+
+/** takeOption - remove `--name VALUE` from args and return VALUE. */
+function takeOption(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new UsageError(`${name} needs a value`);
+  args.splice(i, 2);
+  return v;
+}
+
+/** takeFlag - remove `--name` from args; true if it was there. */
+function takeFlag(args: string[], name: string): boolean {
+  const i = args.indexOf(name);
+  if (i < 0) return false;
+  args.splice(i, 1);
+  return true;
+}
+
+function noMore(args: string[]): void {
+  if (args.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(args[0])}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = [...argv];
+  const cmd = args.shift();
+  switch (cmd) {
+    case 'dev': {
+      const dir = takeOption(args, '--dir');
+      if (!dir) throw new UsageError('sluice dev needs --dir DIR');
+      noMore(args);
+      return runDev(dir);
+    }
+    case 'demo': {
+      const keep = takeFlag(args, '--keep');
+      noMore(args);
+      return runDemo({ keep });
+    }
+    case 'config': {
+      if (args.shift() !== 'check' || args.length !== 1) throw new UsageError('usage: sluice config check FILE');
+      const file = args[0]!;
+      try {
+        parseConfigText(fs.readFileSync(file, 'utf8'), file);
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(`${err.message}\n`);
+          return 1;
+        }
+        process.stderr.write(`${file}: cannot read: ${(err as Error).message}\n`);
+        return 1;
+      }
+      process.stdout.write(`${file}: ok\n`);
+      return 0;
+    }
+    case 'keygen': {
+      const out = takeOption(args, '--out');
+      const name = takeOption(args, '--name');
+      if (!out) throw new UsageError('sluice keygen needs --out DIR');
+      noMore(args);
+      fs.mkdirSync(out, { recursive: true, mode: 0o700 });
+      const files = writeKeyFiles(out, name ? { name } : {});
+      process.stdout.write(`private key: ${files.secretPath} (mode 0400; give it to egress only)\npublic key:  ${files.publicPath}\nkey id:      ${files.keyId}\n`);
+      return 0;
+    }
+    case 'verify':
+      return verifyCommand(args);
+    case undefined:
+    case '--help':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  }
+}
+
+/** verifyCommand - `sluice verify`: one line (or one JSON object) and a distinct exit code per outcome. */
+async function verifyCommand(args: string[]): Promise<number> {
+  const json = takeFlag(args, '--json');
+  const reportOnly = takeFlag(args, '--report-only');
+  const pubPath = takeOption(args, '--pub');
+  if (!pubPath) throw new UsageError('sluice verify needs --pub PUBKEY');
+  const expected = reportOnly ? 1 : 2;
+  if (args.length !== expected) {
+    throw new UsageError(reportOnly ? 'usage: sluice verify --report-only REPORT --pub PUBKEY' : 'usage: sluice verify FILE REPORT --pub PUBKEY');
+  }
+  const reportPath = args[expected - 1]!;
+  let publicKey;
+  try {
+    publicKey = loadPublicKey(pubPath);
+  } catch (err) {
+    if (err instanceof KeyFileError) throw new UsageError(err.message);
+    throw err;
+  }
+  let reportText: string;
+  try {
+    reportText = fs.readFileSync(reportPath, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${reportPath}: cannot read: ${(err as Error).message}`);
+  }
+  let file;
+  if (!reportOnly) {
+    try {
+      file = await hashFile(args[0]!);
+    } catch (err) {
+      throw new UsageError(`${args[0]}: cannot read: ${(err as Error).message}`);
+    }
+  }
+  const res = verifyReport({ reportText, publicKey, file, reportOnly });
+  if (json) process.stdout.write(`${verifyResultJson(res)}\n`);
+  else (res.ok ? process.stdout : process.stderr).write(`${res.ok ? 'OK' : 'FAILED'}: ${res.reason}\n`);
+  return res.exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`sluice: ${err.message}\n${USAGE}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`sluice: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,292 @@
+/*
+ * NAME
+ *   sluice-egress - make the output durable, sign the report, ack
+ *
+ * SYNOPSIS
+ *   node packages/egress/dist/main.js --config FILE
+ *
+ * DESCRIPTION
+ *   Receives: TransitTransfer records with one descriptor each, on
+ *   egress.sock, from the transit user only (SO_PEERCRED). It assumes transit
+ *   is compromised: the descriptor must be read-only, regular and exactly
+ *   the claimed size, and egress copies it into an unnamed file of the
+ *   outbox (O_TMPFILE), hashing as it copies; the digest must equal
+ *   transit's claim. The verdict is decided again from the check results:
+ *   "accepted" needs transit's verdict *and* every check passed.
+ *   Writes: accepted -> outbox/<stored-name> and outbox/<stored-name>.sluice.json;
+ *   rejected -> rejected/<stored-name>.sluice.json only. Each file is fsynced
+ *   unnamed, then linked into place (linkat never overwrites), then the
+ *   directory is fsynced. Only then it acks DELIVERED.
+ *   Holds: the signing key. Nobody else does.
+ *
+ *   Exactly once: before linking, egress journals the name it will use
+ *   (journal.ts). A transfer seen again is finished or acked again, never
+ *   delivered twice.
+ *
+ *   Consumers: a file is complete when its report exists (the report is
+ *   linked last).
+ *
+ * SECURITY
+ *   Runs as sluice-egress, no capabilities, no network. Refuses to start
+ *   without a readable signing key (fail closed).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  runDaemon,
+  Listener,
+  inspectDescriptor,
+  copyAndHash,
+  ensureDir,
+  fsyncDir,
+  describe,
+  errnoCode,
+  resolveUid,
+  sanitizeName,
+  collisionName,
+  Refused,
+  SOFTWARE_VERSION,
+  type Connection,
+  type Logger,
+} from '@sluice/core';
+import { native, constants as C } from '@sluice/native';
+import {
+  decodeTransitTransfer,
+  encodeAck,
+  ProtocolError,
+  truncateUtf8,
+  BOUNDS,
+  type AckStatus,
+  type TransitTransfer,
+} from '@sluice/protocol';
+import { loadSecretKey, keyIdOfSecret, SignerPool, type ReportBody } from '@sluice/report';
+import { Journal, type JournalEntry } from './journal.js';
+
+const REPORT_SUFFIX = '.sluice.json';
+
+runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
+  const c = cfg.egress;
+  // Fail closed: no key, no start. The key is never logged.
+  const secret = loadSecretKey(c.signingKey);
+  const keyId = keyIdOfSecret(secret);
+  const signer = new SignerPool(secret, c.signers);
+  const limits = { maxRecordBytes: cfg.limits.maxRecordBytes, maxFileSize: cfg.limits.maxFileBytes, maxNameBytes: cfg.limits.maxNameBytes };
+
+  ensureDir(c.state, 0o700);
+  for (const d of [c.outbox, c.rejected]) {
+    if (!fs.statSync(d).isDirectory()) throw new Error(`${d} is not a directory`);
+  }
+  const journal = new Journal(c.state);
+  /** Names being written right now (two transfers must not pick the same one). */
+  const reserved = new Set<string>();
+  /** Transfers being handled (a resend while the first is in progress waits for it). */
+  const busy = new Map<string, Promise<void>>();
+
+  const dirOf = (place: JournalEntry['place']) => (place === 'outbox' ? c.outbox : c.rejected);
+
+  /** exists - does a name exist in a directory (without following links)? */
+  const exists = (dir: string, name: string) => {
+    try {
+      fs.lstatSync(path.join(dir, name));
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw err;
+    }
+  };
+
+  /** chooseName - a stored name free in the target directory, for the file and its report alike. */
+  function chooseName(dir: string, original: string): string {
+    const base = sanitizeName(original);
+    for (let n = 1; ; n++) {
+      const name = n === 1 ? base : collisionName(base, n);
+      if (!reserved.has(name) && !exists(dir, name) && !exists(dir, name + REPORT_SUFFIX)) return name;
+    }
+  }
+
+  /** linkTmp - write nothing new: give an fsynced O_TMPFILE its final name; never overwrite. */
+  function linkTmp(fd: number, dir: string, name: string): void {
+    fs.fsyncSync(fd);
+    native.linkFd(fd, path.join(dir, name));
+  }
+
+  /** openTmp - an unnamed file in `dir`, mode outputMode. */
+  const openTmp = (dir: string) => fs.openSync(dir, C.O_TMPFILE | fs.constants.O_RDWR, c.outputMode);
+
+  /** writeReport - sign the body, write it unnamed, link it as <stored>.sluice.json. */
+  async function writeReport(entry: JournalEntry): Promise<void> {
+    const dir = dirOf(entry.place);
+    const text = await signer.signAndSerialize(entry.body as unknown as ReportBody);
+    const fd = openTmp(dir);
+    try {
+      fs.writeFileSync(fd, text);
+      linkTmp(fd, dir, entry.stored + REPORT_SUFFIX);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** ack - answer transit; a lost ack is fine: the transfer comes again and is acked again. */
+  function ack(conn: Connection, rec: TransitTransfer, status: AckStatus, reason: string, tlog: Logger): void {
+    conn.send(encodeAck({ id: rec.id, sha256: rec.sha256, status, reason: truncateUtf8(reason, BOUNDS.ackReasonMaxBytes) })).catch((err) => {
+      tlog.info({ event: 'ack-undelivered', reason: describe(err) }, 'could not ack transit');
+    });
+  }
+
+  function onTransfer(conn: Connection, data: Buffer, fd: number): void {
+    let rec: TransitTransfer;
+    try {
+      rec = decodeTransitTransfer(data, limits);
+    } catch (err) {
+      if (fd >= 0) fs.closeSync(fd);
+      log.warn({ event: 'record-refused', peer: conn.peer, reason: err instanceof ProtocolError ? err.reason : describe(err) }, 'bad record from transit');
+      return;
+    }
+    const tlog = log.child({ id: rec.id });
+    if (fd < 0) {
+      tlog.warn({ event: 'record-refused', peer: conn.peer, reason: 'no-descriptor' }, 'transfer record without a descriptor');
+      ack(conn, rec, 'refused', 'no-descriptor', tlog);
+      return;
+    }
+    const prior = busy.get(rec.id) ?? Promise.resolve();
+    const run = prior.then(() => handle(conn, rec, fd, tlog));
+    busy.set(rec.id, run);
+    void run.finally(() => {
+      if (busy.get(rec.id) === run) busy.delete(rec.id);
+    });
+  }
+
+  /** handle - one transfer, start to ack. Owns `fd`. */
+  async function handle(conn: Connection, rec: TransitTransfer, fd: number, tlog: Logger): Promise<void> {
+    let out = -1;
+    const sha256hex = Buffer.from(rec.sha256).toString('hex');
+    try {
+      const done = journal.get(rec.id);
+      if (done && done.sha256 !== sha256hex) {
+        tlog.error({ event: 'record-refused', peer: conn.peer, reason: 'id-reused' }, 'transfer id seen before with other bytes');
+        ack(conn, rec, 'refused', 'id-reused: this id was delivered with a different digest', tlog);
+        return;
+      }
+      inspectDescriptor(fd, { maxBytes: cfg.limits.maxFileBytes, claimedSize: rec.size });
+
+      // Defence in depth: accepted needs transit's verdict and every check passed.
+      const allPass = rec.checks.length > 0 && rec.checks.every((k) => k.outcome === 'pass');
+      const verdict = rec.verdict === 'accepted' && allPass ? 'accepted' : 'rejected';
+
+      if (done && isComplete(done)) {
+        tlog.info({ event: 'duplicate-acked', stored: done.stored }, 'already delivered; acking again');
+        ack(conn, rec, 'delivered', `already delivered as ${done.stored}`, tlog);
+        return;
+      }
+
+      // Our own copy (accepted) or our own digest (rejected): the report states bytes egress hashed itself.
+      let copied;
+      if (verdict === 'accepted') {
+        out = openTmp(c.outbox);
+        copied = await copyAndHash(fd, out, rec.size);
+      } else {
+        copied = await hashOnly(fd, rec.size);
+      }
+      if (!copied.sha256.equals(Buffer.from(rec.sha256))) {
+        throw new Refused('digest-mismatch', `bytes hash to ${copied.sha256.toString('hex')}, transit claimed ${sha256hex}`);
+      }
+
+      const place = verdict === 'accepted' ? 'outbox' : 'rejected';
+      const entry: JournalEntry = done ?? {
+        id: rec.id,
+        sha256: sha256hex,
+        size: rec.size,
+        verdict,
+        place,
+        stored: '',
+        body: {},
+      };
+      if (!done) {
+        entry.stored = chooseName(dirOf(place), rec.name);
+        entry.body = reportBody(rec, verdict, entry.stored);
+      }
+      reserved.add(entry.stored);
+      try {
+        journal.record(entry);
+        const dir = dirOf(entry.place);
+        if (entry.place === 'outbox' && !exists(dir, entry.stored)) linkTmp(out, dir, entry.stored);
+        if (!exists(dir, entry.stored + REPORT_SUFFIX)) await writeReport(entry);
+        fsyncDir(dir);
+      } finally {
+        reserved.delete(entry.stored);
+      }
+      tlog.info(
+        { event: 'delivered', verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: verdict === 'rejected' ? (entry.body.reason as string) : '' },
+        verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
+      );
+      ack(conn, rec, 'delivered', verdict, tlog);
+    } catch (err) {
+      if (err instanceof Refused) {
+        tlog.warn({ event: 'descriptor-refused', peer: conn.peer, reason: err.reason, detail: err.message }, 'transfer refused');
+        ack(conn, rec, 'refused', `${err.reason}: ${err.message}`, tlog);
+        return;
+      }
+      const code = errnoCode(err);
+      tlog.error({ event: 'delivery-failed', reason: code ?? describe(err) }, 'could not deliver; transit will be told to retry');
+      ack(conn, rec, 'retry', code ?? describe(err), tlog);
+    } finally {
+      fs.closeSync(fd);
+      if (out >= 0) fs.closeSync(out);
+    }
+  }
+
+  /** isComplete - both outputs of a journalled delivery are in place. */
+  function isComplete(e: JournalEntry): boolean {
+    const dir = dirOf(e.place);
+    return exists(dir, e.stored + REPORT_SUFFIX) && (e.place === 'rejected' || exists(dir, e.stored));
+  }
+
+  /** reportBody - everything the report states, before signing. */
+  function reportBody(rec: TransitTransfer, verdict: 'accepted' | 'rejected', stored: string): ReportBody {
+    const failing = rec.checks.filter((k) => k.outcome !== 'pass');
+    let reason = failing.map((k) => `${k.name}: ${k.reason}`).join('; ');
+    if (verdict === 'rejected' && !reason) reason = rec.checks.length === 0 ? 'no checks ran' : 'transit rejected the file';
+    return {
+      format: 'sluice-report/1',
+      station: cfg.station,
+      software: `sluice ${SOFTWARE_VERSION}`,
+      key: keyId,
+      transfer: rec.id,
+      name: { original: rec.name, stored },
+      size: rec.size,
+      sha256: Buffer.from(rec.sha256).toString('hex'),
+      verdict,
+      reason,
+      checks: rec.checks.map((k) => ({ name: k.name, result: k.outcome, reason: k.reason, engine: k.engine })),
+      times: { received: rec.receivedAt, checked: rec.checkedAt, reported: new Date().toISOString() },
+    };
+  }
+
+  const opts = {
+    log,
+    maxRecordBytes: cfg.limits.maxRecordBytes,
+    allowUids: c.allowUsers.map((u) => resolveUid(u)),
+    onConnection: (conn: Connection) => {
+      conn.onRecord = (data, fd) => onTransfer(conn, data, fd);
+    },
+  };
+  const inherited = listenFd();
+  const listener = inherited === null ? Listener.open(c.socket, c.socketMode, opts) : Listener.adopt(inherited, opts);
+  log.info({ event: 'listening', socket: inherited === null ? c.socket : `fd ${inherited}`, key: keyId }, 'egress listening');
+
+  onStop(async () => {
+    listener.close();
+    await Promise.allSettled(busy.values());
+    await signer.close();
+  });
+});
+
+/** hashOnly - SHA-256 of exactly `size` bytes of a descriptor, by positional reads, into nowhere. */
+async function hashOnly(fd: number, size: number) {
+  const sink = fs.openSync('/dev/null', 'w');
+  try {
+    return await copyAndHash(fd, sink, size);
+  } finally {
+    fs.closeSync(sink);
+  }
+}

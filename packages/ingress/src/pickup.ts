@@ -1,0 +1,374 @@
+/*
+ * NAME
+ *   pickup - find complete uploads in the inbox and take ingress's copy
+ *
+ * SYNOPSIS
+ *   const inbox = new Inbox({ dir, spool, log, maxFileBytes, ... });
+ *   inbox.start();      // rescan, inotify, periodic rescan and rechecks
+ *
+ * DESCRIPTION
+ *   Everything in the inbox was written by the uploader, who is hostile: it
+ *   picks names, contents, file types and timing. For each name:
+ *
+ *   1. Ignored: dotfiles, *.part, *.filepart, *.tmp. Uploaders write under
+ *      such a name and rename into place; the rename (inotify MOVED_TO) is
+ *      seen at once.
+ *   2. lstat, without following anything. A symlink, directory, FIFO,
+ *      socket, device, a file with more than one link or over the size
+ *      limit is refused without ever being opened: ingress records a
+ *      refusal (an empty spool entry with the reason, which becomes a signed
+ *      rejection report downstream) and removes the inbox entry (directories
+ *      are reported once and left in place).
+ *   3. open(O_RDONLY|O_NOFOLLOW|O_NONBLOCK) and fstat: it must be the very
+ *      inode lstat saw (otherwise it was swapped; look again later).
+ *   4. Complete? A read lease (F_SETLEASE F_RDLCK) is granted only while no
+ *      process has the file open for writing. A paused or stalled uploader
+ *      still holds it open, so it is not picked up however long it sleeps;
+ *      it is checked again every recheckIntervalMs. The lease is held during
+ *      the copy: a writer that opens the file meanwhile breaks it (SIGIO),
+ *      and the copy is thrown away and retried later.
+ *   5. Copy into the spool with positional reads, hashing (copyAndHash),
+ *      check that size and mtime did not move, commit the spool entry
+ *      durably, and only then remove the inbox file (if it is still the
+ *      same inode) and fsync the inbox directory.
+ *
+ *   Taking the lease needs to own the file or CAP_LEASE. Without either,
+ *   completeness cannot be proven, so the file is not picked up (fail
+ *   closed) and `lease-unavailable` is logged.
+ *
+ * BUGS
+ *   An upload whose connection dropped ends like a complete one: the
+ *   client closed the file. Sluice cannot tell the difference; such a file
+ *   is processed with the bytes it has, and its report shows its size and
+ *   digest. Uploaders that need all-or-nothing upload to *.part and rename.
+ */
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { native, constants as C } from '@sluice/native';
+import { copyAndHash, describe, errnoCode, fileKind, fsyncDir, Refused, type Logger } from '@sluice/core';
+import type { Spool, SpoolMeta } from './spool.js';
+
+const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** isIgnored - names an uploader uses while still writing, and dotfiles. */
+export function isIgnored(name: string): boolean {
+  return name.startsWith('.') || IGNORED_SUFFIXES.some((s) => name.endsWith(s));
+}
+
+/** newTransferId - sortable by time, unique by randomness, safe as a file name. */
+export function newTransferId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`;
+}
+
+export interface InboxOptions {
+  dir: string;
+  spool: Spool;
+  log: Logger;
+  maxFileBytes: number;
+  rescanIntervalMs: number;
+  recheckIntervalMs: number;
+  /** Called after a transfer is durable in the spool and gone from the inbox. */
+  onCommitted: (meta: SpoolMeta) => void;
+  /** Backpressure: while this returns false, files wait in the inbox. */
+  canAccept: () => boolean;
+}
+
+/** Copies holding a lease; a SIGIO means a writer opened one of them. */
+const leased = new Set<AbortController>();
+let sigioInstalled = false;
+function installSigio(): void {
+  if (sigioInstalled) return;
+  sigioInstalled = true;
+  // Without a handler, SIGIO's default action would kill the process.
+  process.on('SIGIO', () => {
+    for (const ac of leased) ac.abort(new Refused('writer-opened', 'a writer opened the file during the copy'));
+  });
+}
+
+export class Inbox {
+  private readonly o: InboxOptions;
+  private readonly dirBuf: Buffer;
+  /** Names waiting to be looked at (key: base64 of the raw name). */
+  private readonly queue = new Map<string, Buffer>();
+  /** Names still open for writing, looked at again every recheckIntervalMs. */
+  private readonly waiting = new Map<string, Buffer>();
+  /** Names being looked at now; an event for one of them asks for another look afterwards. */
+  private readonly inProgress = new Map<string, boolean>();
+  /** Directories already reported (dev:ino), so a rescan does not report them again. */
+  private readonly reportedDirs = new Set<string>();
+  private active = 0;
+  private readonly parallel = 2;
+  private watcher: fs.FSWatcher | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private leaseWarned = false;
+
+  constructor(o: InboxOptions) {
+    this.o = o;
+    this.dirBuf = Buffer.from(o.dir);
+  }
+
+  start(): void {
+    installSigio();
+    this.watcher = fs.watch(this.o.dir, { encoding: 'buffer', persistent: true }, (_ev, name) => {
+      if (name) this.consider(name);
+    });
+    this.watcher.on('error', (err) => {
+      this.o.log.error({ event: 'watch-failed', reason: describe(err) }, 'inbox watch failed; relying on rescans');
+    });
+    this.rescan();
+    this.timers.push(setInterval(() => this.rescan(), this.o.rescanIntervalMs));
+    this.timers.push(
+      setInterval(() => {
+        for (const [k, n] of this.waiting) {
+          this.waiting.delete(k);
+          this.consider(n);
+        }
+      }, this.o.recheckIntervalMs),
+    );
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watcher?.close();
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  /** idle - nothing queued or being copied (tests, shutdown). */
+  get busy(): number {
+    return this.active + this.queue.size;
+  }
+
+  /** rescan - look at every entry (start, periodic safety net, after backpressure eases). */
+  rescan(): void {
+    if (this.stopped) return;
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(this.o.dir, { encoding: 'buffer' });
+    } catch (err) {
+      this.o.log.error({ event: 'rescan-failed', reason: describe(err) }, 'cannot read the inbox');
+      return;
+    }
+    for (const n of names) this.consider(n);
+  }
+
+  /** consider - queue a name for a look, unless ignored or already queued. */
+  consider(name: Buffer): void {
+    if (this.stopped) return;
+    const text = name.toString('utf8');
+    if (isIgnored(text) || name.includes(0x2f)) return;
+    const key = name.toString('base64');
+    if (this.inProgress.has(key)) {
+      this.inProgress.set(key, true); // one name is never handled twice at once: look again when done
+      return;
+    }
+    if (!this.queue.has(key)) this.queue.set(key, name);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.active < this.parallel && this.queue.size > 0 && this.o.canAccept()) {
+      const [key, name] = this.queue.entries().next().value as [string, Buffer];
+      this.queue.delete(key);
+      this.active++;
+      this.inProgress.set(key, false);
+      this.look(name)
+        .catch((err) => {
+          this.o.log.error({ event: 'pickup-failed', name: escape(name), reason: describe(err) }, 'pickup failed; will retry');
+          this.waiting.set(key, name);
+        })
+        .finally(() => {
+          this.active--;
+          const again = this.inProgress.get(key);
+          this.inProgress.delete(key);
+          if (again) this.consider(name);
+          this.pump();
+        });
+    }
+  }
+
+  private full(name: Buffer): Buffer {
+    return Buffer.concat([this.dirBuf, Buffer.from('/'), name]);
+  }
+
+  /** look - decide what to do with one inbox entry. */
+  private async look(name: Buffer): Promise<void> {
+    const p = this.full(name);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return; // gone (renamed away, or already taken)
+      throw err;
+    }
+    if (st.isDirectory()) {
+      const key = `${st.dev}:${st.ino}`;
+      if (this.reportedDirs.has(key)) return;
+      this.reportedDirs.add(key);
+      await this.refuse(name, st, 'not-regular', 'directory', false);
+      return;
+    }
+    if (!st.isFile()) {
+      await this.refuse(name, st, 'not-regular', fileKind(st), true);
+      return;
+    }
+    if (st.nlink !== 1) {
+      await this.refuse(name, st, 'hard-link', `regular file with ${st.nlink} links`, true);
+      return;
+    }
+    if (st.size > this.o.maxFileBytes) {
+      await this.refuse(name, st, 'too-large', `${st.size} bytes, over the limit of ${this.o.maxFileBytes}`, true);
+      return;
+    }
+    await this.take(name, st);
+  }
+
+  /** take - lease, copy into the spool, commit, remove from the inbox. */
+  private async take(name: Buffer, st: fs.Stats): Promise<void> {
+    const p = this.full(name);
+    const key = name.toString('base64');
+    let fd: number;
+    try {
+      fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return;
+      if (code === 'ELOOP') {
+        // Swapped for a symlink between lstat and open: look again (and refuse it then).
+        this.inProgress.set(key, true);
+        return;
+      }
+      throw err;
+    }
+    const id = newTransferId();
+    const tmp = this.o.spool.tmpPath(id);
+    const ac = new AbortController();
+    let leasedNow = false;
+    try {
+      const fst = fs.fstatSync(fd);
+      if (fst.dev !== st.dev || fst.ino !== st.ino || !fst.isFile()) {
+        this.waiting.set(key, name); // replaced under us; look again later
+        return;
+      }
+      try {
+        native.setLease(fd, C.F_RDLCK);
+        leasedNow = true;
+        leased.add(ac);
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code === 'EAGAIN') {
+          this.o.log.debug({ event: 'upload-in-progress', name: escape(name) }, 'still open for writing');
+          this.waiting.set(key, name);
+          return;
+        }
+        if (code === 'EACCES' || code === 'EPERM') {
+          if (!this.leaseWarned) {
+            this.leaseWarned = true;
+            this.o.log.error(
+              { event: 'lease-unavailable', name: escape(name), reason: code },
+              'cannot prove the upload is complete (need file ownership or CAP_LEASE); not picking it up',
+            );
+          }
+          this.waiting.set(key, name);
+          return;
+        }
+        throw err;
+      }
+      const receivedAt = new Date().toISOString();
+      const out = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      let copied;
+      try {
+        copied = await copyAndHash(fd, out, fst.size, { signal: ac.signal });
+      } finally {
+        fs.closeSync(out);
+      }
+      const after = fs.fstatSync(fd);
+      if (after.size !== fst.size || after.mtimeMs !== fst.mtimeMs) {
+        throw new Refused('changed', 'the file changed during the copy');
+      }
+      const meta: SpoolMeta = {
+        id,
+        name: name.toString('utf8'),
+        rawName: name.toString('base64'),
+        size: copied.size,
+        sha256: copied.sha256.toString('hex'),
+        receivedAt,
+        refusal: '',
+        source: { dev: st.dev, ino: st.ino },
+      };
+      this.o.spool.commit(meta, tmp);
+      this.removeFromInbox(name, st);
+      this.o.log.info(
+        { event: 'picked-up', id, name: escape(name), size: meta.size, sha256: meta.sha256 },
+        'upload complete; spooled',
+      );
+      this.o.onCommitted(meta);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      if (err instanceof Refused) {
+        this.o.log.info({ event: 'pickup-deferred', name: escape(name), reason: err.reason }, err.message);
+        this.waiting.set(key, name);
+        return;
+      }
+      throw err;
+    } finally {
+      leased.delete(ac);
+      if (leasedNow) {
+        try {
+          native.setLease(fd, C.F_UNLCK);
+        } catch {
+          /* closing the descriptor drops the lease anyway */
+        }
+      }
+      fs.closeSync(fd);
+    }
+  }
+
+  /** refuse - record a refusal durably (it becomes a signed rejection report), then remove the entry. */
+  private async refuse(name: Buffer, st: fs.Stats, reason: string, what: string, remove: boolean): Promise<void> {
+    const id = newTransferId();
+    const tmp = this.o.spool.tmpPath(id);
+    fs.closeSync(fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600));
+    const meta: SpoolMeta = {
+      id,
+      name: name.toString('utf8'),
+      rawName: name.toString('base64'),
+      size: 0,
+      sha256: EMPTY_SHA256,
+      receivedAt: new Date().toISOString(),
+      refusal: `${reason}: ${what}`,
+      source: remove ? { dev: st.dev, ino: st.ino } : null,
+    };
+    this.o.spool.commit(meta, tmp);
+    if (remove) this.removeFromInbox(name, st);
+    this.o.log.warn({ event: 'upload-refused', id, name: escape(name), reason, detail: what }, 'upload refused at ingress');
+    this.o.onCommitted(meta);
+  }
+
+  /** removeFromInbox - unlink the entry if it is still the inode we took; fsync the inbox. */
+  removeFromInbox(name: Buffer, st: { dev: number; ino: number }): void {
+    const p = this.full(name);
+    try {
+      const now = fs.lstatSync(p);
+      if (now.dev !== st.dev || now.ino !== st.ino) return; // something new under that name: leave it
+      fs.unlinkSync(p);
+      fsyncDir(this.o.dir);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+  }
+
+  /** forgetRecovered - after a crash: remove inbox files whose copy was already committed. */
+  forgetRecovered(meta: SpoolMeta): void {
+    if (meta.source) this.removeFromInbox(Buffer.from(meta.rawName, 'base64'), meta.source);
+  }
+}
+
+/** escape - an untrusted name made safe for one log line (JSON escapes the rest). */
+function escape(name: Buffer): string {
+  const s = name.toString('utf8');
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return clean.length > 512 ? `${clean.slice(0, 512)}…` : clean;
+}

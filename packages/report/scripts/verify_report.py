@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""
+NAME
+    verify_report.py - verify a Sluice report without any Sluice code
+
+SYNOPSIS
+    verify_report.py REPORT PUBKEY [FILE] [--report-only] [--skip-mldsa]
+
+DESCRIPTION
+    An independent implementation of docs/report-format.md, section
+    "Verifying with an independent tool". Needs Python 3.8+, `cryptography`
+    (Ed25519) and `liboqs-python` (module `oqs`, ML-DSA-65). --skip-mldsa checks
+    only Ed25519 and exits 10 instead of 0 on success: it exists to test the
+    canonical bytes where liboqs is not installed, and is NOT a verification.
+
+    Exit codes are those of `sluice verify`: 0 ok, 3 bad signature, 4 size or
+    digest mismatch, 5 verdict rejected, 6 malformed, 7 unknown key.
+
+    Canonical JSON: for this schema (ASCII keys; strings and integers only)
+    json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) is
+    RFC 8785 JCS: Python sorts keys by code point, which equals JCS's UTF-16
+    order for ASCII keys, and escapes exactly what ECMAScript escapes.
+    This script does not enforce every schema rule of the TypeScript verifier;
+    it checks the signatures, the binding to FILE and the verdict.
+"""
+import base64
+import hashlib
+import json
+import sys
+
+LABEL = b"sluice-report/1"
+
+
+def fail(code, why):
+    print(why)
+    sys.exit(code)
+
+
+def no_duplicates(pairs):
+    obj = {}
+    for k, v in pairs:
+        if k in obj:
+            fail(6, "malformed report: duplicate key %r" % k)
+        obj[k] = v
+    return obj
+
+
+def jcs(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def main(argv):
+    flags = {a for a in argv if a.startswith("--")}
+    args = [a for a in argv if not a.startswith("--")]
+    if len(args) not in (2, 3) or flags - {"--report-only", "--skip-mldsa"}:
+        fail(2, __doc__)
+    report_only = "--report-only" in flags
+    skip_mldsa = "--skip-mldsa" in flags
+    if not report_only and len(args) != 3:
+        fail(2, "FILE required unless --report-only")
+
+    text = open(args[0], "rb").read()
+    try:
+        report = json.loads(text.decode("ascii"), object_pairs_hook=no_duplicates)
+        pub = json.loads(open(args[1], "rb").read().decode("utf-8"), object_pairs_hook=no_duplicates)
+        sig = report["signature"]
+        body = {k: v for k, v in report.items() if k != "signature"}
+        ed_sig = base64.b64decode(sig["ed25519"], validate=True)
+        ml_sig = base64.b64decode(sig["mldsa65"], validate=True)
+        ed_pub = base64.b64decode(pub["ed25519"], validate=True)
+        ml_pub = base64.b64decode(pub["mldsa65"], validate=True)
+        if report["format"] != "sluice-report/1" or sig["context"] != "sluice-report/1":
+            fail(6, "malformed report: unknown format")
+    except (ValueError, KeyError, TypeError) as e:
+        fail(6, "malformed report: %s" % e)
+
+    key_id = hashlib.sha256(ed_pub + ml_pub).digest()[:16].hex()
+    if pub["key"] != key_id:
+        fail(2, "public key file: key id does not match its keys")
+    if report["key"] != key_id:
+        fail(7, "unknown key: report key %s, public key %s" % (report["key"], key_id))
+
+    message = LABEL + b"\x00" + jcs(body)
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(ed_pub).verify(ed_sig, message)
+    except InvalidSignature:
+        fail(3, "bad signature: Ed25519")
+    if not skip_mldsa:
+        try:
+            import oqs  # liboqs-python: pure ML-DSA with the empty context
+        except ImportError:
+            fail(2, "liboqs-python (module oqs) is not installed: cannot verify ML-DSA-65")
+
+        with oqs.Signature("ML-DSA-65") as verifier:
+            if not verifier.verify(message, ml_sig, ml_pub):
+                fail(3, "bad signature: ML-DSA-65")
+
+    if not report_only:
+        data = open(args[2], "rb").read()
+        if len(data) != report["size"] or hashlib.sha256(data).hexdigest() != report["sha256"]:
+            fail(4, "file does not match report")
+        if report["verdict"] != "accepted":
+            fail(5, "verdict rejected: %s" % json.dumps(report["reason"]))
+    if skip_mldsa:
+        fail(10, "Ed25519 ok; ML-DSA-65 NOT checked (--skip-mldsa)")
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

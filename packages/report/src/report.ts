@@ -1,0 +1,366 @@
+/*
+ * NAME
+ *   report - the Sluice report format: schema, signed bytes, signing, file text, strict parsing
+ *
+ * SYNOPSIS
+ *   import { canonicalBytes, signReport, serializeReport, parseReport,
+ *            validateReportBody, REPORT_FORMAT, SIGNATURE_LABEL } from '@sluice/report';
+ *   canonicalBytes(body: ReportBody): Uint8Array
+ *   signReport(body: ReportBody, secret: SecretKey, options?: { deterministic?: boolean }): SignedReport
+ *   serializeReport(report: SignedReport): string
+ *   parseReport(text: string | Uint8Array): SignedReport
+ *   validateReportBody(body: unknown): ReportBody
+ *
+ * DESCRIPTION
+ *   docs/report-format.md is the normative text; this file implements it.
+ *
+ *   Signed bytes = UTF-8("sluice-report/1") || 0x00 || UTF-8(JCS(body)), where
+ *   body is the report without its "signature" member and JCS is RFC 8785.
+ *   Both signatures (Ed25519 and ML-DSA-65 with empty context) are over
+ *   exactly these bytes; a report is valid only when both verify.
+ *
+ *   The report FILE is the JCS text of the whole signed report, with every
+ *   code unit from U+007F up written as a \uXXXX escape, followed by one LF.
+ *   It is printable ASCII on one line. parseReport accepts that spelling and
+ *   no other, so one report has exactly one file text, and a flipped byte can
+ *   never leave a file that still verifies.
+ *
+ *   parseReport refuses, as ReportFormatError naming the field or offset:
+ *   non-ASCII or control bytes, duplicate keys, unknown or missing members at
+ *   any level, wrong types, sizes that are not safe non-negative integers,
+ *   hex or base64 that is not exactly the expected length and spelling, times
+ *   that are not ISO 8601 UTC on a real calendar day, a stored name that could
+ *   act as a path or hide behind controls or bidi characters, text over the
+ *   LIMITS, an accepted verdict with a reason or with a check that did not
+ *   pass, a rejected verdict without a reason, and text that is not in the
+ *   canonical spelling. It checks no signature; that is verifyReport.
+ *
+ *   Free text that comes from the upload or the scanners (original name,
+ *   reasons, check names, engines) and the station id may hold any
+ *   well-formed Unicode within LIMITS: the file spelling escapes it, and
+ *   refusing it would let a compromised transit stop egress from signing.
+ *
+ *   signReport and serializeReport validate with the same rules, so this
+ *   package never signs or writes a report it would refuse to read.
+ *
+ * DIAGNOSTICS
+ *   ReportFormatError; TypeError only for calls that are not reports at all.
+ */
+import { hybridSign, LENGTHS, type HybridSignatures } from './_hybrid.js';
+import { fromBase64Strict, isLowerHex, toBase64 } from './_codec.js';
+import { JsonError, parseStrictJson } from './_json.js';
+import { quote, ReportFormatError } from './errors.js';
+import { asciiJson, jcs } from './jcs.js';
+import { secretKeyMaterial, type SecretKey } from './keys.js';
+
+/** The value of the "format" member. */
+export const REPORT_FORMAT = 'sluice-report/1';
+/** Domain-separation label that starts the signed bytes; also the value of signature.context. */
+export const SIGNATURE_LABEL = 'sluice-report/1';
+/**
+ * Bounds on text fields, in UTF-16 code units, and on the check list. Every
+ * value the stage protocol lets through (packages/protocol BOUNDS, byte
+ * limits, and one code unit never needs fewer than one UTF-8 byte) fits, so
+ * a compromised transit cannot make egress fail to sign. `reason` leaves room
+ * for all 64 check reasons joined.
+ */
+export const LIMITS = {
+  station: 256,
+  originalName: 4096,
+  reason: 131072,
+  checks: 64,
+  checkName: 256,
+  checkReason: 1024,
+  engine: 256,
+} as const;
+/**
+ * Largest report file accepted, in bytes (all ASCII, so also characters).
+ * The file spelling needs at most 6 characters per code unit (\uXXXX), and
+ * the bounds above keep the largest valid report under 1.5 MB.
+ */
+export const MAX_REPORT_BYTES = 2 * 1024 * 1024;
+
+export type Verdict = 'accepted' | 'rejected';
+export type CheckResult = 'pass' | 'fail' | 'error';
+
+/** ReportCheck - one configured check and what it said. */
+export type ReportCheck = {
+  /** Check name, 1-256 characters (e.g. "clamav"). */
+  name: string;
+  result: CheckResult;
+  /** Why, in the check's words; may be empty. */
+  reason: string;
+  /** Engine and rule versions, e.g. "ClamAV 1.4.6/27400"; may be empty. */
+  engine: string;
+};
+
+/** ReportBody - everything a report states; these are the signed fields. */
+export type ReportBody = {
+  format: typeof REPORT_FORMAT;
+  station: string;
+  software: string;
+  key: string;
+  transfer: string;
+  name: { original: string; stored: string };
+  size: number;
+  sha256: string;
+  verdict: Verdict;
+  reason: string;
+  checks: ReportCheck[];
+  times: { received: string; checked: string; reported: string };
+};
+
+/** ReportSignature - the unsigned "signature" member. */
+export type ReportSignature = {
+  context: typeof SIGNATURE_LABEL;
+  /** base64 of the 64-byte Ed25519 signature. */
+  ed25519: string;
+  /** base64 of the 3309-byte ML-DSA-65 signature. */
+  mldsa65: string;
+};
+
+/** SignedReport - a report body with its signature beside the body fields. */
+export type SignedReport = ReportBody & {
+  signature: ReportSignature;
+};
+
+const BODY_KEYS = ['format', 'station', 'software', 'key', 'transfer', 'name', 'size', 'sha256', 'verdict', 'reason', 'checks', 'times'] as const;
+const TOKEN = /^[\x21-\x7e]+$/;
+// C0, DEL, C1 controls; bidi marks, embeddings, overrides and isolates (not allowed in stored names).
+const CONTROL_OR_BIDI = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// ISO 8601 UTC as the stage protocol writes it: seconds, optional 1-9 fraction digits, 'Z'.
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$/;
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** bad - throw ReportFormatError "<field>: <problem>". */
+function bad(path: string, problem: string): never {
+  throw new ReportFormatError(`${path}: ${problem}`);
+}
+
+/** members - a plain JSON object with exactly `keys`; refuses unknown and missing members. */
+function members(value: unknown, path: string, keys: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(path, 'must be a JSON object');
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) bad(path, 'must be a plain object');
+  const obj = value as Record<string, unknown>;
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) bad(path, `unknown member ${quote(k, 40)}`);
+  for (const k of keys) if (!Object.hasOwn(obj, k)) bad(path, `missing member "${k}"`);
+  return obj;
+}
+
+/** wellFormed - a string of at most `max` code units that is well-formed Unicode. */
+function wellFormed(value: unknown, path: string, max: number): string {
+  if (typeof value !== 'string') bad(path, 'must be a string');
+  if (value.length > max) bad(path, `longer than ${max} characters`);
+  if (LONE_SURROGATE.test(value)) bad(path, 'is not well-formed Unicode (lone surrogate)');
+  return value;
+}
+
+/** nonEmpty - a well-formed string of 1..max code units. */
+function nonEmpty(value: unknown, path: string, max: number): string {
+  const s = wellFormed(value, path, max);
+  if (s.length === 0) bad(path, 'must not be empty');
+  return s;
+}
+
+/** token - 1..max printable ASCII characters, no space. */
+function token(value: unknown, path: string, max: number): string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > max || !TOKEN.test(value)) {
+    bad(path, `must be 1-${max} printable ASCII characters without space`);
+  }
+  return value;
+}
+
+/** storedName - a single safe path component: 1-255 UTF-8 bytes, no '/', controls, bidi, '.' or '..'. */
+function storedName(value: unknown, path: string): string {
+  const s = wellFormed(value, path, 255);
+  const bytes = Buffer.byteLength(s, 'utf8');
+  if (bytes < 1 || bytes > 255) bad(path, 'must be 1-255 bytes of UTF-8');
+  if (s.includes('/')) bad(path, "contains '/'");
+  if (s === '.' || s === '..') bad(path, "is '.' or '..'");
+  if (CONTROL_OR_BIDI.test(s)) bad(path, 'contains a control or bidi character');
+  return s;
+}
+
+/** isoTime - YYYY-MM-DDTHH:MM:SS[.fraction]Z on a real calendar day (no leap second). */
+function isoTime(value: unknown, path: string): string {
+  const m = typeof value === 'string' ? ISO_TIME.exec(value) : null;
+  if (!m) bad(path, 'must be an ISO 8601 UTC time YYYY-MM-DDTHH:MM:SS[.fff]Z');
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const days = mo === 2 && leap ? 29 : (DAYS[mo - 1] ?? 0);
+  if (mo < 1 || mo > 12 || d < 1 || d > days || h > 23 || mi > 59 || se > 59) bad(path, 'is not a valid date and time');
+  return m[0];
+}
+
+/** oneOf - one of a fixed set of strings. */
+function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    bad(path, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+  }
+  return value as T;
+}
+
+/** validateCheck - one entry of "checks". */
+function validateCheck(value: unknown, path: string): ReportCheck {
+  const o = members(value, path, ['name', 'result', 'reason', 'engine']);
+  return {
+    name: nonEmpty(o.name, `${path}.name`, LIMITS.checkName),
+    result: oneOf(o.result, `${path}.result`, ['pass', 'fail', 'error'] as const),
+    reason: wellFormed(o.reason, `${path}.reason`, LIMITS.checkReason),
+    engine: wellFormed(o.engine, `${path}.engine`, LIMITS.engine),
+  };
+}
+
+/** validateReportBody - check a body against the format; returns a fresh copy in field order. */
+export function validateReportBody(value: unknown): ReportBody {
+  const o = members(value, 'report', BODY_KEYS);
+  return bodyOf(o);
+}
+
+/** bodyOf - the body fields of an object whose member set was already checked. */
+function bodyOf(o: Record<string, unknown>): ReportBody {
+  if (o.format !== REPORT_FORMAT) bad('format', `must be "${REPORT_FORMAT}"`);
+  const station = nonEmpty(o.station, 'station', LIMITS.station);
+  if (typeof o.software !== 'string' || !/^sluice [\x21-\x7e]{1,64}$/.test(o.software)) bad('software', 'must be "sluice <version>"');
+  const software = o.software;
+  if (!isLowerHex(o.key, 32)) bad('key', 'must be 32 lowercase hex digits');
+  const transfer = token(o.transfer, 'transfer', 128);
+  const n = members(o.name, 'name', ['original', 'stored']);
+  const name = { original: wellFormed(n.original, 'name.original', LIMITS.originalName), stored: storedName(n.stored, 'name.stored') };
+  if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0 || Object.is(o.size, -0)) {
+    bad('size', 'must be a non-negative safe integer (at most 2^53-1)');
+  }
+  if (!isLowerHex(o.sha256, 64)) bad('sha256', 'must be 64 lowercase hex digits');
+  const verdict = oneOf(o.verdict, 'verdict', ['accepted', 'rejected'] as const);
+  const reason = wellFormed(o.reason, 'reason', LIMITS.reason);
+  if (!Array.isArray(o.checks)) bad('checks', 'must be an array');
+  if (o.checks.length > LIMITS.checks) bad('checks', `more than ${LIMITS.checks} entries`);
+  const checks = o.checks.map((c: unknown, i: number) => validateCheck(c, `checks[${i}]`));
+  const t = members(o.times, 'times', ['received', 'checked', 'reported']);
+  const times = { received: isoTime(t.received, 'times.received'), checked: isoTime(t.checked, 'times.checked'), reported: isoTime(t.reported, 'times.reported') };
+  if (verdict === 'accepted') {
+    if (reason !== '') bad('reason', 'must be empty when the verdict is "accepted"');
+    const failed = checks.findIndex((c) => c.result !== 'pass');
+    if (failed >= 0) bad(`checks[${failed}].result`, 'is not "pass" but the verdict is "accepted"');
+  } else if (reason === '') {
+    bad('reason', 'must say why when the verdict is "rejected"');
+  }
+  return { format: REPORT_FORMAT, station, software, key: o.key, transfer, name, size: o.size, sha256: o.sha256, verdict, reason, checks, times };
+}
+
+/** validateSigned - a whole signed report; returns a fresh copy. */
+function validateSigned(value: unknown): SignedReport {
+  const o = members(value, 'report', [...BODY_KEYS, 'signature']);
+  const body = bodyOf(o);
+  const s = members(o.signature, 'signature', ['context', 'ed25519', 'mldsa65']);
+  if (s.context !== SIGNATURE_LABEL) bad('signature.context', `must be "${SIGNATURE_LABEL}"`);
+  for (const [field, len] of [
+    ['ed25519', LENGTHS.ed25519Signature],
+    ['mldsa65', LENGTHS.mldsa65Signature],
+  ] as const) {
+    if (typeof s[field] !== 'string') bad(`signature.${field}`, 'must be a string');
+    const bytes = fromBase64Strict(s[field], len);
+    if (!(bytes instanceof Uint8Array)) bad(`signature.${field}`, bytes.problem);
+  }
+  return { ...body, signature: { context: SIGNATURE_LABEL, ed25519: s.ed25519 as string, mldsa65: s.mldsa65 as string } };
+}
+
+/** withoutSignature - the body members of a body or signed report (a shallow copy). */
+function withoutSignature(report: ReportBody | SignedReport): unknown {
+  if (typeof report !== 'object' || report === null) return report;
+  const { signature: _ignored, ...body } = report as SignedReport;
+  return body;
+}
+
+/** bodyBytes - label || 0x00 || JCS(body) for a body that is already valid. */
+function bodyBytes(body: ReportBody): Uint8Array {
+  const label = Buffer.from(SIGNATURE_LABEL, 'utf8');
+  const json = Buffer.from(jcs(body), 'utf8');
+  const out = new Uint8Array(label.length + 1 + json.length);
+  out.set(label, 0);
+  out[label.length] = 0x00;
+  out.set(json, label.length + 1);
+  return out;
+}
+
+/** canonicalBytes - the signed bytes of a report; a "signature" member, if present, is left out. */
+export function canonicalBytes(report: ReportBody | SignedReport): Uint8Array {
+  return bodyBytes(validateReportBody(withoutSignature(report)));
+}
+
+/** assembleSigned - attach raw signatures to a valid body. */
+export function assembleSigned(body: ReportBody, sigs: HybridSignatures): SignedReport {
+  return { ...body, signature: { context: SIGNATURE_LABEL, ed25519: toBase64(sigs.ed25519), mldsa65: toBase64(sigs.mldsa65) } };
+}
+
+/** signatureBytes - the raw signatures of a report that passed parseReport. */
+export function signatureBytes(report: SignedReport): HybridSignatures {
+  const ed25519 = fromBase64Strict(report.signature.ed25519, LENGTHS.ed25519Signature);
+  const mldsa65 = fromBase64Strict(report.signature.mldsa65, LENGTHS.mldsa65Signature);
+  if (!(ed25519 instanceof Uint8Array) || !(mldsa65 instanceof Uint8Array)) throw new ReportFormatError('signature: not valid base64');
+  return { ed25519, mldsa65 };
+}
+
+/** prepareBody - validate a body for signing by `secret`; returns it and its signed bytes. */
+export function prepareBody(report: ReportBody, secret: SecretKey): { body: ReportBody; bytes: Uint8Array } {
+  const body = validateReportBody(withoutSignature(report));
+  if (body.key !== secret.keyId) bad('key', `${body.key} is not the id of the signing key (${secret.keyId})`);
+  return { body, bytes: bodyBytes(body) };
+}
+
+/**
+ * signReport - sign a body in this thread (about 5 ms). Production egress signs
+ * through SignerPool; `deterministic` turns off ML-DSA hedging, for test vectors only.
+ */
+export function signReport(body: ReportBody, secret: SecretKey, options: { deterministic?: boolean } = {}): SignedReport {
+  const prepared = prepareBody(body, secret);
+  const sigs = hybridSign(prepared.bytes, secretKeyMaterial(secret).keys, options.deterministic === true);
+  return assembleSigned(prepared.body, sigs);
+}
+
+/** fileText - the one spelling of a report file: ASCII-escaped JCS and a LF. */
+function fileText(report: SignedReport): string {
+  return `${asciiJson(jcs(report))}\n`;
+}
+
+/** serializeReport - the exact bytes (as an ASCII string) of the report file. */
+export function serializeReport(report: SignedReport): string {
+  return fileText(validateSigned(report));
+}
+
+/** parseReport - strict: the canonical file text of a well-formed report, or ReportFormatError. */
+export function parseReport(input: string | Uint8Array): SignedReport {
+  const text = typeof input === 'string' ? input : asciiText(input);
+  if (text.length === 0) throw new ReportFormatError('report is empty');
+  if (text.length > MAX_REPORT_BYTES) throw new ReportFormatError(`report is larger than ${MAX_REPORT_BYTES} bytes`);
+  for (let i = 0; i < text.length - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) throw new ReportFormatError(`offset ${i}: not printable ASCII (a report file is one line of ASCII)`);
+  }
+  if (text.charCodeAt(text.length - 1) !== 0x0a) throw new ReportFormatError('report does not end with a newline');
+  let value: unknown;
+  try {
+    value = parseStrictJson(text, 8);
+  } catch (err) {
+    if (err instanceof JsonError) throw new ReportFormatError(`not valid JSON: ${err.message}`);
+    throw err;
+  }
+  const report = validateSigned(value);
+  const canonical = fileText(report);
+  if (canonical !== text) {
+    let i = 0;
+    while (i < text.length && text[i] === canonical[i]) i++;
+    throw new ReportFormatError(`offset ${i}: not the canonical spelling (RFC 8785 JCS, non-ASCII as \\u escapes, one final LF)`);
+  }
+  return report;
+}
+
+/** asciiText - bytes to a string, refusing non-ASCII before any decoding. */
+function asciiText(bytes: Uint8Array): string {
+  if (bytes.length > MAX_REPORT_BYTES) throw new ReportFormatError(`report is larger than ${MAX_REPORT_BYTES} bytes`);
+  const i = bytes.findIndex((b) => b > 0x7e);
+  if (i >= 0) throw new ReportFormatError(`offset ${i}: not printable ASCII (a report file is one line of ASCII)`);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}

@@ -1,0 +1,156 @@
+/*
+ * NAME
+ *   verify - decide whether a report vouches for a file: the logic behind `sluice verify`
+ *
+ * SYNOPSIS
+ *   import { verifyReport, verifyResultJson, EXIT_CODES, EXIT_USAGE } from '@sluice/report';
+ *   verifyReport({ reportText, publicKey, file, reportOnly }): VerifyResult
+ *   verifyResultJson(result: VerifyResult): string
+ *
+ * DESCRIPTION
+ *   verifyReport never throws for any report text; a text it cannot read is
+ *   code 'malformed'. It throws TypeError only when called wrongly (no file
+ *   facts without reportOnly, a file digest that is not 64 lowercase hex).
+ *
+ *   Steps, first failure wins:
+ *     1. parseReport (strict, canonical spelling)          -> 'malformed'     exit 6
+ *     2. report "key" equals the id of the given key       -> 'unknown-key'   exit 7
+ *     3. Ed25519 AND ML-DSA-65 verify over canonicalBytes  -> 'bad-signature' exit 3
+ *     (reportOnly stops here: 'ok', whatever the verdict)
+ *     4. file size and SHA-256 equal the report's           -> 'mismatch'      exit 4
+ *     5. verdict is "accepted"                              -> 'rejected'      exit 5
+ *     otherwise 'ok', exit 0. Exit 2 is the CLI's usage error, 1 an internal error.
+ *
+ *   Step 4 comes before step 5: a report about other bytes says nothing
+ *   about this file, whatever its verdict.
+ *
+ *   `report` is in the result only when both signatures verified (codes
+ *   'ok', 'mismatch', 'rejected'): unauthenticated content is never handed
+ *   on. `reason` is one line of printable ASCII; text taken from the report
+ *   is quoted and escaped.
+ *
+ * SEE ALSO
+ *   docs/report-format.md (exit codes, JSON result)
+ */
+import { hybridVerify } from './_hybrid.js';
+import { isLowerHex } from './_codec.js';
+import { quote, ReportFormatError } from './errors.js';
+import { asciiJson } from './jcs.js';
+import type { PublicKey } from './keys.js';
+import { canonicalBytes, parseReport, signatureBytes, type ReportBody, type SignedReport } from './report.js';
+
+export type VerifyCode = 'ok' | 'bad-signature' | 'mismatch' | 'rejected' | 'malformed' | 'unknown-key';
+
+/** Exit codes of `sluice verify`, one per outcome. */
+export const EXIT_CODES: Readonly<Record<VerifyCode, number>> = Object.freeze({
+  ok: 0,
+  'bad-signature': 3,
+  mismatch: 4,
+  rejected: 5,
+  malformed: 6,
+  'unknown-key': 7,
+});
+/** Exit code for a usage error (bad arguments, unreadable FILE or key); reserved for the CLI. */
+export const EXIT_USAGE = 2;
+/** Exit code for an internal error (a bug); reserved for the CLI. */
+export const EXIT_INTERNAL = 1;
+
+/** FileFacts - what hashFile measured of the file being checked. */
+export interface FileFacts {
+  size: number;
+  sha256hex: string;
+}
+
+export interface VerifyOptions {
+  /** The report file's contents (bytes as read, or a string). */
+  reportText: string | Uint8Array;
+  publicKey: PublicKey;
+  /** Size and digest of the file; required unless reportOnly. */
+  file?: FileFacts | undefined;
+  /** Check the signature only (e.g. a rejection report, which has no file). */
+  reportOnly: boolean;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  code: VerifyCode;
+  exitCode: number;
+  /** One line of printable ASCII. */
+  reason: string;
+  /** Present only when both signatures verified. */
+  report?: SignedReport;
+}
+
+/** result - build a VerifyResult. */
+function result(code: VerifyCode, reason: string, report?: SignedReport): VerifyResult {
+  return report === undefined
+    ? { ok: code === 'ok', code, exitCode: EXIT_CODES[code], reason }
+    : { ok: code === 'ok', code, exitCode: EXIT_CODES[code], reason, report };
+}
+
+/** verifyReport - run the checks of DESCRIPTION; returns, never throws, for any report text. */
+export function verifyReport(options: VerifyOptions): VerifyResult {
+  const { reportText, publicKey, file, reportOnly } = options;
+  if (!reportOnly) {
+    if (!file || !Number.isSafeInteger(file.size) || file.size < 0 || !isLowerHex(file.sha256hex, 64)) {
+      throw new TypeError('verifyReport: file {size, sha256hex} is required unless reportOnly');
+    }
+  }
+  let report: SignedReport;
+  try {
+    report = parseReport(reportText);
+  } catch (err) {
+    if (err instanceof ReportFormatError) return result('malformed', `malformed report: ${oneLine(err.message)}`);
+    throw err;
+  }
+  if (report.key !== publicKey.keyId) {
+    return result('unknown-key', `unknown key: report is signed by key ${report.key}, the public key given is ${publicKey.keyId}`);
+  }
+  const check = hybridVerify(canonicalBytes(report), signatureBytes(report), publicKey);
+  if (!check.ed25519 || !check.mldsa65) {
+    const what = !check.ed25519 && !check.mldsa65
+      ? 'Ed25519 and ML-DSA-65 signatures do not verify'
+      : !check.ed25519
+        ? 'Ed25519 signature does not verify'
+        : 'ML-DSA-65 signature does not verify';
+    return result('bad-signature', `bad signature: ${what}`);
+  }
+  if (reportOnly) {
+    return result('ok', `signature ok: ${report.verdict} report for transfer ${quote(report.transfer)}, ${describeFile(report)}`, report);
+  }
+  const facts = file as FileFacts;
+  if (facts.size !== report.size) {
+    return result('mismatch', `file does not match report: size ${facts.size}, report says ${report.size}`, report);
+  }
+  if (facts.sha256hex !== report.sha256) {
+    return result('mismatch', `file does not match report: sha256 ${facts.sha256hex}, report says ${report.sha256}`, report);
+  }
+  if (report.verdict !== 'accepted') {
+    return result('rejected', `verdict rejected: ${quote(report.reason, 200)}`, report);
+  }
+  return result('ok', `ok: accepted, signature and digest match (${describeFile(report)})`, report);
+}
+
+/** describeFile - "name, N bytes, sha256 X" for a reason line. */
+function describeFile(report: ReportBody): string {
+  return `${quote(report.name.stored)}, ${report.size} bytes, sha256 ${report.sha256}`;
+}
+
+/** oneLine - printable ASCII only (messages are built from escaped parts, this is a last guard). */
+function oneLine(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?');
+}
+
+/**
+ * verifyResultJson - the `--json` output: one line of ASCII JSON (no LF),
+ * {"ok","code","exitCode","reason"} and, when signatures verified, "report"
+ * (the report body without its signature).
+ */
+export function verifyResultJson(res: VerifyResult): string {
+  const out: Record<string, unknown> = { ok: res.ok, code: res.code, exitCode: res.exitCode, reason: res.reason };
+  if (res.report) {
+    const { signature: _omit, ...body } = res.report;
+    out.report = body;
+  }
+  return asciiJson(JSON.stringify(out));
+}
