@@ -17,9 +17,13 @@ native: deps
 
 build: native
 	npx tsc -b
+	chmod +x packages/cli/dist/main.js
 
 test: build
 	npx vitest run
 
 clean:
 	rm -rf packages/*/dist packages/*/build node_modules
+
+demo: build
+	node packages/cli/dist/main.js demo

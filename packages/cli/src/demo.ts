@@ -83,7 +83,7 @@ function findReport(dirs: { outbox: string; rejected: string }, name: string): {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runDemo(opts: { keep: boolean }): Promise<number> {
+export async function runDemo(): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-demo-'));
   const l = devLayout(dir);
   fs.writeFileSync(l.config, `${JSON.stringify(devConfig(dir, { limits: { maxFileBytes: 1024 * 1024 }, station: 'sluice-demo' }), null, 2)}\n`);
@@ -151,7 +151,6 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-    out('Pipeline stopped.');
-    if (!opts.keep) out(`(outputs kept in ${dir}; remove it when done)`);
+    out(`Pipeline stopped. Outputs are kept in ${dir}; remove it when done.`);
   }
 }

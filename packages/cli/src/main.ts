@@ -5,7 +5,7 @@
  *
  * SYNOPSIS
  *   sluice dev --dir DIR
- *   sluice demo [--keep]
+ *   sluice demo
  *   sluice config check FILE
  *   sluice keygen --out DIR [--name NAME]
  *   sluice verify FILE REPORT --pub PUBKEY [--json]
@@ -31,7 +31,7 @@ import { runDemo } from './demo.js';
 
 const USAGE = `usage:
   sluice dev --dir DIR
-  sluice demo [--keep]
+  sluice demo
   sluice config check FILE
   sluice keygen --out DIR [--name NAME]
   sluice verify FILE REPORT --pub PUBKEY [--json]
@@ -71,11 +71,9 @@ async function main(argv: string[]): Promise<number> {
       noMore(args);
       return runDev(dir);
     }
-    case 'demo': {
-      const keep = takeFlag(args, '--keep');
+    case 'demo':
       noMore(args);
-      return runDemo({ keep });
-    }
+      return runDemo();
     case 'config': {
       if (args.shift() !== 'check' || args.length !== 1) throw new UsageError('usage: sluice config check FILE');
       const file = args[0]!;
@@ -148,7 +146,8 @@ async function verifyCommand(args: string[]): Promise<number> {
   }
   const res = verifyReport({ reportText, publicKey, file, reportOnly });
   if (json) process.stdout.write(`${verifyResultJson(res)}\n`);
-  else (res.ok ? process.stdout : process.stderr).write(`${res.ok ? 'OK' : 'FAILED'}: ${res.reason}\n`);
+  else if (res.ok) process.stdout.write(`${res.reason}\n`);
+  else process.stderr.write(`FAILED: ${res.reason}\n`);
   return res.exitCode;
 }
 
