@@ -19,7 +19,7 @@
 //   oversized  a 100 KiB record with FILE O_RDONLY
 //   truncated  the first half of a valid record with FILE O_RDONLY
 //   empty      a zero-length record (looks like EOF)
-// Then it waits until the receiver closes the connection (or 5 s).
+// Then it waits until the receiver closes the connection (or 1.5 s).
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -51,7 +51,7 @@ function truthful(p) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function untilClosed(fd, ms = 5000) {
+async function untilClosed(fd, ms = 1500) {
   const end = Date.now() + ms;
   const replies = [];
   while (Date.now() < end) {
