@@ -13,6 +13,17 @@
  *   the call. Every decision (which uid to trust, which access mode is
  *   acceptable, which size is too big) is made in TypeScript by the callers.
  *
+ *   Errors: a failed syscall throws an Error with message
+ *   "recvmsg: EAGAIN (Resource temporarily unavailable)", `code` 'EAGAIN',
+ *   `errno` -11 (negative, as node:fs does) and `syscall` 'recvmsg'; libuv
+ *   failures in poll() look the same with syscall 'uv_poll_init' or
+ *   'uv_poll_start'. A wrong argument type throws TypeError
+ *   (code ERR_INVALID_ARG_TYPE), a number that is not an integer in range, an
+ *   empty or over-long string, a RangeError (ERR_OUT_OF_RANGE); both messages
+ *   name the function and the argument, e.g. "recv(): argument 'fd' ...".
+ *   Nothing reaches a syscall before every argument has been checked.
+ *   Descriptors are integers in [0, 2^31-1].
+ *
  *   All sockets are AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec.
  *   Every descriptor the addon creates or receives is close-on-exec.
  *
@@ -23,23 +34,38 @@
  *   - SCM_CREDENTIALS / SO_PASSCRED: SO_PEERCRED at connect time is what we
  *     check; any control message other than one SCM_RIGHTS fd is refused.
  *   - More than one descriptor per record, in either direction.
+ *   - Abstract-namespace sockets: no filesystem permission, so no mode to check.
+ *   - SO_PEERPIDFD: available on this kernel, but nothing consumes a pidfd yet.
+ *   - Write leases (F_WRLCK), F_SETSIG, F_GETLEASE: only "is anyone writing?"
+ *     is asked, and a read lease is held only for that instant.
  */
 import { createRequire } from 'node:module';
 
-/** Refusal codes thrown by `recv` (the record is consumed and every fd it carried is closed). */
+/**
+ * Refusal codes thrown by `recv`. The record is consumed, every descriptor it
+ * carried (SCM_RIGHTS, and SCM_PIDFD if the socket had SO_PASSPIDFD) has been
+ * closed, and the connection is still usable. The Error has `code`,
+ * `syscall` 'recvmsg', no `errno`, and `fds`: how many descriptors were
+ * closed. When several apply, the first in this list is reported.
+ */
 export type RecvRefusal =
   | 'ESLUICE_TRUNC' // MSG_TRUNC: record longer than the buffer
-  | 'ESLUICE_CTRUNC' // MSG_CTRUNC: control data truncated (e.g. too many fds)
-  | 'ESLUICE_MULTIFD' // more than one descriptor in SCM_RIGHTS
-  | 'ESLUICE_CMSG'; // a control message other than SCM_RIGHTS
+  | 'ESLUICE_CTRUNC' // MSG_CTRUNC: control data truncated (more than 16 fds)
+  | 'ESLUICE_CMSG' // a control message other than SCM_RIGHTS (SCM_CREDENTIALS, SCM_PIDFD, ...)
+  | 'ESLUICE_MULTIFD'; // more than one descriptor in SCM_RIGHTS
 
 export interface Received {
   /** The record's bytes. A zero-length record is indistinguishable from EOF on SEQPACKET. */
   data: Buffer;
-  /** The one descriptor that came with the record, or -1. Owned by the caller. */
+  /**
+   * The one descriptor that came with the record (close-on-exec), or -1.
+   * Owned by the caller, who must close it even when `data` is empty: a
+   * zero-length record may carry a descriptor.
+   */
   fd: number;
 }
 
+/** SO_PEERCRED: the peer's credentials as of connect() (pids can be reused since). */
 export interface PeerCred {
   pid: number;
   uid: number;
@@ -55,45 +81,105 @@ export interface SocketInfo {
   listening: boolean;
 }
 
+/**
+ * A uv_poll handle on the Node event loop. While started it keeps the process
+ * alive and cannot be garbage-collected (even if unreferenced); once stopped
+ * it does neither, and if collected its handle is released. Methods called
+ * on anything but a Poller throw TypeError.
+ */
 export interface Poller {
-  /** (Re)start watching for `events` (POLL_READABLE | POLL_WRITABLE). */
+  /**
+   * (Re)start watching for `events`, a non-empty subset of POLL_READABLE |
+   * POLL_WRITABLE | POLL_DISCONNECT (else RangeError). Level-triggered: the
+   * callback repeats while the condition holds. Throws Error code
+   * 'ERR_POLLER_CLOSED' after close().
+   */
   start(events: number): void;
-  /** Stop watching; the handle no longer keeps the loop alive. */
+  /** Stop watching; the handle no longer keeps the loop alive. No-op after close(). */
   stop(): void;
-  /** Stop and release the uv_poll handle. Idempotent. Does not close the fd. */
+  /** Stop and release the uv_poll handle. Idempotent; safe inside the callback. Does not close the fd. */
   close(): void;
 }
 
 export interface NativeBinding {
-  /** socket()+fchmod(mode)+bind()+chmod(path, mode)+listen(). The path never exists with more permissions than `mode`. Returns the listening fd. */
+  /**
+   * socket()+fchmod(mode)+bind()+chmod(path, mode)+listen(). The path never
+   * exists with more permission than `mode` (0..0o777), whatever the umask;
+   * the chmod only undoes umask narrowing and does not follow symlinks.
+   * `path` is a filesystem path of 1..107 UTF-8 bytes (never abstract).
+   * Throws EADDRINUSE if the path exists: removing a stale socket is the
+   * caller's decision. If a step after bind() fails, the new file is removed.
+   * Returns the listening fd (non-blocking, close-on-exec).
+   */
   listen(path: string, mode: number, backlog: number): number;
   /** getsockopt(SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN) of any socket fd (e.g. one from LISTEN_FDS). */
   socketInfo(fd: number): SocketInfo;
-  /** fcntl: set O_NONBLOCK and FD_CLOEXEC on an adopted descriptor. */
+  /**
+   * fcntl: set O_NONBLOCK and FD_CLOEXEC on an adopted descriptor. (Node
+   * already marks every inherited fd close-on-exec at startup; O_NONBLOCK is
+   * what actually changes. O_NONBLOCK is shared with other holders of the file.)
+   */
   setNonblockCloexec(fd: number): void;
   /** socket()+connect() to a path. Throws on failure (ECONNREFUSED, ENOENT, EAGAIN when the backlog is full). */
   connect(path: string): number;
-  /** accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Returns the new fd, or -1 on EAGAIN. */
+  /** accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Returns the new fd, or -1 when none is pending (EAGAIN). */
   accept(fd: number): number;
-  /** sendmsg(MSG_NOSIGNAL) of one record, with exactly one fd in SCM_RIGHTS when passFd >= 0. Returns bytes sent, or -1 on EAGAIN. */
+  /**
+   * sendmsg(MSG_NOSIGNAL|MSG_DONTWAIT) of one record (`data` is a Uint8Array,
+   * Buffer included, and may be empty), with exactly one fd in SCM_RIGHTS when
+   * passFd >= 0 and none when it is -1. Returns bytes sent (all of them), or
+   * -1 on EAGAIN (wait for POLL_WRITABLE). EPIPE, EMSGSIZE, EBADF throw.
+   * passFd stays open and owned by the caller.
+   */
   send(fd: number, data: Uint8Array, passFd: number): number;
-  /** recvmsg(MSG_CMSG_CLOEXEC) of one record of at most maxBytes. Returns null on EAGAIN. Throws RecvRefusal codes (see above). */
+  /**
+   * recvmsg(MSG_CMSG_CLOEXEC|MSG_DONTWAIT) of one record of at most maxBytes
+   * (0..64 MiB). Returns null on EAGAIN. An empty `data` with fd -1 is a
+   * zero-length record or EOF (SEQPACKET cannot tell them apart). Throws
+   * RecvRefusal codes (see above) for a record that must not be accepted.
+   */
   recv(fd: number, maxBytes: number): Received | null;
-  /** getsockopt(SO_PEERCRED). */
+  /** getsockopt(SO_PEERCRED): the peer as of connect(); for a listening socket, ourselves. */
   peerCred(fd: number): PeerCred;
-  /** memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING). */
+  /**
+   * memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING): a read-write memfd
+   * with no seals. `name` (1..249 bytes) is only a label in /proc. Until
+   * sealed, anyone with any descriptor to it can reopen it read-write.
+   */
   memfdCreate(name: string): number;
-  /** fcntl(F_ADD_SEALS). */
+  /** fcntl(F_ADD_SEALS). EPERM once F_SEAL_SEAL is set; EBUSY for F_SEAL_WRITE while shared writable mappings exist. */
   addSeals(fd: number, seals: number): void;
-  /** fcntl(F_GET_SEALS). */
+  /** fcntl(F_GET_SEALS). EINVAL for files that cannot be sealed. */
   getSeals(fd: number): number;
-  /** fcntl(F_GETFL): the status flags, including O_ACCMODE bits and O_PATH. */
+  /**
+   * fcntl(F_GETFL): the status flags, including O_ACCMODE bits and O_PATH
+   * (Linux keeps O_PATH in the file's flags; checked on 6.18). An O_PATH fd's
+   * access-mode bits read as O_RDONLY, so test O_PATH before trusting
+   * O_ACCMODE. Other bits (O_LARGEFILE, O_APPEND, O_NONBLOCK, ...) appear too.
+   */
   fdFlags(fd: number): number;
-  /** fcntl(F_SETLEASE, F_RDLCK | F_UNLCK). Fails with EAGAIN while any process holds the file open for writing. */
+  /**
+   * fcntl(F_SETLEASE, F_RDLCK | F_UNLCK); any other type is a RangeError.
+   * F_RDLCK fails with EAGAIN while any process (this one included) holds the
+   * file open for writing. Regular files only; the caller must own the file
+   * or have CAP_LEASE. While a lease is held, a writer's open() breaks it and
+   * the kernel sends SIGIO (default action: terminate): hold it briefly.
+   */
   setLease(fd: number, type: number): void;
-  /** linkat(AT_FDCWD, "/proc/self/fd/<fd>", AT_FDCWD, path, AT_SYMLINK_FOLLOW): give an O_TMPFILE a name. EEXIST if path exists (never overwrites). */
+  /**
+   * linkat(AT_FDCWD, "/proc/self/fd/<fd>", AT_FDCWD, path, AT_SYMLINK_FOLLOW):
+   * give an O_TMPFILE a name. EEXIST if path exists, a dangling symlink
+   * included (never overwrites). ENOENT for an O_TMPFILE|O_EXCL file, EXDEV
+   * across filesystems (a memfd). Needs /proc. Does not fsync the directory.
+   */
   linkFd(fd: number, path: string): void;
-  /** uv_poll on fd; callback(status, events) runs on the JS thread. status < 0 is a libuv error. */
+  /**
+   * uv_poll on fd, returned stopped; callback(status, events) runs on the JS
+   * thread with `this` the Poller. status < 0 is a libuv error (events is 0,
+   * and the handle has stopped). A callback that throws raises
+   * 'uncaughtException'. One active Poller per fd (libuv: EEXIST); close the
+   * Poller before closing its fd. Regular files throw EPERM (epoll).
+   */
   poll(fd: number, callback: (status: number, events: number) => void): Poller;
   /** Constants the callers need to interpret results. */
   constants: {

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, defaults, parseConfig, parseConfigText, resolveUid, schemaKeys } from './config.js';
+
+const problemsOf = (doc: unknown): string[] => {
+  try {
+    parseConfig(doc);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+describe('configuration', () => {
+  it('an empty document takes every default', () => {
+    const cfg = defaults();
+    expect(cfg.station).toBe('sluice');
+    expect(cfg.transit.socket).toBe('/run/sluice/transit.sock');
+    expect(cfg.egress.outputMode).toBe(0o640);
+    expect(cfg.transit.extensionMatch).toBe(true);
+  });
+
+  it.each([
+    [{ transit: { checkTimeoutMs: 'soon' } }, 'transit.checkTimeoutMs: expected an integer from 10 to 3600000, got "soon"'],
+    [{ transit: { extensionMatch: 'yes' } }, 'transit.extensionMatch: expected true or false, got "yes"'],
+    [{ egress: { signingkey: '/x' } }, 'egress.signingkey: unknown key'],
+    [{ typo: 1 }, 'typo: unknown key'],
+    [{ egress: { outputMode: 640 } }, 'egress.outputMode: expected an octal mode string such as "0660", got 640'],
+    [{ ingress: { inbox: 'relative/inbox' } }, 'ingress.inbox: expected an absolute path, got "relative/inbox"'],
+    [{ transit: { allowUsers: [] } }, 'transit.allowUsers: expected a non-empty list of user names or uids, got []'],
+    [{ transit: { allowTypes: ['PNG'] } }, 'transit.allowTypes: expected a list of strings matching /^[a-z0-9]{1,16}$/, got ["PNG"]'],
+    [{ limits: 5 }, 'limits: expected an object, got 5'],
+    [{ station: '' }, 'station: expected a non-empty string of at most 256 characters, got ""'],
+  ])('%j is refused, naming the key', (doc, message) => {
+    expect(problemsOf(doc)).toEqual([message]);
+  });
+
+  it('reports every problem at once', () => {
+    expect(problemsOf({ a: 1, b: 2, ingress: { maxInFlight: 0 } })).toHaveLength(3);
+  });
+
+  it('refuses text that is not JSON, saying so', () => {
+    expect(() => parseConfigText('{ station: x }', 'f.json')).toThrow(/f\.json: 1 configuration error:\n {2}not valid JSON/);
+  });
+
+  it('resolves users by name or uid, and names an unknown user', () => {
+    expect(resolveUid('root')).toBe(0);
+    expect(resolveUid(1234)).toBe(1234);
+    expect(() => resolveUid('no-such-user-here')).toThrow(/unknown user "no-such-user-here"/);
+  });
+
+  it('every key of the schema is documented in docs/configuration.md', () => {
+    const doc = fs.readFileSync(fileURLToPath(new URL('../../../docs/configuration.md', import.meta.url)), 'utf8');
+    const missing = schemaKeys().filter((k) => !doc.includes(`\`${k}\``));
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('sluice config check', () => {
+  const cli = fileURLToPath(new URL('../../cli/dist/main.js', import.meta.url));
+  const run = (file: string) => {
+    try {
+      return { code: 0, out: execFileSync(process.execPath, [cli, 'config', 'check', file], { encoding: 'utf8', stdio: 'pipe' }) };
+    } catch (err) {
+      const e = err as { status: number; stderr: string };
+      return { code: e.status, out: e.stderr };
+    }
+  };
+
+  it('says ok for a valid file and exits 0; lists each problem and exits 1 otherwise', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-cfg-'));
+    const good = path.join(dir, 'good.json');
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(good, JSON.stringify({ station: 'gw-1', transit: { allowTypes: ['pdf'] } }));
+    fs.writeFileSync(bad, JSON.stringify({ transit: { allowtypes: ['pdf'], maxInFlight: -1 } }));
+    expect(run(good)).toEqual({ code: 0, out: `${good}: ok\n` });
+    const r = run(bad);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('transit.allowtypes: unknown key');
+    expect(r.out).toContain('transit.maxInFlight: expected an integer from 1 to 1024, got -1');
+    fs.rmSync(dir, { recursive: true });
+  });
+});
