@@ -4,23 +4,33 @@
  *
  * SYNOPSIS
  *   const j = new Journal(stateDir);
- *   j.get(id)          // the intent or delivery recorded for a transfer
- *   j.record(entry)    // durable before any name is linked into the outbox
+ *   j.get(id)            // the intent or delivery recorded for a transfer
+ *   j.intend(entry)      // durable before any name is linked into place
+ *   j.complete(id)       // both outputs linked and fsynced
+ *   j.reservedNames()    // names promised to unfinished deliveries
  *
  * DESCRIPTION
  *   Before egress links a file or a report into place it writes, durably,
- *   which name it will use and the unsigned report body. If egress dies
- *   after that, the transfer comes again (ingress still holds it: no ack
- *   was sent) and egress finishes the same delivery under the same name
- *   instead of making a second copy. A transfer that arrives again after
- *   it was fully delivered (its ack was lost) is acked again without
- *   touching the outbox.
+ *   which name it will use and the unsigned report body (pending/). If
+ *   egress dies after that, the transfer comes again (ingress still holds
+ *   it: no ack was sent) and egress finishes the same delivery under the
+ *   same name instead of making a second copy. Names of unfinished
+ *   deliveries stay reserved across restarts, so no other transfer can take
+ *   one in the meantime. Once both outputs are linked and the directory is
+ *   fsynced, the entry moves to delivered/; a transfer that arrives again
+ *   after that (its ack was lost) is acked again without touching the
+ *   outbox.
  *
- *   Layout: <state>/delivered/<id>.json (0600), one per transfer.
+ *   Layout: <state>/pending/<id>.json and <state>/delivered/<id>.json (0600).
+ *
+ * BUGS
+ *   delivered/ grows by one small file per transfer; prune entries older
+ *   than ingress could still re-send (its spool is empty of them) with
+ *   find -mtime in a timer. Sluice itself does not prune yet.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ensureDir, removeTemporaries, writeDurable } from '@sluice/core';
+import { ensureDir, fsyncDir, removeTemporaries, writeDurable } from '@sluice/core';
 
 export interface JournalEntry {
   id: string;
@@ -34,25 +44,57 @@ export interface JournalEntry {
   body: Record<string, unknown>;
 }
 
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
 export class Journal {
-  private readonly dir: string;
+  private readonly pending: string;
+  private readonly delivered: string;
 
   constructor(stateDir: string) {
-    this.dir = path.join(stateDir, 'delivered');
-    ensureDir(this.dir, 0o700);
-    removeTemporaries(this.dir);
+    this.pending = path.join(stateDir, 'pending');
+    this.delivered = path.join(stateDir, 'delivered');
+    ensureDir(this.pending, 0o700);
+    ensureDir(this.delivered, 0o700);
+    removeTemporaries(this.pending);
+    removeTemporaries(this.delivered);
   }
 
-  get(id: string): JournalEntry | null {
-    try {
-      return JSON.parse(fs.readFileSync(path.join(this.dir, `${id}.json`), 'utf8')) as JournalEntry;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
+  /** get - the entry for a transfer and whether its delivery completed. */
+  get(id: string): { entry: JournalEntry; complete: boolean } | null {
+    if (!ID_RE.test(id)) return null;
+    for (const [dir, complete] of [
+      [this.delivered, true],
+      [this.pending, false],
+    ] as const) {
+      try {
+        return { entry: JSON.parse(fs.readFileSync(path.join(dir, `${id}.json`), 'utf8')) as JournalEntry, complete };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
+    return null;
   }
 
-  record(entry: JournalEntry): void {
-    writeDurable(this.dir, `${entry.id}.json`, JSON.stringify(entry), 0o600);
+  /** intend - record, durably, the name and body a delivery will use, before anything is linked. */
+  intend(entry: JournalEntry): void {
+    writeDurable(this.pending, `${entry.id}.json`, JSON.stringify(entry), 0o600);
+  }
+
+  /** complete - the delivery's outputs are durable in place. */
+  complete(id: string): void {
+    fs.renameSync(path.join(this.pending, `${id}.json`), path.join(this.delivered, `${id}.json`));
+    fsyncDir(this.delivered);
+    fsyncDir(this.pending);
+  }
+
+  /** reservedNames - "place/name" of every unfinished delivery (kept from other transfers across restarts). */
+  reservedNames(): Set<string> {
+    const names = new Set<string>();
+    for (const f of fs.readdirSync(this.pending)) {
+      if (!f.endsWith('.json')) continue;
+      const e = JSON.parse(fs.readFileSync(path.join(this.pending, f), 'utf8')) as JournalEntry;
+      names.add(`${e.place}/${e.stored}`);
+    }
+    return names;
   }
 }

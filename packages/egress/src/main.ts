@@ -77,8 +77,8 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     if (!fs.statSync(d).isDirectory()) throw new Error(`${d} is not a directory`);
   }
   const journal = new Journal(c.state);
-  /** Names being written right now (two transfers must not pick the same one). */
-  const reserved = new Set<string>();
+  /** "place/name" promised to unfinished deliveries (two transfers must never pick the same one). */
+  const reserved = journal.reservedNames();
   /** Transfers being handled (a resend while the first is in progress waits for it). */
   const busy = new Map<string, Promise<void>>();
 
@@ -96,11 +96,12 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   };
 
   /** chooseName - a stored name free in the target directory, for the file and its report alike. */
-  function chooseName(dir: string, original: string): string {
+  function chooseName(place: JournalEntry['place'], original: string): string {
+    const dir = dirOf(place);
     const base = sanitizeName(original);
     for (let n = 1; ; n++) {
       const name = n === 1 ? base : collisionName(base, n);
-      if (!reserved.has(name) && !exists(dir, name) && !exists(dir, name + REPORT_SUFFIX)) return name;
+      if (!reserved.has(`${place}/${name}`) && !exists(dir, name) && !exists(dir, name + REPORT_SUFFIX)) return name;
     }
   }
 
@@ -161,23 +162,23 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     let out = -1;
     const sha256hex = Buffer.from(rec.sha256).toString('hex');
     try {
-      const done = journal.get(rec.id);
-      if (done && done.sha256 !== sha256hex) {
+      const known = journal.get(rec.id);
+      if (known && known.entry.sha256 !== sha256hex) {
         tlog.error({ event: 'record-refused', peer: conn.peer, reason: 'id-reused' }, 'transfer id seen before with other bytes');
         ack(conn, rec, 'refused', 'id-reused: this id was delivered with a different digest', tlog);
         return;
       }
       inspectDescriptor(fd, { maxBytes: cfg.limits.maxFileBytes, claimedSize: rec.size });
 
-      // Defence in depth: accepted needs transit's verdict and every check passed.
-      const allPass = rec.checks.length > 0 && rec.checks.every((k) => k.outcome === 'pass');
-      const verdict = rec.verdict === 'accepted' && allPass ? 'accepted' : 'rejected';
-
-      if (done && isComplete(done)) {
-        tlog.info({ event: 'duplicate-acked', stored: done.stored }, 'already delivered; acking again');
-        ack(conn, rec, 'delivered', `already delivered as ${done.stored}`, tlog);
+      if (known?.complete) {
+        tlog.info({ event: 'duplicate-acked', stored: known.entry.stored }, 'already delivered; acking again');
+        ack(conn, rec, 'delivered', `already delivered as ${known.entry.stored}`, tlog);
         return;
       }
+
+      // Defence in depth: accepted needs transit's verdict and every check passed.
+      const allPass = rec.checks.length > 0 && rec.checks.every((k) => k.outcome === 'pass');
+      const verdict = known?.entry.verdict ?? (rec.verdict === 'accepted' && allPass ? 'accepted' : 'rejected');
 
       // Our own copy (accepted) or our own digest (rejected): the report states bytes egress hashed itself.
       let copied;
@@ -191,35 +192,28 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
         throw new Refused('digest-mismatch', `bytes hash to ${copied.sha256.toString('hex')}, transit claimed ${sha256hex}`);
       }
 
-      const place = verdict === 'accepted' ? 'outbox' : 'rejected';
-      const entry: JournalEntry = done ?? {
-        id: rec.id,
-        sha256: sha256hex,
-        size: rec.size,
-        verdict,
-        place,
-        stored: '',
-        body: {},
-      };
-      if (!done) {
-        entry.stored = chooseName(dirOf(place), rec.name);
-        entry.body = reportBody(rec, verdict, entry.stored);
+      // A delivery interrupted by a crash is finished under the name it journalled.
+      let entry: JournalEntry;
+      if (known) {
+        entry = known.entry;
+      } else {
+        const place = verdict === 'accepted' ? 'outbox' : 'rejected';
+        const stored = chooseName(place, rec.name);
+        entry = { id: rec.id, sha256: sha256hex, size: rec.size, verdict, place, stored, body: reportBody(rec, verdict, stored) };
+        reserved.add(`${place}/${stored}`);
+        journal.intend(entry);
       }
-      reserved.add(entry.stored);
-      try {
-        journal.record(entry);
-        const dir = dirOf(entry.place);
-        if (entry.place === 'outbox' && !exists(dir, entry.stored)) linkTmp(out, dir, entry.stored);
-        if (!exists(dir, entry.stored + REPORT_SUFFIX)) await writeReport(entry);
-        fsyncDir(dir);
-      } finally {
-        reserved.delete(entry.stored);
-      }
+      const dir = dirOf(entry.place);
+      if (entry.place === 'outbox' && !exists(dir, entry.stored)) linkTmp(out, dir, entry.stored);
+      if (!exists(dir, entry.stored + REPORT_SUFFIX)) await writeReport(entry);
+      fsyncDir(dir);
+      journal.complete(entry.id);
+      reserved.delete(`${entry.place}/${entry.stored}`);
       tlog.info(
-        { event: 'delivered', verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: verdict === 'rejected' ? (entry.body.reason as string) : '' },
-        verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
+        { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: entry.verdict === 'rejected' ? (entry.body.reason as string) : '' },
+        entry.verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
       );
-      ack(conn, rec, 'delivered', verdict, tlog);
+      ack(conn, rec, 'delivered', entry.verdict, tlog);
     } catch (err) {
       if (err instanceof Refused) {
         tlog.warn({ event: 'descriptor-refused', peer: conn.peer, reason: err.reason, detail: err.message }, 'transfer refused');
@@ -233,12 +227,6 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
       fs.closeSync(fd);
       if (out >= 0) fs.closeSync(out);
     }
-  }
-
-  /** isComplete - both outputs of a journalled delivery are in place. */
-  function isComplete(e: JournalEntry): boolean {
-    const dir = dirOf(e.place);
-    return exists(dir, e.stored + REPORT_SUFFIX) && (e.place === 'rejected' || exists(dir, e.stored));
   }
 
   /** reportBody - everything the report states, before signing. */
