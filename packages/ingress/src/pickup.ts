@@ -175,7 +175,10 @@ export class Inbox {
       this.inProgress.set(key, false);
       this.look(name)
         .catch((err) => {
-          this.o.log.error({ event: 'pickup-failed', name: escape(name), reason: describe(err) }, 'pickup failed; will retry');
+          this.o.log.error(
+            { event: 'pickup-failed', name: escape(name), reason: errnoCode(err) ?? 'error', detail: describe(err) },
+            'pickup failed; the upload stays in the inbox and is tried again',
+          );
           this.waiting.set(key, name);
         })
         .finally(() => {

@@ -1,0 +1,95 @@
+// Disk full: a write that fails with ENOSPC loses nothing, shows nothing
+// partial, says so in the log, and the transfer goes through by itself once
+// space returns. Needs root (it mounts small tmpfs file systems).
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { devConfig } from '../packages/cli/src/dev.js';
+import { Pipeline } from './support/pipeline.js';
+
+const asRoot = process.getuid!() === 0;
+const mounts: string[] = [];
+let p: Pipeline | undefined;
+
+afterAll(async () => {
+  await p?.stop(true);
+  for (const m of mounts) execFileSync('umount', [m]);
+  if (p) fs.rmSync(p.dir, { recursive: true, force: true });
+});
+
+/** smallFs - mount a tmpfs of `size` on dir (created, mode 0700 or as given). */
+function smallFs(dir: string, size: string, mode = '0755'): void {
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=${mode}`, 'tmpfs', dir]);
+  mounts.push(dir);
+}
+
+/** fill - take every free byte of the file system holding dir; returns the filler's path. */
+function fill(dir: string): string {
+  const filler = path.join(dir, '.filler');
+  const fd = fs.openSync(filler, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  // Byte-sized leftovers too, so even a report cannot be written.
+  const fd2 = fs.openSync(path.join(dir, '.filler2'), 'w');
+  try {
+    for (;;) fs.writeSync(fd2, Buffer.alloc(512, 1));
+  } catch {
+    /* full */
+  } finally {
+    fs.closeSync(fd2);
+  }
+  return filler;
+}
+
+describe.runIf(asRoot)('disk full (ENOSPC)', () => {
+  it('in egress and in the ingress spool: nothing lost, nothing partial, logged, resumed when space returns', async () => {
+    p = await Pipeline.start((dir) => {
+      smallFs(path.join(dir, 'outbox'), '4m');
+      smallFs(path.join(dir, 'ingress'), '4m', '0700');
+      return devConfig(dir, { ingress: { retryDelayMs: 200 } });
+    });
+
+    // Egress cannot write: the transfer waits in ingress's spool, the outbox shows nothing of it.
+    const egressFiller = fill(p.outbox);
+    const a = Buffer.from(randomBytes(100_000).toString('hex'));
+    p.drop('a.txt', a);
+    await p.waitFor(() => p!.events('delivery-failed').some((l) => l.reason === 'ENOSPC'), 30_000, 'delivery-failed ENOSPC');
+    expect(fs.readdirSync(p.outbox).filter((n) => !n.startsWith('.'))).toEqual([]);
+    expect(fs.readdirSync(path.join(p.dir, 'ingress')).some((n) => n.endsWith('.data'))).toBe(true);
+
+    fs.rmSync(egressFiller);
+    fs.rmSync(path.join(p.outbox, '.filler2'));
+    const foundA = await p.reportFor('a.txt', 30_000);
+    expect(foundA.report.verdict).toBe('accepted');
+    expect(fs.readFileSync(path.join(p.outbox, 'a.txt'))).toEqual(a);
+
+    // Ingress cannot spool: the upload stays in the inbox, untouched.
+    const spoolFiller = fill(path.join(p.dir, 'ingress'));
+    const b = Buffer.from(randomBytes(200_000).toString('hex'));
+    p.drop('b.txt', b);
+    await p.waitFor(() => p!.events('pickup-failed').some((l) => l.reason === 'ENOSPC'), 30_000, 'pickup-failed ENOSPC');
+    expect(fs.readFileSync(path.join(p.inbox, 'b.txt'))).toEqual(b);
+    expect(fs.readdirSync(path.join(p.dir, 'ingress')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+
+    fs.rmSync(spoolFiller);
+    fs.rmSync(path.join(p.dir, 'ingress', '.filler2'));
+    const foundB = await p.reportFor('b.txt', 30_000);
+    expect(foundB.report.verdict).toBe('accepted');
+    expect(fs.readFileSync(path.join(p.outbox, 'b.txt'))).toEqual(b);
+    // Exactly once each.
+    expect(p.reports().filter((r) => ['a.txt', 'b.txt'].includes(r.report.name.original))).toHaveLength(2);
+  });
+});
+
+describe.skipIf(asRoot)('disk full (ENOSPC)', () => {
+  it('SKIPPED: needs root to mount small tmpfs file systems; CI runs as root', () => {});
+});
