@@ -126,6 +126,8 @@ describe('crash injection', () => {
     const counts = STAGES.map((s) => `${s}=${killed.filter((k) => k === s).length}`).join(' ');
     process.stdout.write(`crash injection: files=${FILES} kills=${kills} (${counts}) lost=${lost} duplicated=${duplicated} corrupt=${corrupt}\n`);
     expect(kills).toBeGreaterThanOrEqual(KILLS);
+    // `sluice dev` noticed every death and restarted the stage, as systemd would.
+    expect(pipeline.events('stage-exited').length).toBeGreaterThanOrEqual(kills);
     expect(problems).toEqual([]);
     expect({ lost, duplicated, corrupt }).toEqual({ lost: 0, duplicated: 0, corrupt: 0 });
   }, 600_000);

@@ -1,0 +1,143 @@
+// The `sluice` command as users run it: keygen, verify (every exit code), and
+// egress's refusal to start without a usable signing key.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadSecretKey, signReport, serializeReport, keyIdOfSecret, EXIT_CODES, type ReportBody } from '../packages/report/src/index.js';
+import { devConfig, stageScript } from '../packages/cli/src/dev.js';
+
+const CLI = fileURLToPath(new URL('../packages/cli/dist/main.js', import.meta.url));
+const sluice = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+let dir: string;
+let keys: { secret: string; pub: string };
+let other: { secret: string; pub: string };
+
+function body(over: Partial<ReportBody> & { bytes?: string } = {}): ReportBody {
+  const bytes = over.bytes ?? 'hello\n';
+  const { bytes: _b, ...rest } = over;
+  const secret = loadSecretKey(keys.secret);
+  return {
+    format: 'sluice-report/1',
+    station: 'test',
+    software: 'sluice 0.1.0',
+    key: keyIdOfSecret(secret),
+    transfer: 't-1',
+    name: { original: 'hello.txt', stored: 'hello.txt' },
+    size: Buffer.byteLength(bytes),
+    sha256: sha(bytes),
+    verdict: 'accepted',
+    reason: '',
+    checks: [{ name: 'file-type', result: 'pass', reason: 'txt', engine: 'test' }],
+    times: { received: '2026-11-22T06:00:00.000Z', checked: '2026-11-22T06:00:01.000Z', reported: '2026-11-22T06:00:02.000Z' },
+    ...rest,
+  } as ReportBody;
+}
+
+function writeReport(name: string, b: ReportBody, secretPath = keys.secret): string {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, serializeReport(signReport(b, loadSecretKey(secretPath))));
+  return p;
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-cli-'));
+  const k = sluice('keygen', '--out', path.join(dir, 'keys'));
+  expect(k.status, k.stderr).toBe(0);
+  keys = { secret: path.join(dir, 'keys', 'sluice-report.key'), pub: path.join(dir, 'keys', 'sluice-report.pub') };
+  expect(sluice('keygen', '--out', path.join(dir, 'other')).status).toBe(0);
+  other = { secret: path.join(dir, 'other', 'sluice-report.key'), pub: path.join(dir, 'other', 'sluice-report.pub') };
+  fs.writeFileSync(path.join(dir, 'hello.txt'), 'hello\n');
+});
+
+describe('sluice keygen', () => {
+  it('writes a 0400 private key and a 0444 public key, prints where, and never overwrites', () => {
+    expect(fs.statSync(keys.secret).mode & 0o777).toBe(0o400);
+    expect(fs.statSync(keys.pub).mode & 0o777).toBe(0o444);
+    const again = sluice('keygen', '--out', path.join(dir, 'keys'));
+    expect(again.status).not.toBe(0);
+    expect(fs.statSync(keys.secret).mode & 0o777).toBe(0o400);
+  });
+});
+
+describe('sluice verify', () => {
+  const file = () => path.join(dir, 'hello.txt');
+
+  it('exit 0 when both signatures, size, digest and verdict check out', () => {
+    const r = sluice('verify', file(), writeReport('ok.json', body()), '--pub', keys.pub);
+    expect(r.status, r.stderr).toBe(EXIT_CODES.ok);
+  });
+
+  it.each([
+    ['a file whose bytes differ', () => [path.join(dir, 'other.txt'), writeReport('m.json', body())], EXIT_CODES.mismatch],
+    ['a rejection report', () => [file(), writeReport('rej.json', body({ verdict: 'rejected', reason: 'file-type: elf' }))], EXIT_CODES.rejected],
+    ['a report signed by another key', () => [file(), writeReport('other.json', body({ key: keyIdOfSecret(loadSecretKey(other.secret)) }), other.secret)], EXIT_CODES['unknown-key']],
+    ['a report that is not JSON', () => [file(), (fs.writeFileSync(path.join(dir, 'bad.json'), '{nope'), path.join(dir, 'bad.json'))], EXIT_CODES.malformed],
+  ])('%s → its own exit code and a one-line reason', (_what, make, code) => {
+    fs.writeFileSync(path.join(dir, 'other.txt'), 'HELLO\n');
+    const [f, rep] = make() as [string, string];
+    const r = sluice('verify', f, rep, '--pub', keys.pub);
+    expect(r.status).toBe(code);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^FAILED: /);
+  });
+
+  it('a flipped byte in the report body is a bad signature (or malformed), never ok', () => {
+    const rep = writeReport('flip.json', body());
+    const text = fs.readFileSync(rep, 'utf8');
+    const i = text.indexOf('"station":"test"') + '"station":"t'.length;
+    fs.writeFileSync(rep, `${text.slice(0, i)}E${text.slice(i + 1)}`);
+    const r = sluice('verify', file(), rep, '--pub', keys.pub);
+    expect(r.status).toBe(EXIT_CODES['bad-signature']);
+  });
+
+  it('--report-only checks a rejection report; --json prints the result for machines', () => {
+    const rep = writeReport('rej2.json', body({ verdict: 'rejected', reason: 'too-large' }));
+    const r = sluice('verify', '--report-only', rep, '--pub', keys.pub, '--json');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ ok: true, code: 'ok', exitCode: 0 });
+    expect(j.report.verdict).toBe('rejected');
+  });
+
+  it('usage errors exit 2 and say what is missing', () => {
+    const r = sluice('verify', file());
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--pub');
+  });
+});
+
+describe('egress and its signing key (fail closed)', () => {
+  const runEgress = (keyPath: string) => {
+    const d = fs.mkdtempSync(path.join(dir, 'eg-'));
+    for (const sub of ['outbox', 'rejected', 'run']) fs.mkdirSync(path.join(d, sub));
+    const cfg = devConfig(d, { egress: { signingKey: keyPath } });
+    fs.writeFileSync(path.join(d, 'sluice.json'), JSON.stringify(cfg));
+    return spawnSync(process.execPath, [stageScript('egress'), '--config', path.join(d, 'sluice.json')], { encoding: 'utf8', timeout: 20_000 });
+  };
+
+  it('refuses to start without a key file', () => {
+    const r = runEgress(path.join(dir, 'no-such.key'));
+    expect(r.status).toBe(1);
+    const fatal = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.level === 'fatal');
+    expect(fatal).toMatchObject({ event: 'startup-failed', stage: 'egress' });
+    expect(fatal.reason).toContain('no-such.key');
+  });
+
+  it('refuses a key that group or others can read, and never prints key material', () => {
+    const loose = path.join(dir, 'loose.key');
+    fs.copyFileSync(keys.secret, loose);
+    fs.chmodSync(loose, 0o644);
+    const r = runEgress(loose);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('startup-failed');
+    const seeds = JSON.parse(fs.readFileSync(keys.secret, 'utf8')) as { ed25519: string; mldsa65: string };
+    expect(r.stdout + r.stderr).not.toContain(seeds.ed25519);
+    expect(r.stdout + r.stderr).not.toContain(seeds.mldsa65);
+  });
+});
