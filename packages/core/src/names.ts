@@ -18,7 +18,7 @@
  *   is safe to use as a single path component in the outbox and to show to a
  *   person; it never fails, and an unusable name becomes "unnamed".
  *
- *   The rules, in order (docs/checks.md, "Stored names"):
+ *   The rules, in order (docs/checks.md, "Names"):
  *     1. lone UTF-16 surrogates become "_";
  *     2. Unicode NFC;
  *     3. "/" and "\", C0 and C1 controls, DEL, line and paragraph separators

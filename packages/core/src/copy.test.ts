@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { native, ALL_SEALS } from '@sluice/native';
+import { sealedCopy, countOpenFds } from './copy.js';
+import { Refused } from './errors.js';
+
+describe('sealedCopy', () => {
+  it('copies a 2 GiB file through a bounded buffer: the JS heap does not grow with the file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-big-'));
+    const file = path.join(dir, 'big.bin');
+    const size = 2 * 1024 ** 3;
+    const fd = fs.openSync(file, 'w+');
+    fs.ftruncateSync(fd, size); // sparse: reads as zeros without using the disk
+    fs.writeSync(fd, 'head', 0);
+    fs.writeSync(fd, 'tail', size - 4);
+    fs.closeSync(fd);
+    const ro = fs.openSync(file, 'r');
+    const base = process.memoryUsage();
+    let peakHeap = 0;
+    let peakBuffers = 0;
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peakHeap = Math.max(peakHeap, m.heapUsed - base.heapUsed);
+      peakBuffers = Math.max(peakBuffers, m.arrayBuffers - base.arrayBuffers);
+    }, 5);
+    try {
+      const copy = await sealedCopy(ro, { maxBytes: size, claimedSize: size });
+      try {
+        expect(copy.size).toBe(size);
+        expect(native.getSeals(copy.fd) & ALL_SEALS).toBe(ALL_SEALS);
+        expect(fs.fstatSync(copy.fd).size).toBe(size);
+        const tail = Buffer.alloc(4);
+        fs.readSync(copy.fd, tail, 0, 4, size - 4);
+        expect(tail.toString()).toBe('tail');
+      } finally {
+        fs.closeSync(copy.fd);
+      }
+    } finally {
+      clearInterval(sampler);
+      fs.closeSync(ro);
+      fs.rmSync(dir, { recursive: true });
+    }
+    // One reused 1 MiB buffer, not 2 GiB: allow generous slack for the sampler itself and the GC.
+    expect(peakBuffers).toBeLessThan(32 * 1024 * 1024);
+    expect(peakHeap).toBeLessThan(32 * 1024 * 1024);
+  }, 120_000);
+
+  it('refuses a claim that differs from the file size before reading, and leaks nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-claim-'));
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, 'twelve bytes');
+    const before = countOpenFds();
+    const ro = fs.openSync(file, 'r');
+    await expect(sealedCopy(ro, { maxBytes: 100, claimedSize: 11 })).rejects.toMatchObject({ reason: 'size-mismatch' });
+    await expect(sealedCopy(ro, { maxBytes: 5 })).rejects.toBeInstanceOf(Refused);
+    fs.closeSync(ro);
+    expect(countOpenFds()).toBe(before);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('the digest is of exactly the bytes copied', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-dig-'));
+    const file = path.join(dir, 'f');
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 17, 0x5a);
+    fs.writeFileSync(file, bytes);
+    const ro = fs.openSync(file, 'r');
+    const copy = await sealedCopy(ro, { maxBytes: bytes.length });
+    fs.closeSync(ro);
+    expect(copy.sha256.toString('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(fs.readFileSync(`/proc/self/fd/${copy.fd}`)).toEqual(bytes);
+    fs.closeSync(copy.fd);
+    fs.rmSync(dir, { recursive: true });
+  });
+});

@@ -1,0 +1,71 @@
+/*
+ * NAME
+ *   file-type - the content type allowlist check
+ *
+ * SYNOPSIS
+ *   import { fileTypeCheck } from './file-type.js';
+ *
+ *   fileTypeCheck({ allow: ['png', 'jpg', 'pdf', 'txt'], timeoutMs? }): Check
+ *
+ * DESCRIPTION
+ *   Detects what the file is by its bytes (content.ts: file-type magic
+ *   numbers on a 64 KiB prefix, and a whole-file clean-text scan) and passes
+ *   when any id of the content is in the allowlist. Ids are the ones
+ *   detection produces: file-type's extensions ('png', 'jpg' - not 'jpeg' -,
+ *   'pdf', 'zip', 'docx', 'elf', 'exe', ...) and 'txt', 'csv', 'json',
+ *   'empty', 'unknown'. A broader id admits its refinements: 'txt' admits
+ *   csv and json and any clean text; 'csv' or 'json' alone admit only that
+ *   sub-kind. 'empty' alone admits only empty files ('txt' admits them too).
+ *   'unknown' admits any content that is neither a known format nor text;
+ *   it is accepted in the list but means "no type policy" for binaries.
+ *
+ *   Reasons: "content type elf is not allowed", "content type unknown
+ *   (binary, not text: NUL byte at byte 5242879) is not allowed".
+ *
+ * DIAGNOSTICS
+ *   The factory throws TypeError for an empty allowlist or an id detection
+ *   can never produce (a typo like 'jpeg' would otherwise reject every JPEG
+ *   silently), naming the id.
+ */
+
+import type { Check, CheckInput, CheckRun } from './check.js';
+import { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent } from './content.js';
+
+export interface FileTypeConfig {
+  /** Allowed content ids. */
+  allow: readonly string[];
+  /** Default 120,000 ms (the text scan reads the whole file). */
+  timeoutMs?: number;
+}
+
+const HINTS: Readonly<Record<string, string>> = { jpeg: 'jpg', tiff: 'tif', text: 'txt', htm: 'txt', html: 'txt', mpeg: 'mpg' };
+
+/** fileTypeCheck - a check that passes only content whose type is allowed. */
+export function fileTypeCheck(config: FileTypeConfig): Check {
+  const { allow, timeoutMs = 120_000 } = config;
+  if (!Array.isArray(allow) || allow.length === 0) {
+    throw new TypeError('fileTypeCheck: allow must list at least one content type');
+  }
+  for (const id of allow) {
+    if (typeof id !== 'string' || !KNOWN_CONTENT_IDS.has(id)) {
+      const hint = typeof id === 'string' && HINTS[id] ? ` (did you mean '${HINTS[id]}'?)` : '';
+      throw new TypeError(`fileTypeCheck: unknown content type ${JSON.stringify(id)}${hint}`);
+    }
+  }
+  const allowed = new Set(allow);
+  return {
+    name: 'file-type',
+    timeoutMs,
+    engine: CONTENT_ENGINE,
+    async run(input: CheckInput, signal: AbortSignal): Promise<CheckRun> {
+      const info = await detectContent(input, signal);
+      const match = info.ids.find((id) => allowed.has(id));
+      if (match === undefined) {
+        const shown = info.type === 'unknown' ? `unknown (${info.detail})` : info.type;
+        return { outcome: 'fail', reason: `content type ${shown} is not allowed`, engine: CONTENT_ENGINE };
+      }
+      const as = match === info.type ? '' : ` as ${match}`;
+      return { outcome: 'pass', reason: `content type ${info.type} is allowed${as} (${info.detail})`, engine: CONTENT_ENGINE };
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/*
+ * NAME
+ *   checks - transit's check interface and content checks
+ *
+ * SYNOPSIS
+ *   import { runChecks, decide, CheckUnavailable,
+ *            sizeLimitCheck, fileTypeCheck, extensionMatchCheck,
+ *            detectContent } from './checks/index.js';
+ *
+ * DESCRIPTION
+ *   check.ts      the Check interface, runChecks() and the pure decide()
+ *   size.ts       sizeLimitCheck({ maxBytes })
+ *   file-type.ts  fileTypeCheck({ allow })
+ *   extension.ts  extensionMatchCheck()
+ *   content.ts    detectContent(): what a file is, read once per input
+ *   text.ts       streaming clean-text, JSON and CSV scanners
+ *   read.ts       bounded positional reads
+ *   The rules are in docs/checks.md.
+ */
+
+export {
+  CheckUnavailable,
+  MAX_REASON_CHARS,
+  decide,
+  runChecks,
+  type Check,
+  type CheckInput,
+  type CheckOutcome,
+  type CheckResult,
+  type CheckRun,
+  type ChecksOutcome,
+  type Decision,
+} from './check.js';
+export { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent, type ContentInfo } from './content.js';
+export { SIZE_ENGINE, sizeLimitCheck, type SizeLimitConfig } from './size.js';
+export { fileTypeCheck, type FileTypeConfig } from './file-type.js';
+export { acceptedContentFor, extensionMatchCheck, nameExtension, type ExtensionMatchConfig } from './extension.js';
