@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all deps build test demo bench clean native
+.PHONY: all deps build test demo bench clean native crash-long
 
 all: build
 
@@ -27,3 +27,7 @@ clean:
 
 demo: build
 	node packages/cli/dist/main.js demo
+
+# The long crash-injection run (not in CI): more files, more kills.
+crash-long: build
+	SLUICE_CRASH_FILES=3000 SLUICE_CRASH_KILLS=150 npx vitest run test/crash

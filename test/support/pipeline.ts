@@ -51,7 +51,7 @@ export class Pipeline {
   }
 
   /** start - write a dev configuration (with overrides) and start `sluice dev`; resolves when all three stages are up. */
-  static async start(config: (dir: string) => unknown = () => undefined): Promise<Pipeline> {
+  static async start(config: (dir: string) => unknown = () => undefined, opts: { connections?: number } = {}): Promise<Pipeline> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-'));
     const doc = config(dir);
     if (doc !== undefined) fs.writeFileSync(path.join(dir, 'sluice.json'), JSON.stringify(doc));
@@ -59,7 +59,8 @@ export class Pipeline {
     const p = new Pipeline(dir, child);
     await p.waitFor(() => ['ingress', 'transit', 'egress'].every((s) => p.lines.some((l) => l.stage === s && l.event === 'started')), 30_000, 'all stages started');
     // Connected downstream too, so the first file is not sent into a retry.
-    await p.waitFor(() => p.lines.filter((l) => l.event === 'downstream-connected').length >= 2, 30_000, 'stages connected');
+    const want = opts.connections ?? 2;
+    await p.waitFor(() => p.lines.filter((l) => l.event === 'downstream-connected').length >= want, 30_000, 'stages connected');
     return p;
   }
 

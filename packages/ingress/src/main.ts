@@ -66,7 +66,7 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
     recheckIntervalMs: c.recheckIntervalMs,
     onCommitted: (meta) => enqueue(meta),
     // Backpressure: with transit slow or down, uploads wait in the inbox, not in memory.
-    canAccept: () => queued.size < c.maxInFlight * 4,
+    canAccept: (copying) => queued.size + copying < c.maxInFlight * 4,
   });
 
   const recovered = spool.recover();

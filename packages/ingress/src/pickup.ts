@@ -70,8 +70,8 @@ export interface InboxOptions {
   recheckIntervalMs: number;
   /** Called after a transfer is durable in the spool and gone from the inbox. */
   onCommitted: (meta: SpoolMeta) => void;
-  /** Backpressure: while this returns false, files wait in the inbox. */
-  canAccept: () => boolean;
+  /** Backpressure: given the copies in progress, may another start? While not, files wait in the inbox. */
+  canAccept: (copying: number) => boolean;
 }
 
 /** Copies holding a lease; a SIGIO means a writer opened one of them. */
@@ -168,7 +168,7 @@ export class Inbox {
   }
 
   private pump(): void {
-    while (this.active < this.parallel && this.queue.size > 0 && this.o.canAccept()) {
+    while (this.active < this.parallel && this.queue.size > 0 && this.o.canAccept(this.active)) {
       const [key, name] = this.queue.entries().next().value as [string, Buffer];
       this.queue.delete(key);
       this.active++;
