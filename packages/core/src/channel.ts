@@ -160,7 +160,11 @@ export class Connection {
       }
       if (rec === null) return;
       if (rec.data.length === 0) {
-        if (rec.fd >= 0) fs.closeSync(rec.fd);
+        if (rec.fd >= 0) {
+          // EOF never carries a descriptor: this was a zero-length record, which no protocol message encodes to.
+          fs.closeSync(rec.fd);
+          this.log.warn({ event: 'record-refused', peer: this.peer, reason: 'empty-record' }, 'zero-length record with a descriptor; closing');
+        }
         this.close();
         return;
       }
@@ -211,6 +215,9 @@ export class Listener {
       throw new Error(`inherited descriptor ${fd} is not a listening AF_UNIX SOCK_SEQPACKET socket`);
     }
     native.setNonblockCloexec(fd);
+    // Peers read the credentials of whoever last called listen() (systemd, uid 0):
+    // listen again so that the upstream stage's SO_PEERCRED check sees this stage's uid.
+    native.relisten(fd, 128);
     return new Listener(fd, opts);
   }
 

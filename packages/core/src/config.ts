@@ -80,6 +80,32 @@ export const SCHEMA: Record<string, Spec> = {
         doc: 'Content types allowed, by content (see docs/checks.md).',
       },
       extensionMatch: { kind: 'bool', default: true, doc: "Reject files whose name's extension disagrees with their content." },
+      clamav: {
+        kind: 'section',
+        doc: 'ClamAV through a running clamd (docs/scanners.md).',
+        fields: {
+          enabled: { kind: 'bool', default: false, doc: 'Scan every file with clamd; when true, a file clamd did not pass is never accepted.' },
+          socket: { kind: 'path', default: '/run/clamav/clamd.ctl', doc: "clamd's local socket (FILDES: the sealed copy's descriptor is passed)." },
+          host: { kind: 'string', default: '', doc: 'A remote clamd host name or address; when set, TCP INSTREAM is used instead of the socket.' },
+          port: { kind: 'int', default: 3310, min: 1, max: 65535, doc: "clamd's TCP port (with host)." },
+          timeoutMs: { kind: 'int', default: 60_000, min: 100, max: 3_600_000, doc: 'Per-scan timeout; a scan slot is also waited for at most this long. Either expiring holds the file for retry.' },
+          maxConcurrent: { kind: 'int', default: 4, min: 1, max: 256, doc: 'Scans sent to clamd at once.' },
+          maxBytes: { kind: 'int', default: 25 * MiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Largest file sent to clamd; larger files are rejected as a scan error (keep it at most clamd's MaxFileSize, MaxScanSize and, over TCP, StreamMaxLength)." },
+        },
+      },
+      yara: {
+        kind: 'section',
+        doc: "YARA rules, run with Debian's yara command (docs/scanners.md).",
+        fields: {
+          enabled: { kind: 'bool', default: false, doc: 'Scan every file with the YARA rules; a rule that matches rejects the file.' },
+          rules: { kind: 'path', default: '/etc/sluice/yara/rules.yar', doc: 'The rules source file (it may include others); compiled once at start: a rule that does not compile stops transit.' },
+          command: { kind: 'path', default: '/usr/bin/yara', doc: 'The yara program.' },
+          compiler: { kind: 'path', default: '/usr/bin/yarac', doc: 'The yarac program.' },
+          timeoutMs: { kind: 'int', default: 60_000, min: 1_000, max: 3_600_000, doc: 'Per-scan timeout; a scan that runs longer rejects the file.' },
+          maxConcurrent: { kind: 'int', default: 2, min: 1, max: 64, doc: 'yara processes running at once.' },
+          maxBytes: { kind: 'int', default: 1 * GiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Largest file scanned; larger files are rejected as a scan error.' },
+        },
+      },
     },
   },
   egress: {
@@ -124,6 +150,24 @@ export interface Config {
     checkTimeoutMs: number;
     allowTypes: string[];
     extensionMatch: boolean;
+    clamav: {
+      enabled: boolean;
+      socket: string;
+      host: string;
+      port: number;
+      timeoutMs: number;
+      maxConcurrent: number;
+      maxBytes: number;
+    };
+    yara: {
+      enabled: boolean;
+      rules: string;
+      command: string;
+      compiler: string;
+      timeoutMs: number;
+      maxConcurrent: number;
+      maxBytes: number;
+    };
   };
   egress: {
     socket: string;
@@ -243,11 +287,28 @@ function validateSection(prefix: string, fields: Record<string, Spec>, obj: Reco
   return out;
 }
 
+/**
+ * scannerProblems - a scanner section with settings but no `enabled` is an
+ * error (issue 5: each scanner is explicitly enabled or not). Otherwise
+ * `"clamav": { "socket": ... }` would look configured and silently not run.
+ */
+function scannerProblems(doc: Record<string, unknown>): string[] {
+  const transit = doc.transit;
+  if (!isPlainObject(transit)) return [];
+  return (['clamav', 'yara'] as const)
+    .filter((k) => {
+      const section = transit[k];
+      return isPlainObject(section) && Object.keys(section).length > 0 && !Object.hasOwn(section, 'enabled');
+    })
+    .map((k) => `transit.${k}.enabled: must be set to true or false when other transit.${k} keys are given`);
+}
+
 /** parseConfig - validate a parsed JSON document; throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, source = 'configuration'): Config {
   const problems: string[] = [];
   if (!isPlainObject(doc)) throw new ConfigError(source, [`top level: expected a JSON object, got ${show(doc)}`]);
   const cfg = validateSection('', SCHEMA, doc, problems) as unknown as Config;
+  problems.push(...scannerProblems(doc));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return cfg;
 }

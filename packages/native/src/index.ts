@@ -24,7 +24,8 @@
  *   Nothing reaches a syscall before every argument has been checked.
  *   Descriptors are integers in [0, 2^31-1].
  *
- *   All sockets are AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec.
+ *   All sockets are AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec,
+ *   except those of connectStream(): SOCK_STREAM, for clamd's FILDES command.
  *   Every descriptor the addon creates or receives is close-on-exec.
  *
  * NOT EXPOSED
@@ -120,8 +121,25 @@ export interface NativeBinding {
    * what actually changes. O_NONBLOCK is shared with other holders of the file.)
    */
   setNonblockCloexec(fd: number): void;
+  /**
+   * listen(fd, backlog) again on an adopted listening socket (0..65535), so
+   * that connecting peers read this process's credentials (SO_PEERCRED)
+   * instead of those of whoever listened first: under socket activation
+   * that is systemd, uid 0. Throws EINVAL for an unbound socket.
+   */
+  relisten(fd: number, backlog: number): void;
   /** socket()+connect() to a path. Throws on failure (ECONNREFUSED, ENOENT, EAGAIN when the backlog is full). */
   connect(path: string): number;
+  /**
+   * socket(AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC)+connect() to a
+   * path: clamd's local socket, whose FILDES command takes a descriptor in
+   * SCM_RIGHTS (Node's net module cannot send one). Same errors as
+   * connect(); EPROTOTYPE when the path is a SEQPACKET socket. On the fd,
+   * send() may send fewer bytes than given (a stream has no records; the
+   * passed descriptor travels with the first byte sent), recv() returns
+   * whatever bytes are there (empty data with fd -1 is EOF), poll() works.
+   */
+  connectStream(path: string): number;
   /** accept4(SOCK_NONBLOCK|SOCK_CLOEXEC). Returns the new fd, or -1 when none is pending (EAGAIN). */
   accept(fd: number): number;
   /**
@@ -185,6 +203,7 @@ export interface NativeBinding {
   constants: {
     AF_UNIX: number;
     SOCK_SEQPACKET: number;
+    SOCK_STREAM: number;
     O_ACCMODE: number;
     O_RDONLY: number;
     O_WRONLY: number;
@@ -216,7 +235,9 @@ export const {
   listen,
   socketInfo,
   setNonblockCloexec,
+  relisten,
   connect,
+  connectStream,
   accept,
   send,
   recv,

@@ -9,7 +9,9 @@
  *	native.listen(path, mode, backlog)	-> fd
  *	native.socketInfo(fd)			-> { domain, type, listening }
  *	native.setNonblockCloexec(fd)
+ *	native.relisten(fd, backlog)
  *	native.connect(path)			-> fd
+ *	native.connectStream(path)		-> fd
  *	native.accept(fd)			-> fd | -1
  *	native.send(fd, data, passFd)		-> bytes | -1
  *	native.recv(fd, maxBytes)		-> { data, fd } | null
@@ -28,7 +30,8 @@
  *	makes every decision: nothing here knows about uids, sizes,
  *	access modes or protocol state.
  *
- *	Sockets are AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec.
+ *	Sockets are AF_UNIX SOCK_SEQPACKET, non-blocking and close-on-exec,
+ *	except connectStream()'s, which are SOCK_STREAM (for clamd's FILDES).
  *	Every descriptor created or received here is close-on-exec.
  *	Readiness comes from a uv_poll handle on the Node event loop;
  *	no call here blocks, and nothing runs on the libuv threadpool.
@@ -348,17 +351,37 @@ static napi_value sn_set_nonblock_cloexec(napi_env env, napi_callback_info info)
     return (NULL);
 }
 
-/* sn_connect - socket and connect to a path; never waits */
-static napi_value sn_connect(napi_env env, napi_callback_info info)
+/*
+ * sn_relisten - listen() again on an adopted listening socket. Linux then
+ * records the caller's credentials as the ones connecting peers read with
+ * SO_PEERCRED; otherwise they are those of whoever listened first (systemd,
+ * uid 0), and the connector's check of the stage's uid would fail.
+ */
+static napi_value sn_relisten(napi_env env, napi_callback_info info)
+{
+    int     fd, backlog;
+
+    ARGS(2);
+    if (arg_fd(argv[0], "relisten", &fd) < 0
+	|| arg_int(env, argv[1], "relisten", "backlog", 0, 65535, &backlog) < 0)
+	return (NULL);
+    if (listen(fd, backlog) < 0)
+	return (throw_errno(env, "listen", errno));
+    return (NULL);
+}
+
+/* connect_path - socket of the given type and connect to a path; never waits */
+static napi_value connect_path(napi_env env, napi_callback_info info,
+			               const char *fn, int type)
 {
     struct sockaddr_un sa;
     socklen_t len;
     int     fd, err;
 
     ARGS(1);
-    if (arg_sun(env, argv[0], "connect", &sa, &len) < 0)
+    if (arg_sun(env, argv[0], fn, &sa, &len) < 0)
 	return (NULL);
-    if ((fd = new_socket()) < 0)
+    if ((fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 	return (throw_errno(env, "socket", errno));
     /* AF_UNIX connects at once or fails (EAGAIN: backlog full); no EINPROGRESS. */
     if (connect(fd, (struct sockaddr *) &sa, len) < 0) {
@@ -367,6 +390,18 @@ static napi_value sn_connect(napi_env env, napi_callback_info info)
 	return (throw_errno(env, "connect", err));
     }
     return (new_fd(env, fd));
+}
+
+/* sn_connect - SOCK_SEQPACKET connect to a path (the stages' wire) */
+static napi_value sn_connect(napi_env env, napi_callback_info info)
+{
+    return (connect_path(env, info, "connect", SOCK_SEQPACKET));
+}
+
+/* sn_connect_stream - SOCK_STREAM connect to a path (clamd's local socket) */
+static napi_value sn_connect_stream(napi_env env, napi_callback_info info)
+{
+    return (connect_path(env, info, "connectStream", SOCK_STREAM));
 }
 
 /* sn_accept - accept4 one pending connection, or -1 when there is none */
@@ -849,7 +884,7 @@ static void addon_free(napi_env env, void *data, void *hint)
 static napi_value make_constants(napi_env env)
 {
     static const struct { const char *name; int value; } table[] = {
-	{"AF_UNIX", AF_UNIX}, {"SOCK_SEQPACKET", SOCK_SEQPACKET},
+	{"AF_UNIX", AF_UNIX}, {"SOCK_SEQPACKET", SOCK_SEQPACKET}, {"SOCK_STREAM", SOCK_STREAM},
 	{"O_ACCMODE", O_ACCMODE}, {"O_RDONLY", O_RDONLY}, {"O_WRONLY", O_WRONLY},
 	{"O_RDWR", O_RDWR}, {"O_PATH", O_PATH}, {"O_TMPFILE", O_TMPFILE},
 	{"F_SEAL_SEAL", F_SEAL_SEAL}, {"F_SEAL_SHRINK", F_SEAL_SHRINK},
@@ -879,8 +914,9 @@ NAPI_MODULE_INIT()
 #define METHOD(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_default, NULL }
     const napi_property_descriptor fns[] = {	/* automatic: FCNTL() reads fcntl_ops */
 	FN("listen", sn_listen), FN("socketInfo", sn_socket_info),
-	FN("setNonblockCloexec", sn_set_nonblock_cloexec),
-	FN("connect", sn_connect), FN("accept", sn_accept),
+	FN("setNonblockCloexec", sn_set_nonblock_cloexec), FN("relisten", sn_relisten),
+	FN("connect", sn_connect), FN("connectStream", sn_connect_stream),
+	FN("accept", sn_accept),
 	FN("send", sn_send), FN("recv", sn_recv), FN("peerCred", sn_peer_cred),
 	FN("memfdCreate", sn_memfd_create), FCNTL(0), FCNTL(1), FCNTL(2), FCNTL(3),
 	FN("linkFd", sn_link_fd), FN("poll", sn_poll),

@@ -2,22 +2,95 @@
  * NAME
  *   build-checks - the checks transit runs, from the configuration
  *
+ * SYNOPSIS
+ *   const { checks, stop } = await buildChecks(cfg, log);   // throws: transit must not start
+ *
  * DESCRIPTION
  *   Always: the size limit and the content-type allowlist. Optionally (on by
- *   default): the extension/content agreement. Every check gets
- *   transit.checkTimeoutMs. An empty list is impossible: runChecks rejects
- *   a file when no check ran, and this function never returns fewer than two.
+ *   default): the extension/content agreement. These get
+ *   transit.checkTimeoutMs. Then the scanners, each only when its section
+ *   says enabled: true (docs/scanners.md):
+ *
+ *     clamav  clamd over its local socket (FILDES) or TCP (INSTREAM). It
+ *             does not delay start: a background wait, with backoff, logs
+ *             scanner-waiting until clamd answers, then scanner-ready.
+ *             Meanwhile every file is held (RETRY), never passed.
+ *     yara    rules compiled here, before transit listens; a rule that does
+ *             not compile, or a yara that cannot scan a memfd, throws, and
+ *             runDaemon logs startup-failed and exits 1.
+ *
+ *   The order of the list is the order of the checks in every report, so a
+ *   report shows which scanners ran. An empty list is impossible: runChecks
+ *   rejects a file when no check ran, and this function never returns fewer
+ *   than two.
+ *
+ *   stop() ends the background wait and releases the compiled rules.
  */
 import type { Config } from '@sluice/core';
-import { sizeLimitCheck, fileTypeCheck, extensionMatchCheck, type Check } from './checks/index.js';
+import {
+  sizeLimitCheck,
+  fileTypeCheck,
+  extensionMatchCheck,
+  clamavCheck,
+  yaraCheck,
+  type Check,
+  type ScannerLog,
+} from './checks/index.js';
+
+export interface BuiltChecks {
+  /** In report order. */
+  checks: Check[];
+  /** Stop background work and release resources (at shutdown). */
+  stop(): void;
+}
 
 /** buildChecks - the configured checks, in the order they appear in reports. */
-export function buildChecks(cfg: Config): Check[] {
-  const timeoutMs = cfg.transit.checkTimeoutMs;
+export async function buildChecks(cfg: Config, log: ScannerLog): Promise<BuiltChecks> {
+  const t = cfg.transit;
+  const timeoutMs = t.checkTimeoutMs;
   const checks: Check[] = [
     sizeLimitCheck({ maxBytes: cfg.limits.maxFileBytes, timeoutMs }),
-    fileTypeCheck({ allow: cfg.transit.allowTypes, timeoutMs }),
+    fileTypeCheck({ allow: t.allowTypes, timeoutMs }),
   ];
-  if (cfg.transit.extensionMatch) checks.push(extensionMatchCheck({ timeoutMs }));
-  return checks;
+  if (t.extensionMatch) checks.push(extensionMatchCheck({ timeoutMs }));
+
+  const background = new AbortController();
+  const closers: (() => void)[] = [() => background.abort()];
+  const stop = () => {
+    for (const close of closers.splice(0).reverse()) close();
+  };
+  try {
+    if (t.clamav.enabled) {
+      const c = t.clamav;
+      const clamav = clamavCheck({
+        socket: c.socket,
+        host: c.host,
+        port: c.port,
+        timeoutMs: c.timeoutMs,
+        maxConcurrent: c.maxConcurrent,
+        maxBytes: c.maxBytes,
+      });
+      checks.push(clamav);
+      void clamav.waitUntilUp(log, background.signal);
+    }
+    if (t.yara.enabled) {
+      const y = t.yara;
+      const yara = await yaraCheck({
+        rules: y.rules,
+        command: y.command,
+        compiler: y.compiler,
+        timeoutMs: y.timeoutMs,
+        maxConcurrent: y.maxConcurrent,
+        maxBytes: y.maxBytes,
+      });
+      closers.push(() => yara.close());
+      checks.push(yara);
+      for (const warning of yara.warnings) log.warn({ event: 'scanner-warning', scanner: 'yara', reason: warning }, 'yarac warned while compiling the rules');
+      log.info({ event: 'scanner-ready', scanner: 'yara', where: y.rules, engine: yara.engine }, `YARA rules compiled: ${yara.engine}`);
+    }
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return { checks, stop };
 }

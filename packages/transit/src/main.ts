@@ -58,7 +58,8 @@ import { buildChecks } from './build-checks.js';
 runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
   const c = cfg.transit;
   const limits = { maxRecordBytes: cfg.limits.maxRecordBytes, maxFileSize: cfg.limits.maxFileBytes, maxNameBytes: cfg.limits.maxNameBytes };
-  const checks = buildChecks(cfg);
+  // Compiles YARA rules and starts waiting for clamd; throws (startup-failed) when a scanner cannot be set up.
+  const { checks, stop: stopChecks } = await buildChecks(cfg, log);
   const egressAcks = new PendingAcks<Ack>();
   let active = 0;
   const waiting: (() => void)[] = [];
@@ -228,6 +229,7 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
   onStop(() => {
     listener.close();
     egress.stop();
+    stopChecks();
   });
 });
 

@@ -5,7 +5,7 @@
  * SYNOPSIS
  *   import { runChecks, decide, CheckUnavailable,
  *            sizeLimitCheck, fileTypeCheck, extensionMatchCheck,
- *            detectContent } from './checks/index.js';
+ *            clamavCheck, yaraCheck, detectContent } from './checks/index.js';
  *
  * DESCRIPTION
  *   check.ts      the Check interface, runChecks() and the pure decide()
@@ -15,6 +15,9 @@
  *   content.ts    detectContent(): what a file is, read once per input
  *   text.ts       streaming clean-text, JSON and CSV scanners
  *   read.ts       bounded positional reads
+ *   clamav.ts     clamavCheck(): clamd over FILDES (local) or INSTREAM (TCP)
+ *   yara.ts       yaraCheck(): rules compiled at start, Debian's yara per scan
+ *   slots.ts      Slots: the bound on concurrent scans
  *   The rules are in docs/checks.md.
  */
 
@@ -35,3 +38,14 @@ export { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent, type ContentInfo } fr
 export { SIZE_ENGINE, sizeLimitCheck, type SizeLimitConfig } from './size.js';
 export { fileTypeCheck, type FileTypeConfig } from './file-type.js';
 export { acceptedContentFor, extensionMatchCheck, nameExtension, type ExtensionMatchConfig } from './extension.js';
+export {
+  clamavCheck,
+  interpretScanReply,
+  interpretVersionReply,
+  type ClamavCheck,
+  type ClamavConfig,
+  type ScanReply,
+  type ScannerLog,
+} from './clamav.js';
+export { parseYaraOutput, yaraCheck, YaraSetupError, type YaraCheck, type YaraConfig, type YaraOutput } from './yara.js';
+export { Slots } from './slots.js';
