@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all deps build test demo bench clean native crash-long
+.PHONY: all deps build test demo bench clean native crash-long install
 
 all: build
 
@@ -28,6 +28,20 @@ clean:
 demo: build
 	node packages/cli/dist/main.js demo
 
+# Throughput, latency and memory as ratios to this machine's own bounds,
+# measured in the same run (docs/performance.md). Needs ~5 GB free in $TMPDIR.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS='--only small --json out.json'.
+bench: build
+	node bench/run.mjs $(BENCH_ARGS)
+
 # The long crash-injection run (not in CI): more files, more kills.
 crash-long: build
 	SLUICE_CRASH_FILES=3000 SLUICE_CRASH_KILLS=150 npx vitest run test/crash
+
+# Install the built application, units, sysusers/tmpfiles files, the sshd
+# drop-in and an example configuration (deploy/install.sh; docs/operations.md).
+# It copies what `make build` produced and never builds or downloads itself:
+# run `make build` first. Honours PREFIX (under /usr), DESTDIR and NODE.
+PREFIX ?= /usr/local
+install:
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' $(if $(NODE),NODE='$(NODE)') sh deploy/install.sh

@@ -111,8 +111,17 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     native.linkFd(fd, path.join(dir, name));
   }
 
-  /** openTmp - an unnamed file in `dir`, mode outputMode. */
-  const openTmp = (dir: string) => fs.openSync(dir, C.O_TMPFILE | fs.constants.O_RDWR, c.outputMode);
+  /** openTmp - an unnamed file in `dir`, mode outputMode exactly (the unit's UMask=0077 would narrow it to 0600, unreadable to sluice-out). */
+  const openTmp = (dir: string) => {
+    const fd = fs.openSync(dir, C.O_TMPFILE | fs.constants.O_RDWR, c.outputMode);
+    try {
+      fs.fchmodSync(fd, c.outputMode);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    return fd;
+  };
 
   /** writeReport - sign the body, write it unnamed, link it as <stored>.sluice.json. */
   async function writeReport(entry: JournalEntry): Promise<void> {
