@@ -43,7 +43,7 @@ describe('sealedCopy', () => {
       fs.closeSync(ro);
       fs.rmSync(dir, { recursive: true });
     }
-    // One reused 1 MiB buffer, not 2 GiB: allow generous slack for the sampler itself and the GC.
+    // One reused COPY_CHUNK (4 MiB) buffer, not 2 GiB: allow generous slack for the sampler itself and the GC.
     expect(peakBuffers).toBeLessThan(32 * 1024 * 1024);
     expect(peakHeap).toBeLessThan(32 * 1024 * 1024);
   }, 120_000);

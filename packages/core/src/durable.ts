@@ -7,10 +7,30 @@
  *   fsyncDir(path);
  *   writeDurable(dir, name, data, 0o600);     // tmp file, fsync, rename, fsync dir
  *
+ *   await fsyncFd(fd);                        // the same steps through libuv's threadpool,
+ *   await fsyncDirShared(path);               //   directory fsyncs shared between callers
+ *   await writeDurableAsync(dir, name, data, 0o600);
+ *
  * DESCRIPTION
  *   "Durable" means: after the call returns, a power cut leaves either the
  *   old state or the new one, never a torn file. Temporary files are named
  *   `.tmp-*` so a restarting stage can recognise and remove its leftovers.
+ *
+ *   The synchronous steps block the event loop for a whole disk flush, so a
+ *   stage that uses them handles one durable step at a time (seven flushes
+ *   per file in egress, five in ingress). The async variants run the fsync
+ *   on the threadpool, so several transfers' flushes are in flight at once
+ *   and a journalling filesystem commits them together (ext4's jbd2 joins
+ *   concurrent fsyncs into one commit). Issue 9, docs/performance.md: on a
+ *   journalled ext4, 28% fewer device flushes, iowait 10% -> 2% and 17-44%
+ *   more small files per second; on ext4 without a journal, no change.
+ *
+ *   fsyncDirShared goes further for directories: while an fsync of a
+ *   directory is running, every new request for it waits for the *next*
+ *   fsync, which starts when the running one ends and serves all of them.
+ *   A request is never answered by an fsync that began before the request
+ *   (that one may have missed its entry), so every caller still gets its own
+ *   durability before it acks; only the number of flushes shrinks.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -66,4 +86,76 @@ export function removeTemporaries(dir: string): number {
     }
   }
   return n;
+}
+
+/** fsyncFd - fsync(2) on the threadpool. */
+export function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** fsyncDirOnce - fsync a directory; only the flush runs on the threadpool (open and close are quick). */
+async function fsyncDirOnce(dir: string): Promise<void> {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await fsyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+interface DirSyncState {
+  running: Promise<void> | null;
+  next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null;
+}
+const dirSyncs = new Map<string, DirSyncState>();
+
+/** fsyncDirShared - make a directory's entries durable; concurrent callers share flushes that began after their request. */
+export function fsyncDirShared(dir: string): Promise<void> {
+  let st = dirSyncs.get(dir);
+  if (!st) {
+    st = { running: null, next: null };
+    dirSyncs.set(dir, st);
+  }
+  const state = st;
+  const start = (): Promise<void> => {
+    const run = fsyncDirOnce(dir);
+    state.running = run;
+    const after = () => {
+      state.running = null;
+      const waiting = state.next;
+      state.next = null;
+      if (waiting) start().then(waiting.resolve, waiting.reject);
+      else dirSyncs.delete(dir);
+    };
+    run.then(after, after);
+    return run;
+  };
+  if (!state.running) return start();
+  if (!state.next) {
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    state.next = { promise, resolve, reject };
+  }
+  return state.next.promise;
+}
+
+/** writeDurableAsync - writeDurable with both flushes off the event loop, the directory's shared with other callers. */
+export async function writeDurableAsync(dir: string, name: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+  try {
+    fs.writeFileSync(fd, data); // a small write into the page cache; the flush is what takes time
+    await fsyncFd(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, path.join(dir, name));
+  await fsyncDirShared(dir);
 }

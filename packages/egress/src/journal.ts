@@ -30,7 +30,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ensureDir, fsyncDir, removeTemporaries, writeDurable } from '@sluice/core';
+import { ensureDir, fsyncDirShared, removeTemporaries, writeDurableAsync } from '@sluice/core';
 
 export interface JournalEntry {
   id: string;
@@ -76,15 +76,14 @@ export class Journal {
   }
 
   /** intend - record, durably, the name and body a delivery will use, before anything is linked. */
-  intend(entry: JournalEntry): void {
-    writeDurable(this.pending, `${entry.id}.json`, JSON.stringify(entry), 0o600);
+  async intend(entry: JournalEntry): Promise<void> {
+    await writeDurableAsync(this.pending, `${entry.id}.json`, JSON.stringify(entry), 0o600);
   }
 
   /** complete - the delivery's outputs are durable in place. */
-  complete(id: string): void {
+  async complete(id: string): Promise<void> {
     fs.renameSync(path.join(this.pending, `${id}.json`), path.join(this.delivered, `${id}.json`));
-    fsyncDir(this.delivered);
-    fsyncDir(this.pending);
+    await Promise.all([fsyncDirShared(this.delivered), fsyncDirShared(this.pending)]);
   }
 
   /** reservedNames - "place/name" of every unfinished delivery (kept from other transfers across restarts). */

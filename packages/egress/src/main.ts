@@ -38,7 +38,8 @@ import {
   inspectDescriptor,
   copyAndHash,
   ensureDir,
-  fsyncDir,
+  fsyncFd,
+  fsyncDirShared,
   describe,
   errnoCode,
   resolveUid,
@@ -106,8 +107,8 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   }
 
   /** linkTmp - write nothing new: give an fsynced O_TMPFILE its final name; never overwrite. */
-  function linkTmp(fd: number, dir: string, name: string): void {
-    fs.fsyncSync(fd);
+  async function linkTmp(fd: number, dir: string, name: string): Promise<void> {
+    await fsyncFd(fd); // on the threadpool: other transfers' flushes run at the same time
     native.linkFd(fd, path.join(dir, name));
   }
 
@@ -130,7 +131,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     const fd = openTmp(dir);
     try {
       fs.writeFileSync(fd, text);
-      linkTmp(fd, dir, entry.stored + REPORT_SUFFIX);
+      await linkTmp(fd, dir, entry.stored + REPORT_SUFFIX);
     } finally {
       fs.closeSync(fd);
     }
@@ -210,13 +211,13 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
         const stored = chooseName(place, rec.name);
         entry = { id: rec.id, sha256: sha256hex, size: rec.size, verdict, place, stored, body: reportBody(rec, verdict, stored) };
         reserved.add(`${place}/${stored}`);
-        journal.intend(entry);
+        await journal.intend(entry);
       }
       const dir = dirOf(entry.place);
-      if (entry.place === 'outbox' && !exists(dir, entry.stored)) linkTmp(out, dir, entry.stored);
+      if (entry.place === 'outbox' && !exists(dir, entry.stored)) await linkTmp(out, dir, entry.stored);
       if (!exists(dir, entry.stored + REPORT_SUFFIX)) await writeReport(entry);
-      fsyncDir(dir);
-      journal.complete(entry.id);
+      await fsyncDirShared(dir); // one flush of the directory serves every transfer waiting for it
+      await journal.complete(entry.id);
       reserved.delete(`${entry.place}/${entry.stored}`);
       tlog.info(
         { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: entry.verdict === 'rejected' ? (entry.body.reason as string) : '' },

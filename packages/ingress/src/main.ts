@@ -71,7 +71,7 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
 
   const recovered = spool.recover();
   for (const meta of recovered.entries) {
-    inbox.forgetRecovered(meta);
+    await inbox.forgetRecovered(meta);
     queued.set(meta.id, meta);
     ready.push(meta.id);
   }
@@ -142,7 +142,7 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
       const ack = await waiting;
       switch (ack.status) {
         case 'delivered':
-          spool.forget(meta.id);
+          await spool.forget(meta.id);
           queued.delete(meta.id);
           tlog.info({ event: 'done', reason: ack.reason }, 'delivered downstream; spool copy removed');
           inbox.rescan(); // room again: look at what waited

@@ -26,7 +26,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir, removeTemporaries, writeDurable, TMP_PREFIX } from '@sluice/core';
+import { fsyncDir, fsyncDirShared, removeTemporaries, writeDurable, TMP_PREFIX } from '@sluice/core';
 
 export interface SpoolMeta {
   id: string;
@@ -87,6 +87,11 @@ export class Spool {
 
   /** commit - fsync the copied data, give it its name, then write the metadata: the transfer now exists. */
   commit(meta: SpoolMeta, tmpData: string): void {
+    // Synchronous on purpose (issue 9 made the other flushes asynchronous): pickup holds the
+    // upload's lease from the end of the copy until it removes the inbox file, and a writer that
+    // opens the file in that window waits on the lease and then writes into the removed inode.
+    // An asynchronous commit would widen the window (test/hostile/uploads.test.ts, "rewritten
+    // in place", already loses the last version now and then; docs/performance.md).
     const fd = fs.openSync(tmpData, fs.constants.O_RDONLY);
     try {
       fs.fsyncSync(fd);
@@ -98,10 +103,11 @@ export class Spool {
   }
 
   /** forget - remove a transfer after its final ack: metadata first, so a crash in between leaves only removable data. */
-  forget(id: string): void {
+  async forget(id: string): Promise<void> {
     fs.rmSync(path.join(this.dir, `${id}.json`), { force: true });
-    fs.rmSync(this.dataPath(id), { force: true });
-    fsyncDir(this.dir);
+    // Freeing a large file's blocks takes a while: on the threadpool. A missing file is fine (force).
+    await new Promise<void>((resolve, reject) => fs.unlink(this.dataPath(id), (err) => (err && err.code !== 'ENOENT' ? reject(err) : resolve())));
+    await fsyncDirShared(this.dir);
   }
 
   /** hold - move a transfer out of the queue for an operator to look at; nothing is deleted. */

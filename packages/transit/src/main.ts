@@ -74,6 +74,25 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
     };
   }
 
+  // Checked transfers waiting for egress's ack, each holding its sealed copy: bounded apart from
+  // the checks, so the scanners take the next file while egress writes and signs (issue 9).
+  let forwarding = 0;
+  const forwardQueue: (() => void)[] = [];
+
+  /** forwardSlot - bound the checked transfers handed to egress and not yet acked; a release hands the slot on. */
+  async function forwardSlot(): Promise<() => void> {
+    if (forwarding < c.maxInFlight) forwarding++;
+    else await new Promise<void>((r) => forwardQueue.push(r));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = forwardQueue.shift();
+      if (next) next();
+      else forwarding--;
+    };
+  }
+
   const egress = new Connector({
     path: c.egressSocket,
     log,
@@ -121,7 +140,8 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
 
   /** handle - copy, check, forward, relay the ack. */
   async function handle(conn: Connection, data: Buffer, fd: number): Promise<void> {
-    const release = await slot();
+    let release: (() => void) | null = await slot();
+    let releaseForward: (() => void) | null = null;
     let sealed = -1;
     let rec: IngressTransfer | undefined;
     let tlog: Logger = log;
@@ -164,6 +184,12 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
       const verdict = results.length > 0 && results.every((r) => r.outcome === 'pass') ? 'accepted' : 'rejected';
       const reason = results.filter((r) => r.outcome !== 'pass').map((r) => `${r.name}: ${r.reason}`).join('; ');
       tlog.info({ event: 'checked', verdict, reason, checks: results.map((r) => ({ name: r.name, outcome: r.outcome, reason: r.reason })) }, `verdict ${verdict}`);
+
+      // Checks done: take a forwarding slot, then give the check slot to the next file. Taking
+      // first keeps the sealed copies alive at most 2 x maxInFlight, however slow egress is.
+      releaseForward = await forwardSlot();
+      release();
+      release = null;
 
       const down = egress.connection;
       if (!down) {
@@ -209,7 +235,8 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
       if (rec) reply(conn, rec, 'retry', describe(err), tlog);
     } finally {
       if (sealed >= 0) fs.closeSync(sealed);
-      release();
+      releaseForward?.();
+      release?.();
     }
   }
 

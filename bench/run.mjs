@@ -1,0 +1,530 @@
+#!/usr/bin/env node
+/*
+ * NAME
+ *   bench/run.mjs - `make bench`: Sluice's throughput, latency and memory as ratios to this machine's bounds
+ *
+ * SYNOPSIS
+ *   node bench/run.mjs [--only large,small,memory,clamd] [--dir DIR] [--keep]
+ *                      [--json FILE] [--cpu-prof DIR] [--logs DIR]
+ *                      [--small-files N] [--large-files N] [--clamd-files N]
+ *
+ * DESCRIPTION
+ *   Runs the compiled pipeline (`sluice dev`, packages/cli/dist; run
+ *   `make build` first, which `make bench` does) and prints four figures,
+ *   each beside the physical bound it is judged against, measured in the
+ *   same run (docs/performance.md explains each bound and records results):
+ *
+ *   large   8 x 256 MiB PNG-shaped files renamed into the inbox at once;
+ *           MB/s from the first rename to the last report visible, against
+ *           the single-core copy+SHA-256 rate into a memfd. Goal >= 0.6:
+ *           three stages each copy and hash every byte, on two cores. Also
+ *           printed: the same copy into a fsynced file, the CPU ceiling of
+ *           the three stages they imply, and the disk's fresh-write rate.
+ *   small   2,000 x 4 KiB text files renamed in at once; files/s, and the
+ *           latency of each file from its rename to its report appearing
+ *           (p50, p99), against the one-process floor (one hybrid signature
+ *           and two durable 4 KiB writes per file). Goal >= 1.3. Then 200
+ *           more arriving evenly at half that rate: the latency of a file
+ *           that does not queue behind a burst.
+ *   memory  each daemon's peak RSS while one 2 GiB file passes, against its
+ *           idle RSS after warm-up. Goal: peak <= idle + 64 MiB.
+ *   clamd   64 x 8 MiB PNG-shaped files through the pipeline with the ClamAV
+ *           check (a private clamd, one-signature database), MB/s end to
+ *           end, against clamd's own FILDES rate on the same files at the
+ *           same concurrency (4). Goal >= 0.9. Measured only when transit
+ *           has a clamav check and clamd is installed; otherwise printed as
+ *           not measured, with the reason.
+ *
+ *   Every figure also checks correctness: each input must come out
+ *   accepted, in outbox/, with a report stating its SHA-256. A wrong or
+ *   missing output makes the run fail (exit 1); a ratio below its goal does
+ *   not (these machines are shared and noisy: the figures are for people).
+ *
+ *   --help          print the usage.
+ *   --dir DIR       work under DIR (default: a new directory in $TMPDIR,
+ *                   removed at the end unless --keep; under DIR each figure's
+ *                   own directory is removed unless --keep). ~5 GB free.
+ *   --only LIST     run only these figures.
+ *   --json FILE     also write every number as JSON.
+ *   --cpu-prof DIR  profile every Node process of `sluice dev` (V8's sampling
+ *                   profiler, started by lib/cpu-prof-preload.mjs: Node 20
+ *                   refuses --cpu-prof in NODE_OPTIONS), one .cpuprofile per
+ *                   process in DIR; read them with bench/profile-summary.mjs.
+ *                   The figures are then slower.
+ *   --logs DIR      keep every daemon log line, one FIGURE.jsonl per figure.
+ *   --small-files N, --large-files N, --clamd-files N
+ *                   fewer (or more) files than the standard 2,000, 8 and 64, for
+ *                   quick experiments; the standard figures use the defaults.
+ *
+ * DIAGNOSTICS
+ *   Progress on stderr; the summary on stdout. Warnings and errors the
+ *   daemons logged during a figure are printed after it (there should be
+ *   none).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DevRun } from './lib/pipeline.mjs';
+import { writeLargeInput, writeSmallInputs, randomBlock, syncAll } from './lib/inputs.mjs';
+import { copyHashRate, copyHashFileRate, durableWriteRate, perFileFloor } from './lib/bounds.mjs';
+import { memOf, shmem, resetPeak, RssSampler } from './lib/rss.mjs';
+import { describeMachine } from './lib/machine.mjs';
+import { BenchClamd, HAVE_CLAMD, CLAMD, PYTHON } from './lib/clamd.mjs';
+import { cpuSnapshot, cpuSince } from './lib/cpu.mjs';
+import { median, percentile, fmt } from './lib/stats.mjs';
+
+const MiB = 1 << 20;
+const GiB = 1 << 30;
+const GOALS = { large: 0.6, small: 1.3, memoryMiB: 64, clamd: 0.9 };
+
+/** parseArgs - the few options above; anything else is a usage error. */
+function parseArgs(argv) {
+  const o = { only: ['large', 'small', 'memory', 'clamd'], dir: null, keep: false, json: null, cpuProf: null, logs: null, smallFiles: 2000, largeFiles: 8, clamdFiles: 64 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const count = (v) => (/^[1-9][0-9]{0,5}$/.test(v) ? Number(v) : usage(`${a} needs a count`));
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--only') o.only = val().split(',');
+    else if (a === '--dir') o.dir = path.resolve(val());
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--json') o.json = path.resolve(val());
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else if (a === '--cpu-prof') o.cpuProf = path.resolve(val());
+    else if (a === '--logs') o.logs = path.resolve(val());
+    else if (a === '--small-files') o.smallFiles = count(val());
+    else if (a === '--large-files') o.largeFiles = count(val());
+    else if (a === '--clamd-files') o.clamdFiles = count(val());
+    else usage(`unknown argument ${a}`);
+  }
+  for (const f of o.only) if (!['large', 'small', 'memory', 'clamd'].includes(f)) usage(`unknown figure ${f}`);
+  return o;
+}
+
+const USAGE =
+  'usage: node bench/run.mjs [--only large,small,memory,clamd] [--dir DIR] [--keep] [--json FILE]\n' +
+  '                          [--cpu-prof DIR] [--logs DIR] [--small-files N] [--large-files N] [--clamd-files N]\n' +
+  '(docs/performance.md; the header of bench/run.mjs explains every option)';
+
+function usage(msg) {
+  process.stderr.write(`bench: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+const say = (msg) => process.stderr.write(`bench: ${msg}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** problemsOf - warnings and errors the daemons logged, one line each (they usually mean a figure is wrong). */
+function problemsOf(run) {
+  return run.problems.map((l) => `  ${l.stage ?? '?'} ${l.level ?? ''} ${l.event ?? ''} ${l.reason ?? l.text ?? ''}`.trimEnd());
+}
+
+/** checkOutputs - every input accepted into outbox/ with a report stating its digest; returns the list of faults. */
+function checkOutputs(run, inputs) {
+  const byName = new Map(run.reports().map((r) => [r.report.name.original, r]));
+  const faults = [];
+  for (const f of inputs) {
+    const r = byName.get(f.name);
+    if (!r) faults.push(`${f.name}: no report`);
+    else if (r.place !== 'outbox' || r.report.verdict !== 'accepted') faults.push(`${f.name}: ${r.report.verdict} (${r.report.reason})`);
+    else if (r.report.sha256 !== f.sha256 || r.report.size !== f.size) faults.push(`${f.name}: report states other bytes`);
+    else if (fs.statSync(path.join(run.layout.outbox, r.report.name.stored)).size !== f.size) faults.push(`${f.name}: output has the wrong size`);
+  }
+  return faults;
+}
+
+/** dropAll - rename every input into the inbox as fast as possible; returns each rename's time. */
+function dropAll(run, inputs) {
+  const at = [];
+  for (const f of inputs) {
+    fs.renameSync(f.path, path.join(run.layout.inbox, f.name));
+    at.push(performance.now());
+  }
+  return at;
+}
+
+/** dropPaced - rename inputs into the inbox evenly spaced at `perSec`; returns each rename's time. */
+async function dropPaced(run, inputs, perSec) {
+  const at = [];
+  const t0 = performance.now();
+  for (let i = 0; i < inputs.length; i++) {
+    const due = t0 + (i * 1000) / perSec;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    fs.renameSync(inputs[i].path, path.join(run.layout.inbox, inputs[i].name));
+    at.push(performance.now());
+  }
+  return at;
+}
+
+/** devEnv - environment for `sluice dev` (CPU profiles on request). */
+function devEnv(opts) {
+  if (!opts.cpuProf) return {};
+  fs.mkdirSync(opts.cpuProf, { recursive: true });
+  // Node 20 refuses --cpu-prof in NODE_OPTIONS; a preloaded module does the same (lib/cpu-prof-preload.mjs).
+  const preload = new URL('./lib/cpu-prof-preload.mjs', import.meta.url).pathname;
+  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim(), SLUICE_CPU_PROF_DIR: opts.cpuProf };
+}
+
+const STAGES = ['ingress', 'transit', 'egress'];
+
+/** stagePids - the three daemons' pids. */
+const stagePids = (run) => STAGES.map((s) => run.pids[s]);
+
+/** cpuUse - cpuSince() with the pids named by stage. */
+function cpuUse(run, c) {
+  return { ...c, daemons: Object.fromEntries(STAGES.map((s) => [s, c.daemons[run.pids[s]]])) };
+}
+
+/** cpuLine - two lines on where the CPU and the disk went while a figure ran. */
+function cpuLine(c, extra = '') {
+  const d = Object.values(c.daemons).reduce((a, b) => a + b, 0);
+  const avail = c.cores * c.seconds;
+  const per = Object.entries(c.daemons).map(([s, v]) => `${s} ${fmt(v, 1)}`).join(', ');
+  const disks = Object.entries(c.disks)
+    .map(([n, v]) => `${n} busy ${fmt((100 * v.busy) / c.seconds, 0)}%, ${fmt(v.written / 1e6, 0)} MB written, ${fmt(v.flushes)} flushes`)
+    .join('; ');
+  return (
+    `  CPU while it ran          daemons ${fmt(d, 1)} s (${per}) of ${fmt(avail, 1)} s available; machine busy ${fmt((100 * c.machine.busy) / avail, 0)}%, iowait ${fmt((100 * c.machine.iowait) / avail, 0)}%${extra}\n` +
+    `  disk while it ran        ${disks || 'nothing written'}`
+  );
+}
+
+/** devOpts - how to start `sluice dev` for one figure: profiling, log capture. */
+function devOpts(opts, figure) {
+  if (opts.logs) fs.mkdirSync(opts.logs, { recursive: true });
+  return { env: devEnv(opts), logFile: opts.logs ? path.join(opts.logs, `${figure}.jsonl`) : null };
+}
+
+/** figureLarge - 8 x 256 MiB end to end vs single-core copy+SHA-256 into a memfd. */
+async function figureLarge(root, opts) {
+  const dir = path.join(root, 'large');
+  const stage = path.join(dir, 'stage');
+  fs.mkdirSync(stage, { recursive: true });
+  const count = opts.largeFiles;
+  const size = 256 * MiB;
+  say(`large: writing ${count} x 256 MiB inputs`);
+  const block = randomBlock();
+  const inputs = [];
+  for (let i = 0; i < count; i++) inputs.push(writeLargeInput(stage, `large-${i}.png`, size, block));
+  syncAll();
+  say('large: measuring the bounds (copy+SHA-256 into a memfd; durable writes)');
+  const copyBefore = copyHashRate(inputs.slice(0, 3).map((f) => f.path));
+  const fileCopy = copyHashFileRate(inputs.slice(3, 6).map((f) => f.path), stage);
+  const disk = durableWriteRate(stage);
+  syncAll();
+
+  say('large: running the pipeline');
+  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, 'large'));
+  let result;
+  try {
+    run.watchOutputs();
+    const cpu0 = cpuSnapshot(stagePids(run));
+    const at = dropAll(run, inputs);
+    const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
+    const cpu = cpuUse(run, cpuSince(cpu0));
+    const seconds = (Math.max(...seen) - at[0]) / 1000;
+    const bytes = count * size;
+    const mbps = bytes / seconds / 1e6;
+    const faults = checkOutputs(run, inputs);
+    // The bound again, right after, on the outputs (the same bytes, in the page cache like the inputs
+    // were): the mean of before and after tracks a machine whose load changes under the figure.
+    const copyAfter = copyHashRate(inputs.slice(0, 3).map((f) => path.join(run.layout.outbox, f.name)));
+    const copy = { mbps: (copyBefore.mbps + copyAfter.mbps) / 2, before: copyBefore.mbps, after: copyAfter.mbps };
+    result = {
+      files: count,
+      fileBytes: size,
+      seconds,
+      mbps,
+      boundCopyHashMBps: copy.mbps,
+      boundCopyHashRuns: [copy.before, copy.after],
+      copyHashFileMBps: fileCopy.mbps,
+      // Three stages on every core: transit copies into a memfd, ingress and egress into files.
+      cpuCeilingMBps: os.availableParallelism() / (2 / fileCopy.mbps + 1 / copy.mbps),
+      boundDiskMBps: disk.mbps,
+      diskRuns: disk.runs,
+      ratio: mbps / copy.mbps,
+      ratioToDiskBound: mbps / (disk.mbps / 2),
+      cpu,
+      goal: GOALS.large,
+      faults,
+      problems: problemsOf(run),
+    };
+  } finally {
+    await run.stop();
+    if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** figureSmall - 2,000 x 4 KiB end to end (files/s, latency) vs the one-process per-file floor. */
+async function figureSmall(root, opts) {
+  const dir = path.join(root, 'small');
+  const stage = path.join(dir, 'stage');
+  fs.mkdirSync(stage, { recursive: true });
+  say('small: measuring the one-process floor (sign + two durable 4 KiB writes per file)');
+  const floorBefore = await perFileFloor(path.join(dir, 'floor-before'), 300);
+  const count = opts.smallFiles;
+  const warm = writeSmallInputs(stage, 10, 4096, 'warm');
+  const inputs = writeSmallInputs(stage, count, 4096, 's');
+  const paced = writeSmallInputs(stage, Math.min(200, count), 4096, 'p');
+  syncAll();
+
+  say(`small: running the pipeline (${count} files)`);
+  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, 'small'));
+  let result;
+  try {
+    run.watchOutputs();
+    // Warm-up: the first files pay for lazy loading and JIT in every stage; not what an operator sees later.
+    dropAll(run, warm);
+    await run.waitForReports(warm.map((f) => f.name), 60_000);
+    const cpu0 = cpuSnapshot(stagePids(run));
+    const at = dropAll(run, inputs);
+    const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
+    const cpu = cpuUse(run, cpuSince(cpu0));
+    const seconds = (Math.max(...seen) - at[0]) / 1000;
+    const filesPerSec = count / seconds;
+    const latencies = seen.map((t, i) => t - at[i]);
+    // Latency under a steady load instead of a burst: files arriving evenly at half the rate just
+    // measured, so what is measured is the pipeline's own latency, not a queue of 2,000.
+    const pacedRate = filesPerSec / 2;
+    const pacedAt = await dropPaced(run, paced, pacedRate);
+    const pacedSeen = await run.waitForReports(paced.map((f) => f.name), 240_000);
+    const pacedLatencies = pacedSeen.map((t, i) => t - pacedAt[i]);
+    const faults = checkOutputs(run, [...inputs, ...paced]);
+    await run.stop();
+    say('small: the floor again, after the pipeline');
+    const floorAfter = await perFileFloor(path.join(dir, 'floor-after'), 300);
+    const floor = {
+      filesPerSec: (floorBefore.filesPerSec + floorAfter.filesPerSec) / 2,
+      msPerFile: (floorBefore.msPerFile + floorAfter.msPerFile) / 2,
+      signMsPerFile: (floorBefore.signMsPerFile + floorAfter.signMsPerFile) / 2,
+    };
+    result = {
+      files: count,
+      fileBytes: 4096,
+      seconds,
+      filesPerSec,
+      latencyMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: Math.max(...latencies) },
+      paced: { files: paced.length, filesPerSec: pacedRate, latencyMs: { p50: percentile(pacedLatencies, 0.5), p99: percentile(pacedLatencies, 0.99), max: Math.max(...pacedLatencies) } },
+      floorFilesPerSec: floor.filesPerSec,
+      floorRuns: [floorBefore.filesPerSec, floorAfter.filesPerSec],
+      floorMsPerFile: floor.msPerFile,
+      floorSignMsPerFile: floor.signMsPerFile,
+      ratio: filesPerSec / floor.filesPerSec,
+      cpu,
+      goal: GOALS.small,
+      faults,
+      problems: problemsOf(run),
+    };
+  } finally {
+    await run.stop();
+    if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** figureMemory - peak RSS of each daemon while a 2 GiB file passes vs its idle RSS. */
+async function figureMemory(root, opts) {
+  const dir = path.join(root, 'memory');
+  const stage = path.join(dir, 'stage');
+  fs.mkdirSync(stage, { recursive: true });
+  say('memory: writing a 2 GiB input');
+  const big = writeLargeInput(stage, 'big.png', 2 * GiB, randomBlock());
+  const warm = [writeLargeInput(stage, 'warm.png', 4 * MiB, randomBlock(MiB)), ...writeSmallInputs(stage, 2, 4096, 'warm')];
+  syncAll();
+
+  say('memory: running the pipeline');
+  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, 'memory'));
+  let result;
+  try {
+    run.watchOutputs();
+    dropAll(run, warm);
+    await run.waitForReports(warm.map((f) => f.name), 60_000);
+    await sleep(1000); // let the warm-up's garbage be collected and the stages go idle
+    const pids = stagePids(run);
+    const idle = Object.fromEntries(STAGES.map((s) => [s, memOf(run.pids[s]).rss]));
+    const idleShmem = shmem();
+    const reset = pids.every((p) => resetPeak(p));
+    const sampler = new RssSampler(pids, 20);
+    sampler.start();
+    dropAll(run, [big]);
+    await run.waitForReports([big.name], 240_000);
+    sampler.stop();
+    const per = {};
+    for (const s of STAGES) {
+      const pid = run.pids[s];
+      const hwm = memOf(pid).hwm;
+      const peak = reset ? Math.max(hwm, sampler.max[pid]) : sampler.max[pid];
+      per[s] = { idle: idle[s], peak, growth: peak - idle[s], hwm, sampledMax: sampler.max[pid] };
+    }
+    const faults = checkOutputs(run, [big]);
+    if (run.count('stage-exited') > 0) faults.push('a stage exited during the figure; its RSS is not comparable');
+    result = {
+      fileBytes: big.size,
+      peakFromKernel: reset,
+      stages: per,
+      shmemGrowth: sampler.maxShmem - idleShmem,
+      goalGrowthBytes: GOALS.memoryMiB * MiB,
+      faults,
+      problems: problemsOf(run),
+    };
+  } finally {
+    await run.stop();
+    if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** figureClamd - end to end with the ClamAV check vs clamd's own FILDES rate on the same files. */
+async function figureClamd(root, opts) {
+  if (!fs.existsSync(new URL('../packages/transit/dist/checks/clamav.js', import.meta.url))) return { measured: false, why: 'clamd check not available' };
+  if (!HAVE_CLAMD) return { measured: false, why: `${CLAMD} or ${PYTHON} missing (apt-get install clamav-daemon python3)` };
+  const dir = path.join(root, 'clamd');
+  const stage = path.join(dir, 'stage');
+  fs.mkdirSync(stage, { recursive: true });
+  const count = opts.clamdFiles;
+  const size = 8 * MiB; // under transit.clamav.maxBytes (25 MiB by default), as a scanned file must be
+  const concurrency = 4; // transit.clamav.maxConcurrent's default, and clamd's MaxThreads here
+  say(`clamd: writing ${count} x ${size / MiB} MiB inputs, starting clamd`);
+  const block = randomBlock();
+  const inputs = [];
+  for (let i = 0; i < count; i++) inputs.push(writeLargeInput(stage, `scan-${i}.png`, size, block));
+  syncAll();
+  const clamd = await BenchClamd.start(path.join(dir, 'clamd'), { threads: concurrency });
+  let result;
+  try {
+    say('clamd: measuring clamd alone (FILDES)');
+    const ownBefore = await clamd.fildesRate(inputs.map((f) => f.path), concurrency);
+    say('clamd: running the pipeline with the ClamAV check');
+    const run = await DevRun.start(path.join(dir, 'dev'), { transit: { clamav: { enabled: true, socket: clamd.socket, maxConcurrent: concurrency } } }, devOpts(opts, 'clamd'));
+    try {
+      await run.waitFor(() => run.count('scanner-ready') >= 1, 30_000, 'transit: clamd ready');
+      run.watchOutputs();
+      const cpu0 = cpuSnapshot([...stagePids(run), clamd.pid]);
+      const at = dropAll(run, inputs);
+      const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
+      const c = cpuSince(cpu0);
+      const cpu = { ...cpuUse(run, c), clamd: c.daemons[clamd.pid] };
+      const seconds = (Math.max(...seen) - at[0]) / 1000;
+      const bytes = count * size;
+      const faults = checkOutputs(run, inputs);
+      // clamd alone again, after, on the outputs (the same bytes): the mean tracks changing load.
+      const ownAfter = await clamd.fildesRate(inputs.map((f) => path.join(run.layout.outbox, f.name)), concurrency);
+      const own = { mbps: (ownBefore.mbps + ownAfter.mbps) / 2, runs: [ownBefore.mbps, ownAfter.mbps] };
+      const scanned = run.reports().filter((r) => r.report.checks.some((k) => k.name === 'clamav' && k.result === 'pass')).length;
+      if (scanned !== count) faults.push(`only ${scanned} of ${count} reports show a passing clamav check`);
+      result = {
+        measured: true,
+        files: count,
+        fileBytes: size,
+        concurrency,
+        engine: clamd.version,
+        seconds,
+        mbps: bytes / seconds / 1e6,
+        clamdMBps: own.mbps,
+        clamdRuns: own.runs,
+        ratio: bytes / seconds / 1e6 / own.mbps,
+        goal: GOALS.clamd,
+        cpu,
+        faults,
+        problems: problemsOf(run),
+      };
+    } finally {
+      await run.stop();
+    }
+  } finally {
+    await clamd.stop();
+    if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** printSummary - the human-readable result. */
+function printSummary(machine, r) {
+  const out = [];
+  const goalMark = (ok) => (ok ? 'meets goal' : 'BELOW GOAL');
+  out.push('');
+  out.push(`Sluice benchmark — ${new Date().toISOString()}`);
+  out.push(`machine: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memory} RAM, Linux ${machine.kernel}, Node ${machine.node}`);
+  out.push(`disk:    ${machine.disk}`);
+  out.push('');
+  if (r.large) {
+    const x = r.large;
+    out.push(`large files  ${x.files} x ${x.fileBytes / MiB} MiB, scanners off`);
+    out.push(`  end to end               ${fmt(x.mbps, 0)} MB/s  (${fmt(x.seconds, 2)} s)`);
+    out.push(`  bound: copy+SHA-256      ${fmt(x.boundCopyHashMBps, 0)} MB/s  (one core, into a memfd; before ${fmt(x.boundCopyHashRuns[0], 0)}, after ${fmt(x.boundCopyHashRuns[1], 0)})`);
+    out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    out.push(`  same into a file + fsync ${fmt(x.copyHashFileMBps, 0)} MB/s  (one core; what ingress and egress each do per byte)`);
+    out.push(`  CPU ceiling, ${x.cpu.cores} cores     ${fmt(x.cpuCeilingMBps, 0)} MB/s  (= ${x.cpu.cores} / (2/file + 1/memfd); end to end is ${fmt((100 * x.mbps) / x.cpuCeilingMBps, 0)}% of it)`);
+    out.push(`  disk: fresh write+fsync  ${fmt(x.boundDiskMBps, 0)} MB/s; the pipeline fsyncs every byte twice, so the disk allows ${fmt(x.boundDiskMBps / 2, 0)} MB/s (ratio ${fmt(x.ratioToDiskBound, 2)})`);
+    out.push(cpuLine(x.cpu));
+  }
+  if (r.small) {
+    const x = r.small;
+    out.push(`small files  ${fmt(x.files)} x 4 KiB, all renamed in at once`);
+    out.push(`  end to end               ${fmt(x.filesPerSec, 0)} files/s  (${fmt(x.seconds, 2)} s)`);
+    out.push(`  latency rename->report   p50 ${fmt(x.latencyMs.p50, 0)} ms, p99 ${fmt(x.latencyMs.p99, 0)} ms (all ${fmt(x.files)} at once: mostly queueing)`);
+    out.push(`  latency at half load     p50 ${fmt(x.paced.latencyMs.p50, 0)} ms, p99 ${fmt(x.paced.latencyMs.p99, 0)} ms (${x.paced.files} more files arriving evenly at ${fmt(x.paced.filesPerSec, 0)}/s)`);
+    out.push(`  bound: one-process floor ${fmt(x.floorFilesPerSec, 0)} files/s  (before ${fmt(x.floorRuns[0], 0)}, after ${fmt(x.floorRuns[1], 0)}; ${fmt(x.floorMsPerFile, 2)} ms/file, of which signing ${fmt(x.floorSignMsPerFile, 2)})`);
+    out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    out.push(cpuLine(x.cpu));
+  }
+  if (r.memory) {
+    const x = r.memory;
+    out.push(`memory       one ${x.fileBytes / GiB} GiB file; peak ${x.peakFromKernel ? 'VmHWM (reset after warm-up)' : 'sampled VmRSS'} vs idle VmRSS`);
+    for (const [s, m] of Object.entries(x.stages)) {
+      out.push(`  ${s.padEnd(8)} idle ${fmt(m.idle / MiB, 1)} MiB, peak ${fmt(m.peak / MiB, 1)} MiB, growth ${fmt(m.growth / MiB, 1)} MiB  (goal <= ${GOALS.memoryMiB} MiB: ${goalMark(m.growth <= x.goalGrowthBytes)})`);
+    }
+    out.push(`  shared memory            +${fmt(x.shmemGrowth / MiB, 0)} MiB at most: transit's sealed memfd, RAM by design, not in any RSS`);
+  }
+  if (r.clamd && !r.clamd.measured) out.push(`clamd        not measured (${r.clamd.why})`);
+  else if (r.clamd) {
+    const x = r.clamd;
+    out.push(`clamd        ${x.files} x ${x.fileBytes / MiB} MiB, ClamAV check on, ${x.concurrency} scans at once (${x.engine}, one-signature database)`);
+    out.push(`  end to end               ${fmt(x.mbps, 0)} MB/s  (${fmt(x.seconds, 2)} s)`);
+    out.push(`  bound: clamd FILDES      ${fmt(x.clamdMBps, 0)} MB/s  (clamd alone, same files, same concurrency; before ${fmt(x.clamdRuns[0], 0)}, after ${fmt(x.clamdRuns[1], 0)})`);
+    out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    out.push(cpuLine(x.cpu, `; clamd ${fmt(x.cpu.clamd, 1)} s`));
+  }
+  for (const [k, x] of Object.entries(r)) {
+    if (x?.faults?.length) out.push(`FAULTS in ${k}:\n  ${x.faults.slice(0, 20).join('\n  ')}`);
+    if (x?.problems?.length) out.push(`daemon warnings during ${k} (${x.problems.length}):\n${x.problems.slice(0, 10).join('\n')}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (!fs.existsSync(new URL('../packages/cli/dist/main.js', import.meta.url))) usage('packages/cli/dist is missing: run `make build` first');
+  const root = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
+  fs.mkdirSync(root, { recursive: true });
+  const machine = describeMachine(root);
+  say(`working in ${root}${opts.keep || opts.dir ? ' (kept)' : ''}`);
+  const t0 = performance.now();
+  const results = {};
+  try {
+    if (opts.only.includes('large')) results.large = await figureLarge(root, opts);
+    if (opts.only.includes('small')) results.small = await figureSmall(root, opts);
+    if (opts.only.includes('memory')) results.memory = await figureMemory(root, opts);
+    if (opts.only.includes('clamd')) results.clamd = await figureClamd(root, opts);
+  } finally {
+    if (!opts.keep && !opts.dir) fs.rmSync(root, { recursive: true, force: true });
+  }
+  printSummary(machine, results);
+  say(`done in ${fmt((performance.now() - t0) / 1000, 0)} s`);
+  if (opts.json) fs.writeFileSync(opts.json, `${JSON.stringify({ machine, at: new Date().toISOString(), results }, null, 2)}\n`);
+  const faulty = Object.values(results).some((x) => x?.faults?.length);
+  process.exitCode = faulty ? 1 : 0;
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${err.stack ?? err}\n`);
+  process.exit(1);
+});

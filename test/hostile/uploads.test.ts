@@ -1,0 +1,295 @@
+// Hostile uploaders against ingress: what an uploader can put in the inbox
+// (design.md: contents, names, timing, symlinks, hard links, FIFOs, devices)
+// must never make ingress read something it should not, hand over bytes
+// other than the upload's, lose an upload, or stop. test/pipeline.test.ts
+// covers the basics (a symlink to a FIFO, a hard link to a file outside, a
+// FIFO, *.part ignored until renamed); these cases extend them: secrets
+// behind links, links swapped in while ingress looks, devices and sockets,
+// files replaced or rewritten during and after pickup, and *.part files that
+// are never renamed. The flood of 10,000 empty files is flood.test.ts. After every case ingress is the
+// same process, has the same number of descriptors, and a clean upload
+// still arrives.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { devConfig } from '../../packages/cli/src/dev.js';
+import { loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
+import { Pipeline, type Found } from '../support/pipeline.js';
+import { PYTHON, fdCount, fdTargets, settledFdCount, sha256hex } from './impersonate.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const isRoot = process.getuid?.() === 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let p: Pipeline;
+let ingressPid: number;
+let outside: string;
+const SECRET = `top secret ${randomBytes(8).toString('hex')}\n`;
+
+beforeAll(async () => {
+  p = await Pipeline.start((dir) =>
+    devConfig(dir, {
+      // Frequent rescans: the *.part case must survive many of them.
+      ingress: { rescanIntervalMs: 300, recheckIntervalMs: 50, retryDelayMs: 200 },
+    }),
+  );
+  ingressPid = Number(p.lines.find((l) => l.stage === 'ingress' && l.event === 'started')!.pid);
+  outside = fs.mkdtempSync(path.join(p.dir, 'outside-'));
+  fs.writeFileSync(path.join(outside, 'secret.txt'), SECRET);
+  await clean('warm-up');
+});
+
+afterAll(async () => {
+  await p?.stop();
+});
+
+let cleanNo = 0;
+/** clean - an honest upload arrives, intact, with a valid report (ingress still serves). */
+async function clean(tag: string): Promise<void> {
+  const name = `clean-${++cleanNo}.txt`;
+  const bytes = `clean upload after ${tag}\n`;
+  p.drop(name, bytes);
+  const found = await p.reportFor(name, 60_000);
+  expect(found.report.verdict).toBe('accepted');
+  expect(fs.readFileSync(path.join(p.outbox, found.report.name.stored), 'utf8')).toBe(bytes);
+}
+
+/** verified - the report's signatures (and for accepted files, the delivered bytes) check out. */
+function verified(found: Found): boolean {
+  const reportText = fs.readFileSync(found.reportPath, 'utf8');
+  const publicKey = loadPublicKey(p.publicKey);
+  if (found.place === 'outbox') {
+    const bytes = fs.readFileSync(path.join(p.outbox, found.report.name.stored));
+    return verifyReport({ reportText, publicKey, file: { size: bytes.length, sha256hex: sha256hex(bytes) }, reportOnly: false }).ok;
+  }
+  return verifyReport({ reportText, publicKey, reportOnly: true }).ok;
+}
+
+/**
+ * guarded - run one case and then hold ingress to the rules: same process,
+ * no error lines from any stage, a clean upload arrives, no secret in any
+ * output, and its descriptor count is back where it was.
+ */
+async function guarded(name: string, fn: () => Promise<void>): Promise<void> {
+  const before = fdCount(ingressPid);
+  const mark = p.lines.length;
+  await fn();
+  await clean(name);
+  const errors = p.lines.slice(mark).filter((l) => l.level === 'error' || l.level === 'fatal' || l.event === 'stage-exited');
+  expect(errors, `${name}: error lines`).toEqual([]);
+  expect(Number(p.lines.filter((l) => l.stage === 'ingress' && l.event === 'started').at(-1)!.pid)).toBe(ingressPid);
+  for (const f of fs.readdirSync(p.outbox)) {
+    if (!f.endsWith('.sluice.json')) expect(fs.readFileSync(path.join(p.outbox, f), 'utf8'), `${name}: ${f}`).not.toContain('top secret');
+  }
+  const after = await settledFdCount(ingressPid, before);
+  expect(after, `${name}: ingress descriptors before ${before}, after ${after}:\n${fdTargets(ingressPid).join('\n')}`).toBe(before);
+}
+
+/** reportsFor - every report whose original name is `name`. */
+const reportsFor = (name: string) => p.reports().filter((r) => r.report.name.original === name);
+
+/** uploader - run uploader.py (a racing uploader) to completion. */
+async function uploader(...args: string[]): Promise<void> {
+  const child = spawn(PYTHON, [path.join(HERE, 'uploader.py'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  expect(code).toBe(0);
+}
+
+/** version - what uploader.py writes as version k. */
+const version = (k: number) => `version ${String(k).padStart(6, '0')}\n`.repeat(512);
+/** whichVersion - the one version these bytes are, or -1 (torn, or not a version at all). */
+function whichVersion(bytes: string): number {
+  const m = /^version (\d{6})\n/.exec(bytes);
+  if (!m) return -1;
+  const k = Number(m[1]);
+  return bytes === version(k) ? k : -1;
+}
+
+/**
+ * settledFor - wait until ingress has dealt with every entry under `name`:
+ * the inbox entry is gone and every pickup or refusal of it has its report.
+ */
+async function settledFor(name: string): Promise<Found[]> {
+  const handled = () => p.lines.filter((l) => l.stage === 'ingress' && (l.event === 'picked-up' || l.event === 'upload-refused') && l.name === name).length;
+  await p.waitFor(() => !fs.existsSync(path.join(p.inbox, name)) && handled() > 0 && reportsFor(name).length === handled(), 60_000, `every version of ${name} reported`);
+  return reportsFor(name);
+}
+
+describe('links', () => {
+  it('symlinks to a secret (absolute, relative, to /etc/shadow, dangling) are refused unopened, with a signed report', async () => {
+    await guarded('symlinks', async () => {
+      const links: [string, string][] = [
+        ['abs-secret.txt', path.join(outside, 'secret.txt')],
+        ['rel-secret.txt', `../${path.basename(outside)}/secret.txt`],
+        ['shadow.txt', '/etc/shadow'],
+        ['dangling.txt', path.join(outside, 'nothing-here')],
+        ['self-loop.txt', 'self-loop.txt'],
+      ];
+      for (const [name, to] of links) fs.symlinkSync(to, path.join(p.inbox, name));
+      for (const [name] of links) {
+        const found = await p.reportFor(name);
+        expect(found.place).toBe('rejected');
+        expect(found.report).toMatchObject({ verdict: 'rejected', size: 0 });
+        expect(found.report.reason).toMatch(/not-regular: symlink/);
+        expect(verified(found)).toBe(true);
+        expect(fs.existsSync(path.join(p.inbox, name))).toBe(false);
+      }
+      expect(fs.readFileSync(path.join(outside, 'secret.txt'), 'utf8')).toBe(SECRET);
+    });
+  });
+
+  it('a symlink to the secret swapped in and out 100 times while ingress looks: never followed', async () => {
+    await guarded('swap-link', async () => {
+      await uploader('swap-link', p.inbox, 'swap.txt', path.join(outside, 'secret.txt'), '100');
+      const found = await settledFor('swap.txt');
+      for (const f of found) {
+        if (f.report.verdict === 'accepted') {
+          // A regular version, whole.
+          expect(whichVersion(fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8'))).toBeGreaterThanOrEqual(0);
+        } else {
+          expect(f.report.reason).toMatch(/not-regular: symlink/);
+          expect(f.report.size).toBe(0);
+        }
+      }
+      // The last version (a regular file) is never lost.
+      expect(found.some((f) => f.report.verdict === 'accepted' && fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8') === version(100))).toBe(true);
+    });
+  });
+
+  it('two names of one inode in the inbox: refused while the inode has two links; a lone survivor is just an upload', async () => {
+    await guarded('hard links', async () => {
+      const bytes = `one inode, two names ${randomBytes(4).toString('hex')}\n`;
+      fs.writeFileSync(path.join(outside, 'one.txt'), bytes);
+      fs.linkSync(path.join(outside, 'one.txt'), path.join(outside, 'two.txt'));
+      // Moved in together (a rename keeps the link count: 2).
+      fs.renameSync(path.join(outside, 'one.txt'), path.join(p.inbox, 'one.txt'));
+      fs.renameSync(path.join(outside, 'two.txt'), path.join(p.inbox, 'two.txt'));
+      const found = [await p.reportFor('one.txt'), await p.reportFor('two.txt')];
+      // Whichever ingress looks at first is refused, unread, and removed; the other may then be the
+      // inode's only name, an ordinary upload of bytes the uploader wrote itself.
+      const refused = found.filter((f) => f.report.verdict === 'rejected');
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      for (const f of refused) {
+        expect(f.report.size).toBe(0);
+        expect(f.report.reason).toMatch(/hard-link: regular file with 2 links/);
+      }
+      for (const f of found.filter((f) => f.report.verdict === 'accepted')) {
+        expect(fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8')).toBe(bytes);
+      }
+    });
+  });
+});
+
+describe('special files', () => {
+  it('a socket file in the inbox is refused unopened', async () => {
+    await guarded('socket', async () => {
+      const server = net.createServer();
+      const sockPath = path.join(p.inbox, 'listening.sock');
+      await new Promise<void>((r) => server.listen(sockPath, r));
+      let connected = false;
+      server.on('connection', (c) => {
+        connected = true;
+        c.destroy();
+      });
+      try {
+        const found = await p.reportFor('listening.sock');
+        expect(found.report.reason).toMatch(/not-regular: socket/);
+        expect(connected).toBe(false);
+      } finally {
+        server.close();
+      }
+    });
+  });
+
+  it.skipIf(!isRoot)('device nodes (mknod: needs root; skipped otherwise) are refused unopened', async () => {
+    await guarded('devices', async () => {
+      // /dev/zero's and loop0's numbers: were either opened and read, the report would not say size 0.
+      execFileSync('mknod', [path.join(p.inbox, 'zero.txt'), 'c', '1', '5']);
+      execFileSync('mknod', [path.join(p.inbox, 'disk.img'), 'b', '7', '0']);
+      const zero = await p.reportFor('zero.txt');
+      expect(zero.report).toMatchObject({ verdict: 'rejected', size: 0 });
+      expect(zero.report.reason).toMatch(/not-regular: character device/);
+      const disk = await p.reportFor('disk.img');
+      expect(disk.report).toMatchObject({ verdict: 'rejected', size: 0 });
+      expect(disk.report.reason).toMatch(/not-regular: block device/);
+      expect(verified(zero) && verified(disk)).toBe(true);
+    });
+  });
+});
+
+describe('files that change under ingress', () => {
+  it('a file replaced 100 times by rename, during and after pickups: every output is one whole version, the last one arrives', async () => {
+    await guarded('replace', async () => {
+      await uploader('replace', p.inbox, 'replaced.txt', '100');
+      const found = await settledFor('replaced.txt');
+      const seen = new Set<number>();
+      for (const f of found) {
+        expect(f.report.verdict).toBe('accepted');
+        const k = whichVersion(fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8'));
+        expect(k, `${f.report.name.stored} is not one whole version`).toBeGreaterThanOrEqual(0);
+        expect(seen.has(k), `version ${k} delivered twice`).toBe(false);
+        seen.add(k);
+        expect(verified(f)).toBe(true);
+      }
+      expect(seen.has(99)).toBe(true);
+    });
+  });
+
+  it('a file rewritten in place 100 times (same inode): every output is one whole version, never a torn one', async () => {
+    await guarded('rewrite', async () => {
+      await uploader('rewrite', p.inbox, 'rewritten.txt', '100');
+      const found = await settledFor('rewritten.txt');
+      for (const f of found) {
+        expect(f.report.verdict).toBe('accepted');
+        const k = whichVersion(fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8'));
+        expect(k, `${f.report.name.stored} is not one whole version`).toBeGreaterThanOrEqual(0);
+      }
+      expect(found.some((f) => whichVersion(fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8')) === 99)).toBe(true);
+    });
+  });
+});
+
+describe('floods and leftovers', () => {
+  it('*.part files never renamed (one still open, one a symlink to a FIFO) are never touched, across many rescans', async () => {
+    await guarded('part', async () => {
+      const part = path.join(p.inbox, 'never-renamed.part');
+      fs.writeFileSync(part, 'an upload that will never finish\n');
+      const open = path.join(p.inbox, 'still-open.part');
+      const openFd = fs.openSync(open, 'w');
+      fs.writeSync(openFd, 'half');
+      // A symlink to a FIFO under an ignored name: opening it would release the writer blocked on the FIFO.
+      const fifo = path.join(outside, 'part-trap');
+      execFileSync('mkfifo', [fifo]);
+      const writer = spawn(process.execPath, ['-e', `require('fs').openSync(${JSON.stringify(fifo)}, require('fs').constants.O_WRONLY); console.log('opened')`], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      let opened = false;
+      writer.stdout.on('data', () => (opened = true));
+      fs.symlinkSync(fifo, path.join(p.inbox, 'trap.part'));
+      const st = fs.statSync(part);
+      try {
+        // Ten rescans at the configured 300 ms, with a clean upload passing through meanwhile.
+        await clean('parts waiting');
+        await sleep(3_000);
+        const after = fs.statSync(part);
+        expect([after.ino, after.size, after.mtimeMs]).toEqual([st.ino, st.size, st.mtimeMs]);
+        expect(fs.readFileSync(part, 'utf8')).toBe('an upload that will never finish\n');
+        expect(fs.existsSync(open)).toBe(true);
+        expect(fs.lstatSync(path.join(p.inbox, 'trap.part')).isSymbolicLink()).toBe(true);
+        expect(opened).toBe(false);
+        for (const n of ['never-renamed.part', 'still-open.part', 'trap.part']) {
+          expect(p.lines.filter((l) => l.name === n), n).toEqual([]);
+          expect(reportsFor(n)).toEqual([]);
+        }
+      } finally {
+        writer.kill('SIGKILL');
+        fs.closeSync(openFd);
+        for (const n of ['never-renamed.part', 'still-open.part', 'trap.part']) fs.rmSync(path.join(p.inbox, n));
+      }
+    });
+  });
+});
