@@ -30,7 +30,11 @@
  *   5. Copy into the spool with positional reads, hashing (copyAndHash),
  *      check that size and mtime did not move, commit the spool entry
  *      durably, and only then remove the inbox file (if it is still the
- *      same inode) and fsync the inbox directory.
+ *      same inode) and fsync the inbox directory. The removal first moves
+ *      the file aside and asks the kernel whether a writer opened it since
+ *      the copy (F_GETLEASE); if one did, the file goes back and is picked
+ *      up again when the writer is done, so its new version is not lost
+ *      (takeOut).
  *
  *   Taking the lease needs to own the file or CAP_LEASE. Without either,
  *   completeness cannot be proven, so the file is not picked up (fail
@@ -45,7 +49,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { native, constants as C } from '@sluice/native';
-import { copyAndHash, describe, errnoCode, fileKind, fsyncDirShared, Refused, type Logger } from '@sluice/core';
+import { copyAndHash, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, Refused, type Logger } from '@sluice/core';
 import type { Spool, SpoolMeta } from './spool.js';
 
 const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
@@ -54,6 +58,11 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 /** isIgnored - names an uploader uses while still writing, and dotfiles. */
 export function isIgnored(name: string): boolean {
   return name.startsWith('.') || IGNORED_SUFFIXES.some((s) => name.endsWith(s));
+}
+
+/** asideName - where takeOut parks a copied upload while it asks whether a writer opened it (a dotfile: never picked up). */
+export function asideName(id: string): Buffer {
+  return Buffer.from(`.sluice-taken-${id}`);
 }
 
 /** newTransferId - sortable by time, unique by randomness, safe as a file name. */
@@ -314,12 +323,12 @@ export class Inbox {
         source: { dev: st.dev, ino: st.ino },
       };
       this.o.spool.commit(meta, tmp);
-      await this.removeFromInbox(name, st);
+      const reopened = await this.takeOut(name, fst, fd, meta);
       this.o.log.info(
         { event: 'picked-up', id, name: escape(name), size: meta.size, sha256: meta.sha256 },
         'upload complete; spooled',
       );
-      this.o.onCommitted(meta);
+      this.o.onCommitted(reopened ?? meta);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       if (err instanceof Refused) {
@@ -362,6 +371,61 @@ export class Inbox {
     this.o.onCommitted(meta);
   }
 
+  /**
+   * takeOut - remove a copied upload from the inbox, unless a writer opened it after the copy.
+   *
+   * A writer that opens the upload while we hold its read lease (between the end of the copy and
+   * here) waits in open() for the lease, then writes into whatever inode its path lookup found.
+   * Unlinking that inode would lose the new version. So the upload is first renamed aside (no new
+   * open can find it by its name), then the lease is read synchronously (F_GETLEASE; the SIGIO that
+   * says the same comes only through the event loop): still ours, nobody opened it, and the aside
+   * name is unlinked. Broken: the spool entry forgets its source (a restart must not remove the
+   * file), the file goes back under its name, or a fresh one if an upload took the name
+   * meanwhile, and it is looked at again once the writer is done. Returns the updated
+   * metadata when the file was put back, else null.
+   */
+  private async takeOut(name: Buffer, st: { dev: number; ino: number }, fd: number, meta: SpoolMeta): Promise<SpoolMeta | null> {
+    const p = this.full(name);
+    const aside = this.full(asideName(meta.id));
+    try {
+      const now = fs.lstatSync(p);
+      if (now.dev !== st.dev || now.ino !== st.ino) return null; // something new under that name: leave it
+      fs.renameSync(p, aside);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      return null;
+    }
+    if (native.getLease(fd) === C.F_RDLCK) {
+      fs.unlinkSync(aside);
+      await fsyncDirShared(this.o.dir);
+      return null;
+    }
+    const kept: SpoolMeta = { ...meta, source: null };
+    this.o.spool.update(kept);
+    const back = this.putBack(aside, name, meta.id);
+    this.waiting.set(back.toString('base64'), back);
+    this.o.log.warn(
+      { event: 'upload-reopened', id: meta.id, name: escape(name), detail: escape(back) },
+      'a writer opened the upload after it was copied; the copy goes on, the file stays for another pickup',
+    );
+    return kept;
+  }
+
+  /** putBack - give an aside file back to the inbox under its name, or a fresh one beside it; never overwrite. */
+  private putBack(aside: Buffer, name: Buffer, id: string): Buffer {
+    for (const candidate of [name, Buffer.concat([name, Buffer.from(`.reopened-${id}`)])]) {
+      try {
+        fs.linkSync(aside, this.full(candidate));
+        fs.unlinkSync(aside);
+        fsyncDir(this.o.dir);
+        return candidate;
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+    }
+    throw new Error(`cannot put ${escape(name)} back: both names are taken`);
+  }
+
   /** removeFromInbox - unlink the entry if it is still the inode we took; fsync the inbox. */
   async removeFromInbox(name: Buffer, st: { dev: number; ino: number }): Promise<void> {
     const p = this.full(name);
@@ -375,9 +439,16 @@ export class Inbox {
     }
   }
 
-  /** forgetRecovered - after a crash: remove inbox files whose copy was already committed. */
+  /** forgetRecovered - after a crash: remove inbox files whose copy was already committed; finish an interrupted takeOut. */
   async forgetRecovered(meta: SpoolMeta): Promise<void> {
-    if (meta.source) await this.removeFromInbox(Buffer.from(meta.rawName, 'base64'), meta.source);
+    const name = Buffer.from(meta.rawName, 'base64');
+    const aside = asideName(meta.id);
+    if (meta.source) {
+      await this.removeFromInbox(aside, meta.source);
+      await this.removeFromInbox(name, meta.source);
+    } else if (fs.existsSync(this.full(aside))) {
+      this.putBack(this.full(aside), name, meta.id); // reopened by a writer: it belongs to the inbox
+    }
   }
 }
 

@@ -88,10 +88,9 @@ export class Spool {
   /** commit - fsync the copied data, give it its name, then write the metadata: the transfer now exists. */
   commit(meta: SpoolMeta, tmpData: string): void {
     // Synchronous on purpose (issue 9 made the other flushes asynchronous): pickup holds the
-    // upload's lease from the end of the copy until it removes the inbox file, and a writer that
-    // opens the file in that window waits on the lease and then writes into the removed inode.
-    // An asynchronous commit would widen the window (test/hostile/uploads.test.ts, "rewritten
-    // in place", already loses the last version now and then; docs/performance.md).
+    // upload's lease from the end of the copy until it removes the inbox file; a writer that
+    // opens the file in that window waits on the lease. pickup's takeOut notices such a writer
+    // and keeps the file (pickup.test.ts), but a short window keeps those cases rare.
     const fd = fs.openSync(tmpData, fs.constants.O_RDONLY);
     try {
       fs.fsyncSync(fd);
@@ -100,6 +99,11 @@ export class Spool {
     }
     fs.renameSync(tmpData, this.dataPath(meta.id));
     writeDurable(this.dir, `${meta.id}.json`, JSON.stringify(meta), 0o600); // fsyncs the directory too
+  }
+
+  /** update - replace a committed transfer's metadata, durably (pickup: the inbox file stays after all). */
+  update(meta: SpoolMeta): void {
+    writeDurable(this.dir, `${meta.id}.json`, JSON.stringify(meta), 0o600);
   }
 
   /** forget - remove a transfer after its final ack: metadata first, so a crash in between leaves only removable data. */

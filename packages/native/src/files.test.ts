@@ -63,6 +63,41 @@ describe('fdFlags', () => {
   });
 });
 
+describe('getLease', () => {
+  it('F_RDLCK while the lease stands, F_UNLCK without one', () => {
+    const fd = fs.openSync(file, 'r');
+    expect(native.getLease(fd)).toBe(C.F_UNLCK);
+    native.setLease(fd, C.F_RDLCK);
+    expect(native.getLease(fd)).toBe(C.F_RDLCK);
+    native.setLease(fd, C.F_UNLCK);
+    expect(native.getLease(fd)).toBe(C.F_UNLCK);
+    fs.closeSync(fd);
+  });
+
+  it('F_UNLCK, synchronously, once a writer\'s open() is breaking the lease; the writer waits until it is released', async () => {
+    let sigio = 0;
+    const onSigio = () => sigio++; // SIGIO's default action would end this process
+    process.on('SIGIO', onSigio);
+    const fd = fs.openSync(file, 'r');
+    try {
+      native.setLease(fd, C.F_RDLCK);
+      const writer = nodeHelper('hold-open.mjs', [file, 'r+'], { stdin: 'pipe' });
+      // The writer blocks in open() until the lease goes; poll until the kernel reports the break.
+      const deadline = Date.now() + 20_000;
+      while (native.getLease(fd) === C.F_RDLCK && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(native.getLease(fd)).toBe(C.F_UNLCK);
+      native.setLease(fd, C.F_UNLCK);
+      expect(await writer.line()).toBe('ready'); // its open() completed only now
+      writer.proc.stdin!.end();
+      expect((await writer.done).code).toBe(0);
+      expect(sigio).toBeGreaterThanOrEqual(1);
+    } finally {
+      fs.closeSync(fd);
+      process.off('SIGIO', onSigio);
+    }
+  });
+});
+
 describe('setLease', () => {
   it('F_RDLCK succeeds when no one writes, and F_UNLCK releases it', () => {
     const fd = fs.openSync(file, 'r');

@@ -37,8 +37,8 @@
  *   - More than one descriptor per record, in either direction.
  *   - Abstract-namespace sockets: no filesystem permission, so no mode to check.
  *   - SO_PEERPIDFD: available on this kernel, but nothing consumes a pidfd yet.
- *   - Write leases (F_WRLCK), F_SETSIG, F_GETLEASE: only "is anyone writing?"
- *     is asked, and a read lease is held only for that instant.
+ *   - Write leases (F_WRLCK), F_SETSIG: only "is anyone writing?" is asked
+ *     (setLease), and "did a writer open it while we held the lease?" (getLease).
  */
 import { createRequire } from 'node:module';
 
@@ -185,6 +185,13 @@ export interface NativeBinding {
    */
   setLease(fd: number, type: number): void;
   /**
+   * fcntl(F_GETLEASE): the lease this descriptor holds: F_RDLCK, or F_UNLCK
+   * when there is none *or a writer's open() is breaking it* (the kernel
+   * reports the type the lease is being downgraded to). Synchronous, unlike
+   * the SIGIO that announces the same break through the event loop.
+   */
+  getLease(fd: number): number;
+  /**
    * linkat(AT_FDCWD, "/proc/self/fd/<fd>", AT_FDCWD, path, AT_SYMLINK_FOLLOW):
    * give an O_TMPFILE a name. EEXIST if path exists, a dangling symlink
    * included (never overwrites). ENOENT for an O_TMPFILE|O_EXCL file, EXDEV
@@ -247,6 +254,7 @@ export const {
   getSeals,
   fdFlags,
   setLease,
+  getLease,
   linkFd,
   poll,
 } = native;

@@ -21,6 +21,7 @@
  *	native.getSeals(fd)			-> seals
  *	native.fdFlags(fd)			-> F_GETFL flags
  *	native.setLease(fd, F_RDLCK | F_UNLCK)
+ *	native.getLease(fd)			-> F_RDLCK | F_UNLCK
  *	native.linkFd(fd, path)
  *	native.poll(fd, callback)		-> Poller { start, stop, close }
  *	native.constants
@@ -596,9 +597,10 @@ static const fcntl_op_t fcntl_ops[] = {	/* the functions that are one fcntl() */
     {"getSeals", F_GET_SEALS, NULL},	/* F_GET_SEALS */
     {"fdFlags", F_GETFL, NULL},		/* F_GETFL; on Linux includes O_PATH */
     {"setLease", F_SETLEASE, "type"},	/* F_SETLEASE, F_RDLCK or F_UNLCK only */
+    {"getLease", F_GETLEASE, NULL},	/* F_GETLEASE: F_UNLCK while a writer breaks it */
 };
 
-/* sn_fcntl - addSeals, getSeals, fdFlags, setLease (the op arrives as data) */
+/* sn_fcntl - addSeals, getSeals, fdFlags, setLease, getLease (the op arrives as data) */
 static napi_value sn_fcntl(napi_env env, napi_callback_info info)
 {
     const fcntl_op_t *op;
@@ -919,6 +921,7 @@ NAPI_MODULE_INIT()
 	FN("accept", sn_accept),
 	FN("send", sn_send), FN("recv", sn_recv), FN("peerCred", sn_peer_cred),
 	FN("memfdCreate", sn_memfd_create), FCNTL(0), FCNTL(1), FCNTL(2), FCNTL(3),
+	FCNTL(4),
 	FN("linkFd", sn_link_fd), FN("poll", sn_poll),
     };
     static const napi_property_descriptor methods[] = {

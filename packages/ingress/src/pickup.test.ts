@@ -1,0 +1,132 @@
+// pickup: a writer that opens an upload after ingress copied it, while ingress still holds the
+// read lease, must not lose the version it then writes (issue 7: nothing lost; issue 8: a file
+// rewritten after pickup). The race is made deterministic: the spool's commit (between the copy and
+// the removal from the inbox) starts the writer and waits until the kernel reports the lease break.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { pino } from 'pino';
+import { Inbox, asideName } from './pickup.js';
+import { Spool, type SpoolMeta } from './spool.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+let root: string;
+let inboxDir: string;
+let spool: Spool;
+let lines: Record<string, unknown>[];
+let inbox: Inbox | null;
+
+const log = () =>
+  pino(
+    { level: 'debug', base: { stage: 'ingress' } },
+    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
+
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-pickup-'));
+  inboxDir = path.join(root, 'inbox');
+  fs.mkdirSync(inboxDir);
+  fs.mkdirSync(path.join(root, 'spool'), { mode: 0o700 });
+  spool = new Spool(path.join(root, 'spool'));
+  lines = [];
+  inbox = null;
+});
+
+afterEach(() => {
+  inbox?.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+function make(onCommitted: (m: SpoolMeta) => void): Inbox {
+  return new Inbox({
+    dir: inboxDir,
+    spool,
+    log: log(),
+    maxFileBytes: 1 << 20,
+    rescanIntervalMs: 60_000,
+    recheckIntervalMs: 50,
+    onCommitted,
+    canAccept: () => true,
+  });
+}
+
+function start(onCommitted: (m: SpoolMeta) => void): Inbox {
+  inbox = make(onCommitted);
+  inbox.start();
+  return inbox;
+}
+
+/** breakingLease - does /proc/locks show a lease being broken (a writer waiting in open())? */
+const breakingLease = () => /LEASE\s+BREAKING/.test(fs.readFileSync('/proc/locks', 'utf8'));
+
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('an upload reopened for writing after its copy', () => {
+  it('keeps the first version and picks up the second; the inbox file is never unlinked under the writer', async () => {
+    const file = path.join(inboxDir, 'report.txt');
+    fs.writeFileSync(file, 'version one\n');
+    let writer: ReturnType<typeof spawn> | null = null;
+    const commit = spool.commit.bind(spool);
+    spool.commit = (meta, tmp) => {
+      commit(meta, tmp);
+      if (writer) return;
+      // Copy done, lease held, inbox file not yet removed: a writer opens it now (O_TRUNC) ...
+      writer = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, 'version two\\n')`], { stdio: 'ignore' });
+      // ... and this stage does not look at the event loop (no SIGIO handler runs) until the kernel says so.
+      const deadline = Date.now() + 20_000;
+      while (!breakingLease() && Date.now() < deadline) {
+        /* spin: commit is synchronous in production too */
+      }
+    };
+    const committed: SpoolMeta[] = [];
+    start((m) => committed.push(m));
+    await until(() => committed.length >= 2, 'two committed transfers');
+    const exited = new Promise((r) => (writer!.exitCode !== null ? r(writer!.exitCode) : writer!.on('exit', r)));
+    expect(await exited).toBe(0);
+
+    expect(committed.map((m) => m.sha256)).toEqual([sha('version one\n'), sha('version two\n')]);
+    expect(committed.map((m) => fs.readFileSync(spool.dataPath(m.id), 'utf8'))).toEqual(['version one\n', 'version two\n']);
+    // The first entry no longer claims the inbox file: a restart must not remove the second version.
+    expect(committed[0].source).toBeNull();
+    expect(JSON.parse(fs.readFileSync(path.join(spool.dir, `${committed[0].id}.json`), 'utf8')).source).toBeNull();
+    const reopened = lines.filter((l) => l.event === 'upload-reopened');
+    expect(reopened).toHaveLength(1);
+    expect(reopened[0].id).toBe(committed[0].id);
+    await until(() => fs.readdirSync(inboxDir).length === 0, 'an empty inbox');
+  });
+
+  it('a restart after the file was moved aside: a committed copy removes it, a reopened one puts it back', async () => {
+    const id1 = 'aaaa-0000000000000001';
+    const id2 = 'aaaa-0000000000000002';
+    // Committed and moved aside, crash before the unlink: the aside file is the spooled inode.
+    fs.writeFileSync(path.join(inboxDir, asideName(id1).toString()), 'taken\n');
+    const st = fs.statSync(path.join(inboxDir, asideName(id1).toString()));
+    // Reopened (source cleared), crash before it went back under its name.
+    fs.writeFileSync(path.join(inboxDir, asideName(id2).toString()), 'rewritten\n');
+    const meta = (id: string, name: string, source: SpoolMeta['source']): SpoolMeta => ({
+      id,
+      name,
+      rawName: Buffer.from(name).toString('base64'),
+      size: 0,
+      sha256: sha(''),
+      receivedAt: new Date().toISOString(),
+      refusal: '',
+      source,
+    });
+    const ib = make(() => {}); // not started: nothing picks the restored file up under the test
+    await ib.forgetRecovered(meta(id1, 'a.txt', { dev: st.dev, ino: st.ino }));
+    await ib.forgetRecovered(meta(id2, 'b.txt', null));
+    expect(fs.readdirSync(inboxDir).sort()).toEqual(['b.txt']);
+    expect(fs.readFileSync(path.join(inboxDir, 'b.txt'), 'utf8')).toBe('rewritten\n');
+  });
+});
