@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { native, ALL_SEALS } from '@sluice/native';
-import { sealedCopy, countOpenFds } from './copy.js';
+import { sealedCopy, countOpenFds, copyAndHashDirect, COPY_CHUNK } from './copy.js';
 import { Refused } from './errors.js';
 
 describe('sealedCopy', () => {
@@ -73,5 +73,62 @@ describe('sealedCopy', () => {
     expect(fs.readFileSync(`/proc/self/fd/${copy.fd}`)).toEqual(bytes);
     fs.closeSync(copy.fd);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('copyAndHashDirect', () => {
+  const O_TMPFILE = native.constants.O_TMPFILE;
+  // The outbox's filesystem here: the project's own disk (os.tmpdir() may be tmpfs elsewhere).
+  const base = path.join(process.cwd(), 'tmp');
+
+  /** direct - copy `bytes` from a file into an O_DIRECT O_TMPFILE; return the result and what the file holds. */
+  async function direct(bytes: Buffer) {
+    fs.mkdirSync(base, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(base, 'direct-'));
+    const file = path.join(dir, 'src');
+    fs.writeFileSync(file, bytes);
+    const src = fs.openSync(file, 'r');
+    const dst = fs.openSync(dir, O_TMPFILE | fs.constants.O_RDWR | fs.constants.O_DIRECT, 0o600);
+    try {
+      const r = await copyAndHashDirect(src, dst, bytes.length);
+      fs.fsyncSync(dst);
+      return { r, held: fs.readFileSync(`/proc/self/fd/${dst}`), flags: native.fdFlags(dst) };
+    } finally {
+      fs.closeSync(src);
+      fs.closeSync(dst);
+      fs.rmSync(dir, { recursive: true });
+    }
+  }
+
+  for (const size of [0, 1, 4095, 4096, 4097, COPY_CHUNK - 1, COPY_CHUNK, COPY_CHUNK + 4097, 3 * COPY_CHUNK + 123]) {
+    it(`${size} bytes: the file holds exactly them (no padding), and the digest is theirs`, async () => {
+      const bytes = Buffer.alloc(size);
+      for (let i = 0; i < size; i += 4093) bytes[i] = (i * 31) & 0xff;
+      if (size > 0) bytes[size - 1] = 0xee;
+      const { r, held, flags } = await direct(bytes);
+      expect(flags & fs.constants.O_DIRECT).toBe(fs.constants.O_DIRECT); // really bypassing the page cache
+      expect(r.size).toBe(size);
+      expect(held.length).toBe(size);
+      expect(held.equals(bytes)).toBe(true);
+      expect(r.sha256.toString('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
+    });
+  }
+
+  it('a source shorter than claimed is refused (shrank), one longer too (grew)', async () => {
+    fs.mkdirSync(base, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(base, 'direct-'));
+    const file = path.join(dir, 'src');
+    fs.writeFileSync(file, Buffer.alloc(10_000, 1));
+    const src = fs.openSync(file, 'r');
+    const dst = fs.openSync(dir, O_TMPFILE | fs.constants.O_RDWR | fs.constants.O_DIRECT, 0o600);
+    try {
+      await expect(copyAndHashDirect(src, dst, 20_000)).rejects.toMatchObject({ reason: 'shrank' });
+      await expect(copyAndHashDirect(src, dst, 5_000)).rejects.toMatchObject({ reason: 'grew' });
+      await expect(copyAndHashDirect(src, dst, 5_000)).rejects.toBeInstanceOf(Refused);
+    } finally {
+      fs.closeSync(src);
+      fs.closeSync(dst);
+      fs.rmSync(dir, { recursive: true });
+    }
   });
 });

@@ -29,6 +29,7 @@ const specs: Spec[] = [
   { fn: 'getSeals', args: [['fd', 'fd', NOFD]] },
   { fn: 'fdFlags', args: [['fd', 'fd', NOFD]] },
   { fn: 'setLease', args: [['fd', 'fd', NOFD], ['type', 'int', native.constants.F_UNLCK]] },
+  { fn: 'alignedBuffer', args: [['bytes', 'int', 4096]] },
   { fn: 'getLease', args: [['fd', 'fd', NOFD]] },
   { fn: 'linkFd', args: [['fd', 'fd', NOFD], ['path', 'str', NOPATH]] },
   { fn: 'poll', args: [['fd', 'fd', NOFD], ['callback', 'fn', () => {}]] },

@@ -199,6 +199,12 @@ export interface NativeBinding {
    */
   linkFd(fd: number, path: string): void;
   /**
+   * posix_memalign(4096, bytes), zeroed, as an ArrayBuffer freed by the GC:
+   * memory O_DIRECT reads and writes accept (Node's own buffers are not
+   * page-aligned). bytes: a multiple of 4096 in [4096, 64 MiB], else RangeError.
+   */
+  alignedBuffer(bytes: number): ArrayBuffer;
+  /**
    * uv_poll on fd, returned stopped; callback(status, events) runs on the JS
    * thread with `this` the Poller. status < 0 is a libuv error (events is 0,
    * and the handle has stopped). A callback that throws raises
@@ -256,6 +262,7 @@ export const {
   setLease,
   getLease,
   linkFd,
+  alignedBuffer,
   poll,
 } = native;
 

@@ -23,6 +23,7 @@
  *	native.setLease(fd, F_RDLCK | F_UNLCK)
  *	native.getLease(fd)			-> F_RDLCK | F_UNLCK
  *	native.linkFd(fd, path)
+ *	native.alignedBuffer(bytes)		-> ArrayBuffer (4096-aligned)
  *	native.poll(fd, callback)		-> Poller { start, stop, close }
  *	native.constants
  * DESCRIPTION
@@ -576,6 +577,39 @@ static napi_value sn_peer_cred(napi_env env, napi_callback_info info)
     return (obj);
 }
 
+#define ALIGN_BYTES	4096		/* O_DIRECT: logical block size and page */
+#define ALIGNED_MAX	(64.0 * 1024 * 1024)
+
+/* aligned_free - finalizer of an alignedBuffer's memory */
+static void aligned_free(napi_env env, void *data, void *hint)
+{
+    (void) env;
+    (void) hint;
+    free(data);
+}
+
+/* sn_aligned_buffer - posix_memalign(4096, bytes) as an ArrayBuffer, for O_DIRECT I/O */
+static napi_value sn_aligned_buffer(napi_env env, napi_callback_info info)
+{
+    napi_value out;
+    void   *mem;
+    int     bytes, err;
+
+    ARGS(1);
+    if (arg_int(env, argv[0], "alignedBuffer", "bytes", ALIGN_BYTES, ALIGNED_MAX, &bytes) < 0)
+	return (NULL);
+    if (bytes % ALIGN_BYTES != 0)
+	return (bad_arg(env, 1, "alignedBuffer", "bytes", "must be a multiple of 4096"), NULL);
+    if ((err = posix_memalign(&mem, ALIGN_BYTES, (size_t) bytes)) != 0)
+	return (throw_errno(env, "posix_memalign", err));
+    memset(mem, 0, (size_t) bytes);
+    if (napi_create_external_arraybuffer(env, mem, (size_t) bytes, aligned_free, NULL, &out) != napi_ok) {
+	free(mem);
+	return (napi_fail(env));
+    }
+    return (out);
+}
+
 /* sn_memfd_create - memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING) */
 static napi_value sn_memfd_create(napi_env env, napi_callback_info info)
 {
@@ -923,6 +957,7 @@ NAPI_MODULE_INIT()
 	FN("memfdCreate", sn_memfd_create), FCNTL(0), FCNTL(1), FCNTL(2), FCNTL(3),
 	FCNTL(4),
 	FN("linkFd", sn_link_fd), FN("poll", sn_poll),
+	FN("alignedBuffer", sn_aligned_buffer),
     };
     static const napi_property_descriptor methods[] = {
 	METHOD("start", poller_start), METHOD("stop", poller_stop),
