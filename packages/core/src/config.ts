@@ -121,6 +121,7 @@ export const SCHEMA: Record<string, Spec> = {
       signingKey: { kind: 'path', default: '/etc/sluice/keys/signing.key', doc: 'Private signing key (mode 0400, egress only).' },
       outputMode: { kind: 'mode', default: 0o640, doc: 'Mode of delivered files and reports.' },
       signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },
+      maxInFlight: { kind: 'int', default: 32, min: 1, max: 1024, doc: 'Transfers handled at once; beyond, a record is refused with retry (overloaded).' },
     },
   },
 };
@@ -179,6 +180,7 @@ export interface Config {
     signingKey: string;
     outputMode: number;
     signers: number;
+    maxInFlight: number;
   };
 }
 

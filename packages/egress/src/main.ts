@@ -75,6 +75,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   const secret = loadSecretKey(c.signingKey);
   const keyId = keyIdOfSecret(secret);
   const signer = new SignerPool(secret, c.signers);
+  await signer.ready(); // workers that cannot sign stop egress here, not at the first file
   const limits = { maxRecordBytes: cfg.limits.maxRecordBytes, maxFileSize: cfg.limits.maxFileBytes, maxNameBytes: cfg.limits.maxNameBytes };
 
   ensureDir(c.state, 0o700);
@@ -197,6 +198,13 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     if (fd < 0) {
       tlog.warn({ event: 'record-refused', peer: conn.peer, reason: 'no-descriptor' }, 'transfer record without a descriptor');
       ack(conn, rec, 'refused', 'no-descriptor', tlog);
+      return;
+    }
+    // A flooding peer must not make egress hoard descriptors: beyond the bound, refuse at once (retry).
+    if (busy.size >= c.maxInFlight && !busy.has(rec.id)) {
+      fs.closeSync(fd);
+      tlog.warn({ event: 'record-refused', peer: conn.peer, reason: 'overloaded' }, 'too many transfers in progress; record refused');
+      ack(conn, rec, 'retry', 'overloaded', tlog);
       return;
     }
     const prior = busy.get(rec.id) ?? Promise.resolve();
