@@ -15,9 +15,12 @@ deps: node_modules/.package-lock.json
 native: deps
 	$(NPM) run build --workspace=@sluice/native
 
+# npm links a workspace's bin only if its target exists, and at `npm ci` time
+# dist/ does not yet: link `sluice` now, so `npx sluice` works after setup.
 build: native
 	npx tsc -b
 	chmod +x packages/cli/dist/main.js
+	$(NPM) rebuild --ignore-scripts --no-audit --no-fund @sluice/cli >/dev/null
 
 test: build
 	npx vitest run

@@ -274,6 +274,50 @@ describe('deploy/ agrees with docs/privsep.md', () => {
     }
     expect(text).toMatch(/^\s*ClientAliveInterval [1-9]/m);
   });
+
+  // "and whatever else an uploader must not do": every request this sftp-server knows is
+  // decided, allowed (-p) or refused (-P); a request a newer OpenSSH adds shows up here.
+  const sftpServer = '/usr/lib/openssh/sftp-server';
+  it.skipIf(!fs.existsSync(sftpServer))(`the drop-in decides every request sftp-server knows${skipReason(!fs.existsSync(sftpServer), 'no /usr/lib/openssh/sftp-server (Debian openssh-sftp-server)')}`, () => {
+    const text = fs.readFileSync(path.join(deploy, 'sshd_config.d/sluice-drop.conf'), 'utf8');
+    const force = /^\s*ForceCommand (.*)$/m.exec(text)![1]!;
+    const denied = /-P (\S+)/.exec(force)![1]!.split(',');
+    const allowed = /-p (\S+)/.exec(force)![1]!.split(',');
+    const known = spawnSync(sftpServer, ['-Q', 'requests'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    expect(known.length).toBeGreaterThan(20);
+    expect(known.filter((r) => !allowed.includes(r) && !denied.includes(r))).toEqual([]);
+    expect([...allowed, ...denied].filter((r) => !known.includes(r))).toEqual([]); // no typo: an unknown name would be ignored
+    expect(allowed.filter((r) => denied.includes(r))).toEqual([]);
+    // Only what writing a new file and renaming it needs, plus the harmless lookups scp and sftp make first.
+    expect(allowed.sort()).toEqual(['close', 'expand-path', 'fstat', 'fsync', 'home-directory', 'limits', 'lstat', 'open', 'posix-rename', 'realpath', 'rename', 'stat', 'write']);
+  });
+
+  it('every capability a unit keeps is justified in docs/privsep.md; MemoryDenyWriteExecute= is off in every unit, and the reason is written down', () => {
+    const doc = fs.readFileSync(path.join(root, 'docs/privsep.md'), 'utf8');
+    for (const row of processes) {
+      for (const cap of list(row.capabilities!)) expect(doc, cap).toMatch(new RegExp(`^- \\*\\*\`${cap}\`\\.\\*\\* \\S`, 'm'));
+    }
+    for (const s of SERVICES) {
+      const u = readUnit(s);
+      expect(u.Service!.MemoryDenyWriteExecute, s).toBeUndefined();
+      expect(u.Service!.PrivateUsers, s).toBeUndefined();
+    }
+    expect(doc).toMatch(/\*\*`MemoryDenyWriteExecute=`\*\*: V8 .*machine code/s);
+  });
+});
+
+describe('docs/operations.md', () => {
+  it('covers install, first start, uploader keys, the log fields to watch, key rotation and upgrading; every event it names is in docs/logging.md', () => {
+    const ops = fs.readFileSync(path.join(root, 'docs/operations.md'), 'utf8');
+    const logging = fs.readFileSync(path.join(root, 'docs/logging.md'), 'utf8');
+    const headings = [...ops.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    for (const h of ['Install', 'First start', "Adding an uploader's key", 'What to watch', 'Rotating the signing key', 'Upgrading']) expect(headings).toContain(h);
+    const watch = mdTable(path.join(root, 'docs/operations.md'), 'What to watch');
+    const events = watch.flatMap((r) => [...r.event!.matchAll(/([a-z]+(?:-[a-z]+)+|\b(?:held|retry)\b)/g)].map((m) => m[1]!));
+    expect(events.length).toBeGreaterThan(10);
+    expect(events.filter((e) => !logging.includes(`\`${e}\``))).toEqual([]);
+    for (const field of ['event', 'level', 'stage', 'id', 'reason', 'peer']) expect(ops).toContain(`\`${field}\``);
+  });
 });
 
 // ---------------------------------------------------------------- 3. make install
@@ -370,9 +414,10 @@ const topologyWhy = !isRoot
  * The launcher does what systemd does for a socket unit and the service it
  * activates: as root, socket(AF_UNIX, SOCK_SEQPACKET), bind, chown to
  * SocketUser:SocketGroup, chmod SocketMode, listen; the socket becomes
- * descriptor 3; then it drops to the stage's user and groups, sets the
- * unit's UMask= and execs the daemon with LISTEN_FDS=1 and LISTEN_PID =
- * its own pid (exec keeps it).
+ * descriptor 3; it sets the unit's UMask=, LISTEN_FDS=1 and LISTEN_PID =
+ * its own pid, and execs setpriv, which drops to the stage's user and
+ * groups with no capabilities and execs the daemon (each exec keeps the
+ * pid, descriptor 3 and the umask).
  */
 const LAUNCHER = String.raw`
 import grp, os, pwd, socket, sys
@@ -392,13 +437,14 @@ if s.fileno() != 3:
     s.close()
 else:
     os.set_inheritable(3, True)
-pw = pwd.getpwnam(stage_user)
-os.setgroups(os.getgrouplist(stage_user, pw.pw_gid))
-os.setgid(pw.pw_gid)
-os.setuid(pw.pw_uid)
 os.umask(int(umask, 8))
 env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), WATCHDOG_PID=str(os.getpid()))
-os.execve(argv[0], argv, env)
+# setpriv drops to the stage's user, its own group and its supplementary groups,
+# with no capabilities (CapabilityBoundingSet= is empty), and execs the daemon:
+# the pid, descriptor 3 and the umask stay.
+setpriv = ["/usr/bin/setpriv", "--reuid=" + stage_user, "--regid=" + stage_user, "--init-groups",
+           "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+os.execve(setpriv[0], setpriv + argv, env)
 `;
 
 /** CONNECT - connect to a SEQPACKET socket and say what happened: "connected" or the errno name. */
@@ -643,7 +689,12 @@ describe.skipIf(topologyWhy !== '')(`the real topology: system users, socket act
     }
     const ingressStatus = fs.readFileSync(`/proc/${stage('ingress').child.pid}/status`, 'utf8');
     expect(/^CapEff:\s+(\S+)/m.exec(ingressStatus)![1]).toBe('0000000010000004'); // CAP_DAC_READ_SEARCH | CAP_LEASE
-    expect(/^CapEff:\s+(\S+)/m.exec(fs.readFileSync(`/proc/${stage('transit').child.pid}/status`, 'utf8'))![1]).toBe('0000000000000000');
+    for (const s of ['transit', 'egress']) {
+      const st = fs.readFileSync(`/proc/${stage(s).child.pid}/status`, 'utf8');
+      expect(/^CapEff:\s+(\S+)/m.exec(st)![1], s).toBe('0000000000000000');
+      expect(/^CapBnd:\s+(\S+)/m.exec(st)![1], s).toBe('0000000000000000'); // CapabilityBoundingSet= (empty)
+      expect(/^NoNewPrivs:\s+(\d)/m.exec(st)![1], s).toBe('1');
+    }
   });
 
   it('a clean 0600 upload by scp arrives in the outbox with a report that `sluice verify` accepts', async () => {

@@ -1,6 +1,9 @@
 // Disk full: a write that fails with ENOSPC loses nothing, shows nothing
 // partial, says so in the log, and the transfer goes through by itself once
-// space returns. Needs root (it mounts small tmpfs file systems).
+// space returns: in the outbox, the rejected directory, egress's journal and
+// ingress's spool, each on its own small file system in turn. Needs root
+// (it mounts small tmpfs file systems); skipped, with the reason in its
+// title, otherwise.
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -50,13 +53,22 @@ function fill(dir: string): string {
   return filler;
 }
 
-describe.runIf(asRoot)('disk full (ENOSPC)', () => {
-  it('in egress and in the ingress spool: nothing lost, nothing partial, logged, resumed when space returns', async () => {
+/** free - give the space back that fill() took. */
+function free(dir: string): void {
+  fs.rmSync(path.join(dir, '.filler'));
+  fs.rmSync(path.join(dir, '.filler2'));
+}
+
+describe.runIf(asRoot)(`disk full (ENOSPC)${asRoot ? '' : ' [skipped: needs root to mount small tmpfs file systems; CI runs as root]'}`, () => {
+  it('in egress (outbox, rejected, journal) and in the ingress spool: nothing lost, nothing partial, logged, resumed when space returns', async () => {
     p = await Pipeline.start((dir) => {
       smallFs(path.join(dir, 'outbox'), '4m');
+      smallFs(path.join(dir, 'rejected'), '1m');
+      smallFs(path.join(dir, 'egress'), '1m', '0700');
       smallFs(path.join(dir, 'ingress'), '4m', '0700');
       return devConfig(dir, { ingress: { retryDelayMs: 200 } });
     });
+    const failures = (reason: string, event: string) => p!.events(event).filter((l) => l.reason === reason).length;
 
     // Egress cannot write: the transfer waits in ingress's spool, the outbox shows nothing of it.
     const egressFiller = fill(p.outbox);
@@ -66,11 +78,36 @@ describe.runIf(asRoot)('disk full (ENOSPC)', () => {
     expect(fs.readdirSync(p.outbox).filter((n) => !n.startsWith('.'))).toEqual([]);
     expect(fs.readdirSync(path.join(p.dir, 'ingress')).some((n) => n.endsWith('.data'))).toBe(true);
 
-    fs.rmSync(egressFiller);
-    fs.rmSync(path.join(p.outbox, '.filler2'));
+    expect(egressFiller).toBe(path.join(p.outbox, '.filler'));
+    free(p.outbox);
     const foundA = await p.reportFor('a.txt', 30_000);
     expect(foundA.report.verdict).toBe('accepted');
     expect(fs.readFileSync(path.join(p.outbox, 'a.txt'))).toEqual(a);
+
+    // The rejected directory is full: no rejection report, not even a partial one, until space returns.
+    fill(p.rejected);
+    let before = failures('ENOSPC', 'delivery-failed');
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), randomBytes(5000)]);
+    p.drop('r.txt', elf);
+    await p.waitFor(() => failures('ENOSPC', 'delivery-failed') > before, 30_000, 'delivery-failed ENOSPC (rejected/)');
+    expect(fs.readdirSync(p.rejected).filter((n) => !n.startsWith('.'))).toEqual([]);
+    free(p.rejected);
+    const foundR = await p.reportFor('r.txt', 30_000);
+    expect(foundR.place).toBe('rejected');
+    expect(foundR.report.verdict).toBe('rejected');
+
+    // Egress's journal is full: it cannot promise a name, so it links nothing.
+    fill(path.join(p.dir, 'egress'));
+    before = failures('ENOSPC', 'delivery-failed');
+    const c = Buffer.from(randomBytes(50_000).toString('hex'));
+    p.drop('c.txt', c);
+    await p.waitFor(() => failures('ENOSPC', 'delivery-failed') > before, 30_000, 'delivery-failed ENOSPC (journal)');
+    expect(fs.readdirSync(p.outbox).filter((n) => n.startsWith('c'))).toEqual([]);
+    free(path.join(p.dir, 'egress'));
+    const foundC = await p.reportFor('c.txt', 30_000);
+    expect(foundC.report.verdict).toBe('accepted');
+    expect(foundC.report.name.stored, JSON.stringify(fs.readdirSync(p.outbox))).toBe('c.txt'); // a failed journal write must not leave the name reserved
+    expect(fs.readFileSync(path.join(p.outbox, 'c.txt'))).toEqual(c);
 
     // Ingress cannot spool: the upload stays in the inbox, untouched.
     const spoolFiller = fill(path.join(p.dir, 'ingress'));
@@ -80,16 +117,14 @@ describe.runIf(asRoot)('disk full (ENOSPC)', () => {
     expect(fs.readFileSync(path.join(p.inbox, 'b.txt'))).toEqual(b);
     expect(fs.readdirSync(path.join(p.dir, 'ingress')).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
 
-    fs.rmSync(spoolFiller);
-    fs.rmSync(path.join(p.dir, 'ingress', '.filler2'));
+    expect(spoolFiller).toBe(path.join(p.dir, 'ingress', '.filler'));
+    free(path.join(p.dir, 'ingress'));
     const foundB = await p.reportFor('b.txt', 30_000);
     expect(foundB.report.verdict).toBe('accepted');
     expect(fs.readFileSync(path.join(p.outbox, 'b.txt'))).toEqual(b);
-    // Exactly once each.
-    expect(p.reports().filter((r) => ['a.txt', 'b.txt'].includes(r.report.name.original))).toHaveLength(2);
+    // Exactly once each, and nothing half-written anywhere.
+    expect(p.reports().filter((r) => ['a.txt', 'b.txt', 'c.txt', 'r.txt'].includes(r.report.name.original))).toHaveLength(4);
+    expect(fs.readdirSync(p.outbox).filter((n) => !n.startsWith('.')).sort()).toEqual(['a.txt', 'a.txt.sluice.json', 'b.txt', 'b.txt.sluice.json', 'c.txt', 'c.txt.sluice.json']);
+    expect(fs.readdirSync(path.join(p.dir, 'egress', 'pending'))).toEqual([]);
   });
-});
-
-describe.skipIf(asRoot)('disk full (ENOSPC)', () => {
-  it('SKIPPED: needs root to mount small tmpfs file systems; CI runs as root', () => {});
 });

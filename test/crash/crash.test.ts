@@ -4,7 +4,9 @@
 // exactly once, and nothing partial may be visible.
 //
 //   default (CI):  300 files, at least 15 kills
-//   longer:        SLUICE_CRASH_FILES=3000 SLUICE_CRASH_KILLS=150 npx vitest run test/crash
+//   longer:        make crash-long (SLUICE_CRASH_FILES=3000 SLUICE_CRASH_KILLS=150; not in CI)
+//
+// recovery.test.ts beside it makes the same recoveries happen deterministically.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -122,6 +124,9 @@ describe('crash injection', () => {
     await pipeline.waitFor(() => fs.readdirSync(path.join(pipeline.dir, 'ingress')).filter((n) => n !== 'held').length === 0, 30_000, 'an empty spool');
     expect(fs.readdirSync(pipeline.inbox).filter((n) => !n.startsWith('.'))).toEqual([]);
     expect(fs.existsSync(path.join(pipeline.dir, 'ingress', 'held')) ? fs.readdirSync(path.join(pipeline.dir, 'ingress', 'held')) : []).toEqual([]);
+    // Every delivery egress journalled was finished: no intent is left, and one completed entry per input.
+    expect(fs.readdirSync(path.join(pipeline.dir, 'egress', 'pending'))).toEqual([]);
+    expect(fs.readdirSync(path.join(pipeline.dir, 'egress', 'delivered')).filter((n) => n.endsWith('.json'))).toHaveLength(FILES);
 
     const counts = STAGES.map((s) => `${s}=${killed.filter((k) => k === s).length}`).join(' ');
     process.stdout.write(`crash injection: files=${FILES} kills=${kills} (${counts}) lost=${lost} duplicated=${duplicated} corrupt=${corrupt}\n`);
