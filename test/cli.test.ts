@@ -1,22 +1,25 @@
 // The `sluice` command as users run it: keygen, verify (every exit code), and
 // egress's refusal to start without a usable signing key.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSecretKey, signReport, serializeReport, keyIdOfSecret, EXIT_CODES, type ReportBody } from '../packages/report/src/index.js';
+import { loadSecretKey, signReport, serializeReport, keyIdOfSecret, EXIT_CODES, MAX_REPORT_BYTES, type ReportBody } from '../packages/report/src/index.js';
 import { devConfig, stageScript } from '../packages/cli/src/dev.js';
+import { Pipeline } from './support/pipeline.js';
 
 const CLI = fileURLToPath(new URL('../packages/cli/dist/main.js', import.meta.url));
-const sluice = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+// The timeout turns a hang (e.g. reading a FIFO) into a failed test (status null), not a stuck run.
+const sluice = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 let dir: string;
 let keys: { secret: string; pub: string };
 let other: { secret: string; pub: string };
+let keygenOutput = '';
 
 function body(over: Partial<ReportBody> & { bytes?: string } = {}): ReportBody {
   const bytes = over.bytes ?? 'hello\n';
@@ -50,6 +53,7 @@ beforeAll(() => {
   const k = sluice('keygen', '--out', path.join(dir, 'keys'));
   expect(k.status, k.stderr).toBe(0);
   keys = { secret: path.join(dir, 'keys', 'sluice-report.key'), pub: path.join(dir, 'keys', 'sluice-report.pub') };
+  keygenOutput = k.stdout + k.stderr;
   expect(sluice('keygen', '--out', path.join(dir, 'other')).status).toBe(0);
   other = { secret: path.join(dir, 'other', 'sluice-report.key'), pub: path.join(dir, 'other', 'sluice-report.pub') };
   fs.writeFileSync(path.join(dir, 'hello.txt'), 'hello\n');
@@ -59,6 +63,12 @@ describe('sluice keygen', () => {
   it('writes a 0400 private key and a 0444 public key, prints where, and never overwrites', () => {
     expect(fs.statSync(keys.secret).mode & 0o777).toBe(0o400);
     expect(fs.statSync(keys.pub).mode & 0o777).toBe(0o444);
+    // It says where the files are, and never prints the secret seeds.
+    expect(keygenOutput).toContain(keys.secret);
+    expect(keygenOutput).toContain(keys.pub);
+    const seeds = JSON.parse(fs.readFileSync(keys.secret, 'utf8')) as { ed25519: string; mldsa65: string };
+    expect(keygenOutput).not.toContain(seeds.ed25519);
+    expect(keygenOutput).not.toContain(seeds.mldsa65);
     const again = sluice('keygen', '--out', path.join(dir, 'keys'));
     expect(again.status).not.toBe(0);
     expect(fs.statSync(keys.secret).mode & 0o777).toBe(0o400);
@@ -105,6 +115,66 @@ describe('sluice verify', () => {
     expect(j.report.verdict).toBe('rejected');
   });
 
+  it('--json on a failure: one line with ok false and the code; the body only once the signatures verified', () => {
+    const rep = writeReport('json-flip.json', body());
+    const text = fs.readFileSync(rep, 'utf8');
+    const i = text.indexOf('"transfer":"t-1"') + '"transfer":"t-'.length;
+    fs.writeFileSync(rep, `${text.slice(0, i)}2${text.slice(i + 1)}`);
+    const bad = sluice('verify', file(), rep, '--pub', keys.pub, '--json');
+    expect(bad.status).toBe(EXIT_CODES['bad-signature']);
+    expect(bad.stdout).toMatch(/^[\x20-\x7e]+\n$/);
+    const j = JSON.parse(bad.stdout);
+    expect(j).toMatchObject({ ok: false, code: 'bad-signature', exitCode: EXIT_CODES['bad-signature'] });
+    expect(j.reason).toMatch(/^bad signature: /);
+    expect(j).not.toHaveProperty('report'); // unauthenticated content is never passed on
+
+    const rej = sluice('verify', file(), writeReport('json-rej.json', body({ verdict: 'rejected', reason: 'clamav: infected' })), '--pub', keys.pub, '--json');
+    expect(rej.status).toBe(EXIT_CODES.rejected);
+    expect(JSON.parse(rej.stdout)).toMatchObject({ ok: false, code: 'rejected', report: { verdict: 'rejected', reason: 'clamav: infected' } });
+  });
+
+  it('--report-only still refuses a bad signature and another key', () => {
+    const rep = writeReport('ro-flip.json', body({ verdict: 'rejected', reason: 'too-large' }));
+    const text = fs.readFileSync(rep, 'utf8');
+    fs.writeFileSync(rep, text.replace('"reason":"too-large"', '"reason":"too-largE"'));
+    expect(sluice('verify', '--report-only', rep, '--pub', keys.pub).status).toBe(EXIT_CODES['bad-signature']);
+    expect(sluice('verify', '--report-only', writeReport('ro-rej.json', body({ verdict: 'rejected', reason: 'x' })), '--pub', other.pub).status).toBe(EXIT_CODES['unknown-key']);
+  });
+
+  it('a REPORT that is not a regular file (a FIFO) is a usage error, at once, not a hang', () => {
+    const fifo = path.join(dir, 'report.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = sluice('verify', file(), fifo, '--pub', keys.pub);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('not a regular file');
+  });
+
+  it('a REPORT over the 2 MiB bound is malformed', () => {
+    const big = path.join(dir, 'big.json');
+    fs.writeFileSync(big, `${'{'.repeat(MAX_REPORT_BYTES + 10)}\n`);
+    const r = sluice('verify', file(), big, '--pub', keys.pub);
+    expect(r.status).toBe(EXIT_CODES.malformed);
+    expect(r.stderr).toMatch(/^FAILED: malformed report: report is larger than 2097152 bytes\n$/);
+  });
+
+  it('the test vector of docs/report-format.md verifies with the documented exit codes', () => {
+    const vector = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../packages/report/test-vector/vector.json', import.meta.url)), 'utf8')) as {
+      publicKeyFile: string;
+      file: { contentUtf8: string };
+      cases: { reportFile: string; verify: { exitCode: number } }[];
+    };
+    const vdir = fs.mkdtempSync(path.join(dir, 'vector-'));
+    fs.writeFileSync(path.join(vdir, 'vector.pub'), vector.publicKeyFile);
+    fs.writeFileSync(path.join(vdir, 'file'), vector.file.contentUtf8);
+    expect(vector.cases.map((c) => c.verify.exitCode).sort()).toEqual([EXIT_CODES.ok, EXIT_CODES.rejected]);
+    vector.cases.forEach((c, n) => {
+      const rep = path.join(vdir, `case-${n}.sluice.json`);
+      fs.writeFileSync(rep, c.reportFile);
+      expect(sluice('verify', path.join(vdir, 'file'), rep, '--pub', path.join(vdir, 'vector.pub')).status).toBe(c.verify.exitCode);
+      expect(sluice('verify', '--report-only', rep, '--pub', path.join(vdir, 'vector.pub')).status).toBe(EXIT_CODES.ok);
+    });
+  });
+
   it('usage errors exit 2 and say what is missing', () => {
     const r = sluice('verify', file());
     expect(r.status).toBe(2);
@@ -139,5 +209,26 @@ describe('egress and its signing key (fail closed)', () => {
     const seeds = JSON.parse(fs.readFileSync(keys.secret, 'utf8')) as { ed25519: string; mldsa65: string };
     expect(r.stdout + r.stderr).not.toContain(seeds.ed25519);
     expect(r.stdout + r.stderr).not.toContain(seeds.mldsa65);
+  });
+});
+
+describe('sluice dev and its key', () => {
+  it('generates its own key pair (private 0400) and says where the public key is', async () => {
+    const p = await Pipeline.start(); // no configuration given: sluice dev writes its own
+    try {
+      const starting = p.events('dev-starting');
+      expect(starting).toHaveLength(1);
+      const pub = String(starting[0]!.publicKey);
+      expect(starting[0]).toMatchObject({ newKey: true, publicKey: p.publicKey });
+      expect(String(starting[0]!.msg)).toContain(`--pub ${pub}`);
+      expect(fs.statSync(pub).mode & 0o777).toBe(0o444);
+      const secret = pub.replace(/\.pub$/, '.key');
+      expect(fs.statSync(secret).mode & 0o777).toBe(0o400);
+      // The public key printed is the one egress signs with.
+      const listening = p.lines.find((l) => l.stage === 'egress' && l.event === 'listening')!;
+      expect(listening.key).toBe(keyIdOfSecret(loadSecretKey(secret)));
+    } finally {
+      expect(await p.stop()).toBe(0);
+    }
   });
 });

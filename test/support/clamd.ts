@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 export const CLAMD = '/usr/sbin/clamd';
 export const YARA = '/usr/bin/yara';
@@ -45,6 +46,57 @@ export interface ClamdOptions {
   streamMaxLength?: string;
   /** clamd.conf MaxFileSize (and MaxScanSize), e.g. '1M'. */
   maxFileSize?: string;
+  /**
+   * Ship the signature as a versioned database (daily.cud, see cudDatabase)
+   * so that clamd's VERSION names a signature database version, as it does
+   * with Debian's official databases: "ClamAV 1.4.6/<dbVersion>/<date>".
+   * Without it, a plain .ndb: "ClamAV 1.4.6".
+   */
+  dbVersion?: number;
+}
+
+/** engineFor - what clamd's VERSION says for a test database of this version: "ClamAV x.y.z/<v>/<ctime date>". */
+export function engineFor(dbVersion: number): RegExp {
+  return new RegExp(`^ClamAV \\d+\\.\\d+\\.\\d+/${dbVersion}/\\w{3} \\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d \\d{4}$`);
+}
+
+/** tarEntry - one USTAR regular-file entry (header and data padded to 512-byte blocks). */
+function tarEntry(name: string, data: Buffer): Buffer {
+  const h = Buffer.alloc(512);
+  const put = (off: number, len: number, text: string) => h.write(text.slice(0, len), off, len, 'ascii');
+  put(0, 100, name);
+  put(100, 8, '0000644\0');
+  put(108, 8, '0000000\0');
+  put(116, 8, '0000000\0');
+  put(124, 12, `${data.length.toString(8).padStart(11, '0')}\0`);
+  put(136, 12, `${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`);
+  put(148, 8, '        ');
+  put(156, 1, '0');
+  put(257, 8, 'ustar\u000000');
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
+  return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
+}
+
+/**
+ * cudDatabase - an unsigned ClamAV database container (.cud: the format of
+ * a .cvd, which clamd loads without a digital signature): a 512-byte header
+ * "ClamAV-VDB:time:version:sigs:flevel:md5:dsig:builder:stime", then a
+ * tar.gz with a .info file (the header line again, and each member's size
+ * and SHA-256) and the members. clamd takes its database version and date
+ * from the header; its signatures still get ".UNOFFICIAL".
+ */
+function cudDatabase(version: number, members: Record<string, Buffer>): Buffer {
+  const stime = Math.floor(Date.now() / 1000);
+  const header = `ClamAV-VDB:sluice test database:${version}:${Object.keys(members).length}:90:x:x:sluice-tests:${stime}`;
+  const info = [header, ...Object.entries(members).map(([n, d]) => `${n}:${d.length}:${createHash('sha256').update(d).digest('hex')}`)].join('\n');
+  const tar = Buffer.concat([
+    tarEntry('daily.info', Buffer.from(`${info}\n`)),
+    ...Object.entries(members).map(([n, d]) => tarEntry(n, d)),
+    Buffer.alloc(1024),
+  ]);
+  return Buffer.concat([Buffer.from(header.padEnd(512, ' '), 'ascii'), gzipSync(tar)]);
 }
 
 /** freePort - a TCP port nobody listens on right now. */
@@ -96,7 +148,9 @@ export class Clamd {
     const db = path.join(dir, 'db');
     fs.mkdirSync(db);
     // name:target type (0 = any file):offset (* = anywhere):hex. Anywhere, so a test string in the middle of a file is found too.
-    fs.writeFileSync(path.join(db, 'sluice-test.ndb'), `Eicar-Test:0:*:${eicar().toString('hex')}\n`);
+    const ndb = Buffer.from(`Eicar-Test:0:*:${eicar().toString('hex')}\n`);
+    if (opts.dbVersion === undefined) fs.writeFileSync(path.join(db, 'sluice-test.ndb'), ndb);
+    else fs.writeFileSync(path.join(db, 'daily.cud'), cudDatabase(opts.dbVersion, { 'sluice-test.ndb': ndb }));
     if (opts.tcp) c.port = await freePort();
     const lines = [
       'Foreground yes',

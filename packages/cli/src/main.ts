@@ -25,7 +25,7 @@
  */
 import * as fs from 'node:fs';
 import { parseConfigText, ConfigError } from '@sluice/core';
-import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError } from '@sluice/report';
+import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError, MAX_REPORT_BYTES } from '@sluice/report';
 import { runDev } from './dev.js';
 import { runDemo } from './demo.js';
 
@@ -130,12 +130,7 @@ async function verifyCommand(args: string[]): Promise<number> {
     if (err instanceof KeyFileError) throw new UsageError(err.message);
     throw err;
   }
-  let reportText: string;
-  try {
-    reportText = fs.readFileSync(reportPath, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${reportPath}: cannot read: ${(err as Error).message}`);
-  }
+  const reportText = readReportFile(reportPath);
   let file;
   if (!reportOnly) {
     try {
@@ -149,6 +144,38 @@ async function verifyCommand(args: string[]): Promise<number> {
   else if (res.ok) process.stdout.write(`${res.reason}\n`);
   else process.stderr.write(`FAILED: ${res.reason}\n`);
   return res.exitCode;
+}
+
+/**
+ * readReportFile - the report's bytes, at most MAX_REPORT_BYTES + 1 of them
+ * (verifyReport calls a longer one malformed without parsing it). A report
+ * that is not a regular file (a FIFO would block for ever, a directory has
+ * no bytes) is a usage error. The bytes go to verifyReport as they are: a
+ * report file is ASCII, and decoding it first would hide what is not.
+ */
+function readReportFile(reportPath: string): Uint8Array {
+  let fd: number;
+  try {
+    fd = fs.openSync(reportPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw new UsageError(`${reportPath}: cannot read: ${(err as Error).message}`);
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${reportPath}: not a regular file`);
+    const buf = Buffer.alloc(MAX_REPORT_BYTES + 1);
+    let len = 0;
+    while (len < buf.length) {
+      const n = fs.readSync(fd, buf, len, buf.length - len, null);
+      if (n === 0) break;
+      len += n;
+    }
+    return buf.subarray(0, len);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${reportPath}: cannot read: ${(err as Error).message}`);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -131,6 +131,19 @@ describe('test vector: docs/report-format.md quotes it correctly', () => {
   it('shows the rejected case body exactly as signed', () => {
     const rejected = vector.cases.find((c) => c.verify.code === 'rejected')!;
     expect(doc).toContain(Buffer.from(rejected.signedBytesHex, 'hex').subarray(16).toString('utf8'));
+    // "starting 736c...3100 7b22636865636b73...": the label, its 0x00, then the first bytes of the JCS body.
+    expect(doc).toContain(`starting\n\`${rejected.signedBytesHex.slice(0, 32)} ${rejected.signedBytesHex.slice(32, 48)}…\``);
+  });
+
+  it('shows the accepted case\'s name member exactly as the report file spells it', () => {
+    const accepted = vector.cases.find((c) => c.verify.code === 'ok')!;
+    const quoted = /^"name":\{"original".*$/m.exec(doc);
+    expect(quoted).not.toBeNull();
+    expect(accepted.reportFile).toContain(quoted![0]);
+    // The signed bytes have the same member as raw UTF-8, with only the escapes JCS requires.
+    const raw = JSON.stringify({ name: accepted.body.name }).slice(1, -1);
+    expect(Buffer.from(accepted.signedBytesHex, 'hex').toString('utf8')).toContain(raw);
+    expect(raw).not.toBe(quoted![0]);
   });
 });
 

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as native from '@sluice/native';
-import { CLAMD, Clamd, EICAR_SIGNATURE, HAVE_CLAMD, eicar } from '../../../../test/support/clamd.js';
+import { CLAMD, Clamd, EICAR_SIGNATURE, HAVE_CLAMD, eicar, engineFor } from '../../../../test/support/clamd.js';
 import { CheckUnavailable, runChecks, type CheckInput } from './check.js';
 import { clamavCheck, interpretScanReply, interpretVersionReply } from './clamav.js';
 
@@ -343,6 +343,32 @@ describe.skipIf(!HAVE_CLAMD)(`a real clamd over TCP (INSTREAM)${NO_CLAMD}`, () =
       });
     } finally {
       await clamd.start();
+    }
+  });
+});
+
+describe.skipIf(!HAVE_CLAMD)(`a real clamd with a versioned signature database${NO_CLAMD}`, () => {
+  // Like Debian's official databases: VERSION says "ClamAV 1.4.6/<db version>/<db date>".
+  const DB_VERSION = 27514;
+  let clamd: Clamd;
+  beforeAll(async () => {
+    clamd = await Clamd.create({ tcp: true, dbVersion: DB_VERSION });
+    await clamd.start();
+  });
+  afterAll(async () => {
+    await clamd?.destroy();
+  });
+
+  it('every result names the engine and the signature database version, over FILDES and INSTREAM alike', async () => {
+    const local = clamavCheck({ socket: clamd.socket, timeoutMs: 20_000, maxConcurrent: 1, maxBytes: 1024 * 1024 });
+    const remote = clamavCheck({ host: '127.0.0.1', port: clamd.port, timeoutMs: 20_000, maxConcurrent: 1, maxBytes: 1024 * 1024 });
+    for (const check of [local, remote]) {
+      const clean = await withInput(Buffer.from('clean\n'), (i) => check.run(i, never));
+      expect(clean).toMatchObject({ outcome: 'pass', reason: 'no signature matched' });
+      expect(clean.engine).toMatch(engineFor(DB_VERSION));
+      const bad = await withInput(Buffer.concat([Buffer.alloc(1000, 'a'), eicar()]), (i) => check.run(i, never));
+      expect(bad).toMatchObject({ outcome: 'fail', reason: `infected: ${EICAR_SIGNATURE}` });
+      expect(bad.engine).toMatch(engineFor(DB_VERSION));
     }
   });
 });
