@@ -51,16 +51,18 @@ interface Sample {
   name: string;
   what: string;
   bytes: Buffer;
+  /** The outcome the demo expects; any other is reported and makes it exit 1. */
+  expect: 'accepted' | 'rejected';
 }
 
 /** demoSamples - what the demo drops, and why each is interesting. */
 export function demoSamples(): Sample[] {
   return [
-    { name: 'photo.png', what: 'an image', bytes: tinyPng() },
-    { name: 'notes.txt', what: 'a text file', bytes: Buffer.from('Meeting notes\n- ship the demo\n- sign every report\n') },
-    { name: 'tool', what: 'an executable', bytes: fs.readFileSync('/usr/bin/true') },
-    { name: 'big.csv', what: 'a file over the 1 MiB limit', bytes: Buffer.from('a,b,c\n'.repeat(400_000)) },
-    { name: 'invoice\u202Efdp.txt\nrm -rf', what: 'a hostile name (RLO, newline)', bytes: Buffer.from('totally an invoice\n') },
+    { name: 'photo.png', what: 'an image', bytes: tinyPng(), expect: 'accepted' },
+    { name: 'notes.txt', what: 'a text file', bytes: Buffer.from('Meeting notes\n- ship the demo\n- sign every report\n'), expect: 'accepted' },
+    { name: 'tool', what: 'an executable', bytes: fs.readFileSync('/usr/bin/true'), expect: 'rejected' },
+    { name: 'big.csv', what: 'a file over the 1 MiB limit', bytes: Buffer.from('a,b,c\n'.repeat(400_000)), expect: 'rejected' },
+    { name: 'invoice\u202Efdp.txt\nrm -rf', what: 'a hostile name (RLO, newline)', bytes: Buffer.from('totally an invoice\n'), expect: 'accepted' },
   ];
 }
 
@@ -82,6 +84,14 @@ function findReport(dirs: { outbox: string; rejected: string }, name: string): {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** outcomeReason - why, in one line: the report's reason for a rejection, the checks that passed for an acceptance. */
+export function outcomeReason(report: Record<string, unknown>): string {
+  if (typeof report.reason === 'string' && report.reason !== '') return report.reason;
+  const checks = Array.isArray(report.checks) ? (report.checks as { name?: unknown; result?: unknown }[]) : [];
+  const passed = checks.filter((c) => c.result === 'pass').map((c) => String(c.name));
+  return passed.length > 0 && passed.length === checks.length ? `every check passed (${passed.join(', ')})` : 'no reason given';
+}
 
 export async function runDemo(): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-demo-'));
@@ -141,7 +151,12 @@ export async function runDemo(): Promise<number> {
       }
       const verdict = String(r.verdict);
       out(`  ${shown.padEnd(28)} ${s.what}`);
-      out(`      ${verdict.toUpperCase()}${r.reason ? `: ${String(r.reason)}` : ''}`);
+      out(`      ${verdict.toUpperCase()}: ${outcomeReason(r)}`);
+      if (verdict !== s.expect) {
+        out(`      UNEXPECTED: the demo expected ${s.expect}`);
+        failures++;
+      }
+      if (stored !== s.name) out(`      stored as: ${escapeForLog(stored)}`);
       if (found.place === 'outbox') out(`      file:   ${path.join(l.outbox, stored)}`);
       out(`      report: ${found.path} (signatures ${check.ok ? 'verified' : `NOT verified: ${check.reason}`})`);
       if (!check.ok) failures++;

@@ -15,7 +15,8 @@
  *
  *   A stage that dies is logged (`stage-exited`) and restarted after a
  *   short backoff, as systemd's Restart=always would. SIGTERM or SIGINT
- *   stops all three (SIGTERM, then SIGKILL after 10 s) and exits 0.
+ *   stops all three (SIGTERM, then SIGKILL after 10 s) and exits 0 when
+ *   every stage exited 0, else 1.
  *
  *   Transit listens on DIR/run/transit.sock, egress on DIR/run/egress.sock
  *   (pinned in ../shared/design.md).
@@ -160,13 +161,16 @@ export async function runDev(dir: string): Promise<number> {
       const alive = [...children.values()];
       if (alive.length === 0) return resolve(0);
       let left = alive.length;
+      let unclean = 0;
       const kill = setTimeout(() => alive.forEach((c) => c.kill('SIGKILL')), 10_000);
       for (const c of alive) {
-        c.once('exit', () => {
+        c.once('exit', (code) => {
+          // Clean means the stage ran its stop handlers and exited 0; anything else makes `sluice dev` exit 1.
+          if (code !== 0) unclean++;
           if (--left === 0) {
             clearTimeout(kill);
-            log.info({ event: 'dev-stopped' }, 'pipeline stopped');
-            resolve(0);
+            log.info({ event: 'dev-stopped', reason: unclean === 0 ? 'clean' : `${unclean} stage(s) did not exit 0` }, 'pipeline stopped');
+            resolve(unclean === 0 ? 0 : 1);
           }
         });
         c.kill('SIGTERM');

@@ -107,3 +107,51 @@ describe('Connector', () => {
     fs.rmSync(dir, { recursive: true });
   });
 });
+
+describe('Listener', () => {
+  it('serves many connections at once, each with its own peer, and keeps the others when one goes away', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-conn-'));
+    const sock = path.join(dir, 's.sock');
+    const { log } = quiet();
+    const received: string[] = [];
+    const listener = Listener.open(sock, 0o600, {
+      log,
+      maxRecordBytes: 1024,
+      allowUids: [process.getuid!()],
+      onConnection: (conn: Connection) => {
+        conn.onRecord = (data) => {
+          received.push(data.toString());
+          void conn.send(Buffer.from(`ack ${data.toString()}`));
+        };
+      },
+    });
+    const replies = new Map<number, string[]>();
+    const connectors = Array.from({ length: 5 }, (_v, i) => {
+      replies.set(i, []);
+      return new Connector({
+        path: sock,
+        log,
+        maxRecordBytes: 1024,
+        onConnected: (conn) => {
+          conn.onRecord = (data) => replies.get(i)!.push(data.toString());
+        },
+        onDisconnected: () => {},
+      });
+    });
+    connectors.forEach((c) => c.start());
+    await until(() => connectors.every((c) => c.connection !== null) && listener.connections.size === 5);
+    expect(new Set([...listener.connections].map((c) => c.peer.uid))).toEqual(new Set([process.getuid!()]));
+    await Promise.all(connectors.map((c, i) => c.connection!.send(Buffer.from(`from ${i}`))));
+    await until(() => [...replies.values()].every((r) => r.length === 1));
+    expect(received.sort()).toEqual([0, 1, 2, 3, 4].map((i) => `from ${i}`));
+    for (const [i, r] of replies) expect(r).toEqual([`ack from ${i}`]); // each answer went back on its own connection
+
+    connectors[0]!.stop();
+    await until(() => listener.connections.size === 4);
+    await connectors[1]!.connection!.send(Buffer.from('again'));
+    await until(() => replies.get(1)!.length === 2);
+    connectors.forEach((c) => c.stop());
+    listener.close();
+    fs.rmSync(dir, { recursive: true });
+  });
+});

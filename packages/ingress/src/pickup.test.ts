@@ -41,21 +41,21 @@ afterEach(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-function make(onCommitted: (m: SpoolMeta) => void): Inbox {
+function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000): Inbox {
   return new Inbox({
     dir: inboxDir,
     spool,
     log: log(),
     maxFileBytes: 1 << 20,
-    rescanIntervalMs: 60_000,
+    rescanIntervalMs,
     recheckIntervalMs: 50,
     onCommitted,
     canAccept: () => true,
   });
 }
 
-function start(onCommitted: (m: SpoolMeta) => void): Inbox {
-  inbox = make(onCommitted);
+function start(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs?: number): Inbox {
+  inbox = make(onCommitted, rescanIntervalMs);
   inbox.start();
   return inbox;
 }
@@ -128,5 +128,45 @@ describe('an upload reopened for writing after its copy', () => {
     await ib.forgetRecovered(meta(id2, 'b.txt', null));
     expect(fs.readdirSync(inboxDir).sort()).toEqual(['b.txt']);
     expect(fs.readFileSync(path.join(inboxDir, 'b.txt'), 'utf8')).toBe('rewritten\n');
+  });
+});
+
+// How uploads are found. The periodic rescan is an hour away in the first two tests, so only the
+// rescan at start (the first) and inotify (the second) can find anything.
+describe('finding uploads', () => {
+  const names = (ms: SpoolMeta[]) => ms.map((m) => m.name).sort();
+
+  it('the rescan at start picks up what was already in the inbox, and ignores dotfiles, *.part, *.filepart, *.tmp', async () => {
+    for (const n of ['waiting.txt', '.hidden', 'up.part', 'up.filepart', 'up.tmp']) fs.writeFileSync(path.join(inboxDir, n), `${n}\n`);
+    const committed: SpoolMeta[] = [];
+    start((m) => committed.push(m), 3_600_000);
+    await until(() => committed.length >= 1, 'the waiting file');
+    await until(() => !fs.existsSync(path.join(inboxDir, 'waiting.txt')), 'waiting.txt removed from the inbox');
+    expect(names(committed)).toEqual(['waiting.txt']);
+    expect(fs.readdirSync(inboxDir).sort()).toEqual(['.hidden', 'up.filepart', 'up.part', 'up.tmp']);
+  });
+
+  it('a rename into place is picked up from inotify alone; the temporary names never are', async () => {
+    const committed: SpoolMeta[] = [];
+    start((m) => committed.push(m), 3_600_000);
+    const temp = ['.upload.txt', 'upload.txt.part', 'upload.txt.filepart', 'upload.txt.tmp'];
+    for (const n of temp) fs.writeFileSync(path.join(inboxDir, n), 'in progress\n');
+    fs.writeFileSync(path.join(inboxDir, 'marker.txt'), 'written after the temporary names\n');
+    await until(() => committed.length >= 1, 'marker.txt'); // inotify saw the events around the temporary names too
+    fs.renameSync(path.join(inboxDir, 'upload.txt.part'), path.join(inboxDir, 'upload.txt'));
+    await until(() => committed.length >= 2, 'the renamed upload');
+    expect(names(committed)).toEqual(['marker.txt', 'upload.txt']);
+    expect(fs.readFileSync(spool.dataPath(committed.find((m) => m.name === 'upload.txt')!.id), 'utf8')).toBe('in progress\n');
+    expect(fs.readdirSync(inboxDir).sort()).toEqual(['.upload.txt', 'upload.txt.filepart', 'upload.txt.tmp']);
+  });
+
+  it('the periodic rescan finds an upload that inotify never reported', async () => {
+    const committed: SpoolMeta[] = [];
+    const ib = start((m) => committed.push(m), 200);
+    // As after an inotify queue overflow: no event will come for what arrives now.
+    (ib as unknown as { watcher: fs.FSWatcher }).watcher.close();
+    fs.writeFileSync(path.join(inboxDir, 'missed.txt'), 'no event for me\n');
+    await until(() => committed.length >= 1, 'the missed upload');
+    expect(names(committed)).toEqual(['missed.txt']);
   });
 });
