@@ -197,7 +197,8 @@ export function registerAttacks(hop: Hop): void {
         'empty record, no descriptor',
         async (a) => {
           // From Python, so that the one peer-disconnected line is this connection's and no other's.
-          const { pid, done } = pythonPeer(t.sock, new Uint8Array(0), [], 5_000);
+          // Python returns as soon as the stage closes its end; the 30 s are only the limit for a stage that never does.
+          const { pid, done } = pythonPeer(t.sock, new Uint8Array(0), [], 30_000);
           a.pids.add(pid);
           expect(await done).toBe('eof'); // the stage closed its end
         },
@@ -505,10 +506,17 @@ export function registerAttacks(hop: Hop): void {
       await t.attack(
         'silent connection',
         async (a) => {
-          const silent = pythonPeer(t.sock, null, [], 4_000);
+          // Held open until released, not for a fixed time: on a slow machine the clean file must still pass while it is open.
+          const silent = pythonPeer(t.sock, null, [], 'held');
           a.pids.add(silent.pid);
-          await t.p.waitFor(() => t.p.lines.some((l) => l.event === 'peer-connected' && (l.peer as { pid: number } | undefined)?.pid === silent.pid), 10_000, 'silent peer connected');
-          await t.deliverClean('while a silent connection is open');
+          const about = (event: string) => t.p.lines.some((l) => l.stage === hop && l.event === event && (l.peer as { pid: number } | undefined)?.pid === silent.pid);
+          try {
+            await t.p.waitFor(() => about('peer-connected'), 10_000, 'silent peer connected');
+            await t.deliverClean('while a silent connection is open');
+            expect(about('peer-disconnected'), 'the stage dropped the silent connection').toBe(false);
+          } finally {
+            silent.release();
+          }
           expect(await silent.done).toBe('none'); // the stage said nothing to it either
         },
         { event: 'peer-connected' },

@@ -94,9 +94,9 @@ it(`${N} empty files at once: each handed over exactly once, correctly; ingress 
   };
 
   await waitFor(() => lines.some((l) => l.event === 'started'), 30_000, 'ingress started');
+  // upload() waits for ingress's `done` (spool copy forgotten): its descriptor count is settled.
   await upload('warm-up.txt');
   const pid = child.pid!;
-  await sleep(200);
   const before = fdCount(pid);
 
   const started = Date.now();

@@ -74,7 +74,6 @@ const peerPid = (l: LogLine): number => (l.peer as { pid?: number } | undefined)
 const expectedCount = (w: Expect): number => (typeof w.count === 'function' ? w.count() : (w.count ?? 1));
 
 const RELAXED_EVENTS = new Set(['peer-connected', 'peer-disconnected', 'received', 'checked', 'forwarded', 'acked', 'delivered']);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Target {
   readonly p: Pipeline;
@@ -196,7 +195,9 @@ export class Target {
     }
     // Rule 1: still up, still serving.
     await this.deliverClean(name);
-    await sleep(100); // let late lines of the attack arrive before they are counted
+    // Late lines: wait until the stage has seen every connection of the attack (and the clean one) close;
+    // after that nothing more about the attack can come, so the counts below are final.
+    await this.p.waitFor(() => this.allClosed(mark, a), 30_000, `${name}: ${this.hop} sees every attack connection close`);
     const named = this.named(mark, a, want);
     expect(named.length, `${name}: ${want.event} lines: ${JSON.stringify(named)}`).toBe(expectedCount(want));
     // Every other line about the attack is routine (info) and of a known kind; no second complaint.
@@ -224,6 +225,22 @@ export class Target {
     const after = await settledFdCount(this.pid, baseline);
     expect(after, `${name}: descriptors of ${this.hop} before ${baseline}, after ${after}:\n${fdTargets(this.pid).join('\n')}`).toBe(baseline);
     return a;
+  }
+
+  /**
+   * allClosed - has the stage logged, since `mark`, a peer-disconnected for
+   * every peer-connected of each attacker pid? (The clean connections share
+   * this process's pid; they open and close as well.)
+   */
+  allClosed(mark: number, a: AttackLog): boolean {
+    const open = new Map<number, number>();
+    for (const l of this.linesSince(mark)) {
+      const pid = peerPid(l);
+      if (!a.pids.has(pid)) continue;
+      if (l.event === 'peer-connected') open.set(pid, (open.get(pid) ?? 0) + 1);
+      else if (l.event === 'peer-disconnected') open.set(pid, (open.get(pid) ?? 0) - 1);
+    }
+    return [...open.values()].every((n) => n <= 0);
   }
 
   /** named - the target's lines about the attack that carry the expected event and reason. */

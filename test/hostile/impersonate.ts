@@ -284,18 +284,28 @@ function spawnSyncOk(cmd: string, args: string[]): void {
  * pythonPeer - connect with Python and send one record carrying a read-only
  * descriptor of each path in one SCM_RIGHTS message (socket.send_fds), or,
  * with record null, send nothing; then wait up to waitMs for the stage's
- * answer or EOF and exit. `pid` is the peer pid the stage logs; `done`
- * resolves with what Python read back (hex, "eof" or "none").
+ * answer or EOF and exit. With waitMs 'held' it waits (for an answer or
+ * EOF) until `release()` is called instead, however long that takes.
+ * `pid` is the peer pid the stage logs; `done` resolves with what Python
+ * read back (hex, "eof" or "none").
  */
-export function pythonPeer(sock: string, record: Uint8Array | null, paths: string[], waitMs = 2_000): { pid: number; done: Promise<string> } {
+export function pythonPeer(
+  sock: string,
+  record: Uint8Array | null,
+  paths: string[],
+  waitMs: number | 'held' = 2_000,
+): { pid: number; done: Promise<string>; release: () => void } {
   const hex = record === null ? '-' : Buffer.from(record).toString('hex');
-  const child = spawn(PYTHON, [path.join(HERE, 'send_fds.py'), sock, hex, String(waitMs), ...paths], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const held = waitMs === 'held';
+  const child = spawn(PYTHON, [path.join(HERE, 'send_fds.py'), sock, hex, held ? 'stdin' : String(waitMs), ...paths], {
+    stdio: [held ? 'pipe' : 'ignore', 'pipe', 'inherit'],
+  });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const done = new Promise<string>((resolve, reject) =>
     child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`send_fds.py exited ${code}: ${out}`)))),
   );
-  return { pid: child.pid!, done };
+  return { pid: child.pid!, done, release: () => child.stdin?.end() };
 }
 
 /** sendFds - pythonPeer, waited for: one record with several descriptors. */

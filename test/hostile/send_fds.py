@@ -14,7 +14,10 @@
 #   as hex ("eof" when the stage closed, "none" when nothing came).
 #   The test reads the stage's log to see what it made of the record.
 #   With "-" as the record it sends nothing at all: a connection that
-#   never speaks, held open for WAIT_MS.
+#   never speaks, held open for WAIT_MS. WAIT_MS "stdin" waits instead
+#   until stdin is closed (the test decides when the connection goes,
+#   whatever the machine's speed); it prints "none" then, unless the stage
+#   spoke or closed first.
 import os
 import select
 import socket
@@ -29,7 +32,11 @@ if hex_record != '-':
     socket.send_fds(s, [bytes.fromhex(hex_record)], fds)
     for fd in fds:
         os.close(fd)
-ready, _, _ = select.select([s], [], [], int(wait_ms) / 1000)
+if wait_ms == 'stdin':
+    ready, _, _ = select.select([s, sys.stdin], [], [])
+    ready = [r for r in ready if r is s]
+else:
+    ready, _, _ = select.select([s], [], [], int(wait_ms) / 1000)
 if not ready:
     print('none')
 else:

@@ -4,11 +4,13 @@
 // other than the upload's, lose an upload, or stop. test/pipeline.test.ts
 // covers the basics (a symlink to a FIFO, a hard link to a file outside, a
 // FIFO, *.part ignored until renamed); these cases extend them: secrets
-// behind links, links swapped in while ingress looks, devices and sockets,
-// files replaced or rewritten during and after pickup, and *.part files that
-// are never renamed. The flood of 10,000 empty files is flood.test.ts. After every case ingress is the
-// same process, has the same number of descriptors, and a clean upload
-// still arrives.
+// behind symlinks and hard links, links swapped in while ingress looks, a
+// FIFO whose writer waits for a reader, devices and sockets, files replaced
+// or rewritten during and after pickup, and *.part files that are never
+// renamed. The flood of 10,000 empty files is flood.test.ts. After every
+// case ingress is the same process, has the same number of descriptors, and
+// a clean upload still arrives; each refused entry got exactly one
+// upload-refused line naming the reason.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -56,6 +58,16 @@ async function clean(tag: string): Promise<void> {
   const found = await p.reportFor(name, 60_000);
   expect(found.report.verdict).toBe('accepted');
   expect(fs.readFileSync(path.join(p.outbox, found.report.name.stored), 'utf8')).toBe(bytes);
+  // Settled: the report is in the outbox before ingress has the final ack; only once ingress says `done`
+  // (spool copy forgotten) is its descriptor count final, fit to be a baseline.
+  await p.waitFor(
+    () => {
+      const ids = new Set(p.lines.filter((l) => l.stage === 'ingress' && l.event === 'picked-up' && l.name === name).map((l) => l.id));
+      return p.lines.some((l) => l.stage === 'ingress' && l.event === 'done' && ids.has(l.id));
+    },
+    30_000,
+    `ingress done with ${name}`,
+  );
 }
 
 /** verified - the report's signatures (and for accepted files, the delivered bytes) check out. */
@@ -87,6 +99,25 @@ async function guarded(name: string, fn: () => Promise<void>): Promise<void> {
   }
   const after = await settledFdCount(ingressPid, before);
   expect(after, `${name}: ingress descriptors before ${before}, after ${after}:\n${fdTargets(ingressPid).join('\n')}`).toBe(before);
+}
+
+/**
+ * refusedOnce - ingress logged exactly one structured event about `name`,
+ * an upload-refused naming `reason`, and nothing else at warn or worse.
+ */
+function refusedOnce(name: string, reason: string): void {
+  const about = p.lines.filter((l) => l.stage === 'ingress' && l.name === name);
+  expect(about.filter((l) => l.event === 'upload-refused').map((l) => l.reason), `${name}: upload-refused lines`).toEqual([reason]);
+  expect(about.filter((l) => l.level !== 'info' && l.level !== 'debug' && l.event !== 'upload-refused'), `${name}: other complaints`).toEqual([]);
+}
+
+/** wchan - where in the kernel process `pid` sleeps ('' once it is gone). */
+function wchan(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/wchan`, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** reportsFor - every report whose original name is `name`. */
@@ -137,6 +168,7 @@ describe('links', () => {
         expect(found.report.reason).toMatch(/not-regular: symlink/);
         expect(verified(found)).toBe(true);
         expect(fs.existsSync(path.join(p.inbox, name))).toBe(false);
+        refusedOnce(name, 'not-regular');
       }
       expect(fs.readFileSync(path.join(outside, 'secret.txt'), 'utf8')).toBe(SECRET);
     });
@@ -157,6 +189,26 @@ describe('links', () => {
       }
       // The last version (a regular file) is never lost.
       expect(found.some((f) => f.report.verdict === 'accepted' && fs.readFileSync(path.join(p.outbox, f.report.name.stored), 'utf8') === version(100))).toBe(true);
+    });
+  });
+
+  it('a hard link to a secret outside the inbox: refused unread, with a signed report; the secret is in no output', async () => {
+    await guarded('hard link to a secret', async () => {
+      const secret = path.join(outside, `linked-secret-${randomBytes(4).toString('hex')}.txt`);
+      fs.writeFileSync(secret, SECRET);
+      fs.linkSync(secret, path.join(p.inbox, 'linked.txt'));
+      const found = await p.reportFor('linked.txt');
+      expect(found.place).toBe('rejected');
+      expect(found.report).toMatchObject({ verdict: 'rejected', size: 0 });
+      // Refused from lstat's link count, before a byte is read: the report names no digest of the secret.
+      expect(found.report.reason).toMatch(/hard-link: regular file with 2 links/);
+      expect(found.report.sha256).not.toBe(sha256hex(Buffer.from(SECRET)));
+      expect(verified(found)).toBe(true);
+      refusedOnce('linked.txt', 'hard-link');
+      expect(fs.existsSync(path.join(p.inbox, 'linked.txt'))).toBe(false);
+      // The secret's own name is untouched (ingress removed only the inbox name).
+      expect(fs.readFileSync(secret, 'utf8')).toBe(SECRET);
+      expect(fs.statSync(secret).nlink).toBe(1);
     });
   });
 
@@ -185,6 +237,37 @@ describe('links', () => {
 });
 
 describe('special files', () => {
+  it('a FIFO, its writer already blocked in open(): refused from lstat alone, never opened for reading', async () => {
+    await guarded('fifo', async () => {
+      // Made under an ignored (dot) name, so that its writer is blocked on it before ingress can see it.
+      const hidden = path.join(p.inbox, `.fifo-${randomBytes(4).toString('hex')}`);
+      execFileSync('mkfifo', [hidden]);
+      // open(O_WRONLY) without O_NONBLOCK returns only once somebody opens the FIFO for reading.
+      const writer = spawn(PYTHON, ['-c', "import os, sys; os.open(sys.argv[1], os.O_WRONLY); print('opened', flush=True)", hidden], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      let opened = false;
+      writer.stdout.on('data', () => (opened = true));
+      try {
+        // Blocked in open(): the kernel says so (a condition, not a fixed wait).
+        await p.waitFor(() => wchan(writer.pid!) === 'wait_for_partner', 10_000, 'the FIFO writer blocked in open()');
+        fs.renameSync(hidden, path.join(p.inbox, 'pipe.txt'));
+        const found = await p.reportFor('pipe.txt');
+        expect(found.place).toBe('rejected');
+        expect(found.report).toMatchObject({ verdict: 'rejected', size: 0 });
+        expect(found.report.reason).toMatch(/not-regular: fifo/);
+        expect(verified(found)).toBe(true);
+        refusedOnce('pipe.txt', 'not-regular');
+        expect(fs.existsSync(path.join(p.inbox, 'pipe.txt'))).toBe(false);
+        // Still blocked in open() now that ingress is done with it: nobody ever opened it for reading.
+        expect(wchan(writer.pid!)).toBe('wait_for_partner');
+        expect(opened).toBe(false);
+      } finally {
+        writer.kill('SIGKILL');
+      }
+    });
+  });
+
   it('a socket file in the inbox is refused unopened', async () => {
     await guarded('socket', async () => {
       const server = net.createServer();
@@ -198,6 +281,7 @@ describe('special files', () => {
       try {
         const found = await p.reportFor('listening.sock');
         expect(found.report.reason).toMatch(/not-regular: socket/);
+        refusedOnce('listening.sock', 'not-regular');
         expect(connected).toBe(false);
       } finally {
         server.close();
@@ -217,6 +301,8 @@ describe('special files', () => {
       expect(disk.report).toMatchObject({ verdict: 'rejected', size: 0 });
       expect(disk.report.reason).toMatch(/not-regular: block device/);
       expect(verified(zero) && verified(disk)).toBe(true);
+      refusedOnce('zero.txt', 'not-regular');
+      refusedOnce('disk.img', 'not-regular');
     });
   });
 });
