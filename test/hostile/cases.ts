@@ -192,7 +192,7 @@ export function registerAttacks(hop: Hop): void {
       );
     });
 
-    it('an empty record without a descriptor reads as a closed peer: the connection ends, nothing else', async () => {
+    it('an empty record without a descriptor: refused as empty-record (not taken for a close), connection ended', async () => {
       await t.attack(
         'empty record, no descriptor',
         async (a) => {
@@ -202,8 +202,8 @@ export function registerAttacks(hop: Hop): void {
           a.pids.add(pid);
           expect(await done).toBe('eof'); // the stage closed its end
         },
-        // Indistinguishable from EOF at recvmsg (docs/architecture.md): the line that names it is peer-disconnected.
-        { event: 'peer-disconnected' },
+        // recvmsg reads it like EOF; the stage reads once more (EOF is sticky, a live peer's socket is empty) and names it.
+        { event: 'record-refused', reason: 'empty-record' },
       );
     });
   });
@@ -499,6 +499,46 @@ export function registerAttacks(hop: Hop): void {
           }
         },
         { event: 'record-refused', reason: PROTOCOL_REASON, count: N },
+      );
+    });
+
+    it('400 transfers on one connection without waiting for acks: beyond its bound the stage refuses (overloaded), hoarding nothing', async () => {
+      // transit drops records beyond 8 x transit.maxInFlight waiting; egress refuses beyond egress.maxInFlight
+      // in progress and acks those with retry. Either way each record is handled or refused by name.
+      const N = 400;
+      let overloaded = 0;
+      await t.attack(
+        'burst of transfers',
+        async (a) => {
+          const bytes = text('burst');
+          a.allowed.push(bytes); // truthful claims: a delivered copy of these bytes is no breach
+          const f = t.file(bytes);
+          const peer = await t.connect(a);
+          for (let i = 0; i < N; i++) {
+            const fd = fs.openSync(f, 'r');
+            const id = newId('burst');
+            a.ids.add(id);
+            try {
+              await peer.send(t.record({ id, name: 'burst.txt', bytes }), fd);
+            } finally {
+              fs.closeSync(fd);
+            }
+          }
+          // transit logs a dropped record with the peer only (it never decoded it); egress acks it, so its acks count.
+          const refusedLines = () =>
+            t.p.lines.filter((l) => l.stage === hop && l.event === 'record-refused' && l.reason === 'overloaded' && (l.peer as { pid?: number } | undefined)?.pid === process.pid).length;
+          const acks: string[] = [];
+          for (const end = Date.now() + 120_000; Date.now() < end; ) {
+            const ack = await peer.ack(1_000);
+            if (ack) acks.push(ack.status);
+            if (acks.length + (hop === 'transit' ? refusedLines() : 0) >= N) break;
+          }
+          overloaded = hop === 'egress' ? acks.filter((s) => s === 'retry').length : refusedLines();
+          expect(acks.length + (hop === 'transit' ? overloaded : 0)).toBe(N);
+          expect(overloaded, 'the burst went past the bound').toBeGreaterThan(0);
+          expect(acks.filter((s) => s !== 'delivered' && s !== 'retry')).toEqual([]);
+        },
+        { event: 'record-refused', reason: 'overloaded', count: () => overloaded },
       );
     });
 

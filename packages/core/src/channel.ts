@@ -18,9 +18,10 @@
  *   over the size cap, with more than one descriptor or a foreign control
  *   message) are logged as `record-refused` with the reason; every
  *   descriptor they carried is already closed; the connection stays up. A
- *   zero-length record is what a closed peer looks like on SEQPACKET, so it
+ *   zero-length record is what a closed peer looks like on SEQPACKET; it
  *   ends the connection (the protocol never produces one: every message has
- *   a version field).
+ *   a version field), and is logged as `record-refused` (`empty-record`)
+ *   when one more read shows the peer is still there.
  *
  *   Readiness comes from uv_poll on the Node event loop; nothing blocks.
  *
@@ -141,6 +142,25 @@ export class Connection {
     if (events & (C.POLL_READABLE | C.POLL_DISCONNECT)) this.drain();
   }
 
+  /**
+   * emptyRecordNotEof - after recv read zero bytes and no descriptor: was that a zero-length record
+   * from a peer still connected, rather than its close? EOF on SEQPACKET is sticky (every later
+   * recv reads zero again); after an empty record from a live peer the next recv finds nothing
+   * (EAGAIN) or the peer's next record, which is dropped with its descriptor. A peer that sends an
+   * empty record and closes at once reads as a close: the two cannot be told apart then.
+   */
+  private emptyRecordNotEof(): boolean {
+    let next;
+    try {
+      next = native.recv(this.fd, this.maxRecordBytes);
+    } catch {
+      return true; // a refused record (ESLUICE_*) or an error: not a clean EOF either
+    }
+    if (next === null) return true;
+    if (next.fd >= 0) fs.closeSync(next.fd);
+    return next.data.length > 0 || next.fd >= 0;
+  }
+
   /** drain - read records until the socket is empty; refuse bad ones and keep going. */
   private drain(): void {
     // Bounded per wakeup so one flooding peer cannot starve the others.
@@ -164,6 +184,8 @@ export class Connection {
           // EOF never carries a descriptor: this was a zero-length record, which no protocol message encodes to.
           fs.closeSync(rec.fd);
           this.log.warn({ event: 'record-refused', peer: this.peer, reason: 'empty-record' }, 'zero-length record with a descriptor; closing');
+        } else if (this.emptyRecordNotEof()) {
+          this.log.warn({ event: 'record-refused', peer: this.peer, reason: 'empty-record' }, 'zero-length record; closing');
         }
         this.close();
         return;
