@@ -114,6 +114,23 @@ describe('copyAndHashDirect', () => {
     });
   }
 
+  it('a write that fails while the next chunk is read: the copy rejects with that error, no write left running', async () => {
+    fs.mkdirSync(base, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(base, 'direct-'));
+    const file = path.join(dir, 'src');
+    fs.writeFileSync(file, Buffer.alloc(3 * COPY_CHUNK, 7));
+    fs.writeFileSync(path.join(dir, 'dst'), '');
+    const src = fs.openSync(file, 'r');
+    const dst = fs.openSync(path.join(dir, 'dst'), fs.constants.O_RDONLY | fs.constants.O_DIRECT); // every write: EBADF
+    try {
+      await expect(copyAndHashDirect(src, dst, 3 * COPY_CHUNK)).rejects.toMatchObject({ code: 'EBADF' });
+    } finally {
+      fs.closeSync(src);
+      fs.closeSync(dst);
+      fs.rmSync(dir, { recursive: true });
+    }
+  });
+
   it('a source shorter than claimed is refused (shrank), one longer too (grew)', async () => {
     fs.mkdirSync(base, { recursive: true });
     const dir = fs.mkdtempSync(path.join(base, 'direct-'));

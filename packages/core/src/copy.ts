@@ -165,30 +165,48 @@ export const DIRECT_ALIGN = 4096;
  * whole chunk; the last is padded with zeros to a block and the file is then truncated to `size`.
  * The hash covers exactly the `size` bytes read, never the padding. The source is read until each
  * chunk is full, so a short read never misaligns the next write; size and growth checks are those
- * of copyAndHash. The caller fsyncs, as after any write.
+ * of copyAndHash. One chunk is written while the next is read and hashed (two buffers), and the
+ * function never returns with a write in flight. The caller fsyncs, as after any write.
  */
 export async function copyAndHashDirect(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
   const hash = createHash('sha256');
   const chunk = Math.min(COPY_CHUNK, Math.max(DIRECT_ALIGN, Math.ceil(size / DIRECT_ALIGN) * DIRECT_ALIGN));
-  const buf = Buffer.from(native.alignedBuffer(chunk));
-  let pos = 0;
-  while (pos < size) {
-    opts.signal?.throwIfAborted();
-    const want = Math.min(chunk, size - pos);
-    let n = 0;
-    while (n < want) {
-      const got = await read(src, buf, n, want - n, pos + n);
-      if (got === 0) throw new Refused('shrank', `file ended at ${pos + n} bytes, ${size} were expected`);
-      n += got;
-    }
-    hash.update(buf.subarray(0, n));
-    const padded = Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
-    if (padded > n) buf.fill(0, n, padded);
+  // Two buffers: the device takes one (a direct write returns when the transfer is done, with this
+  // core idle meanwhile) while the next chunk is read and hashed into the other.
+  const bufs = size > chunk ? [Buffer.from(native.alignedBuffer(chunk)), Buffer.from(native.alignedBuffer(chunk))] : [Buffer.from(native.alignedBuffer(chunk))];
+  let inFlight: Promise<void> | null = null;
+  const writeAll = async (buf: Buffer, len: number, at: number): Promise<void> => {
     let done = 0;
-    while (done < padded) done += await write(dst, buf, done, padded - done, pos + done);
-    pos += n;
+    while (done < len) done += await write(dst, buf, done, len - done, at + done);
+  };
+  let pos = 0;
+  let k = 0;
+  try {
+    while (pos < size) {
+      opts.signal?.throwIfAborted();
+      const buf = bufs[k]!;
+      const want = Math.min(chunk, size - pos);
+      let n = 0;
+      while (n < want) {
+        const got = await read(src, buf, n, want - n, pos + n);
+        if (got === 0) throw new Refused('shrank', `file ended at ${pos + n} bytes, ${size} were expected`);
+        n += got;
+      }
+      hash.update(buf.subarray(0, n));
+      const padded = Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
+      if (padded > n) buf.fill(0, n, padded);
+      if (inFlight) await inFlight; // the other buffer is free again
+      inFlight = writeAll(buf, padded, pos);
+      inFlight.catch(() => {}); // handled when awaited; until then a failure must not count as unhandled
+      pos += n;
+      k = (k + 1) % bufs.length;
+    }
+    if (inFlight) await inFlight;
+  } finally {
+    // Never return (and let the caller close dst) with a write still running on the threadpool.
+    if (inFlight) await inFlight.catch(() => {});
   }
-  const extra = await read(src, buf, 0, 1, size);
+  const extra = await read(src, bufs[0]!, 0, 1, size);
   if (extra !== 0) {
     throw new Refused('grew', `file has more than the ${size} bytes expected`);
   }

@@ -77,15 +77,16 @@ describe('an upload reopened for writing after its copy', () => {
     fs.writeFileSync(file, 'version one\n');
     let writer: ReturnType<typeof spawn> | null = null;
     const commit = spool.commit.bind(spool);
-    spool.commit = (meta, tmp) => {
-      commit(meta, tmp);
+    spool.commit = async (meta, tmp) => {
+      await commit(meta, tmp);
       if (writer) return;
       // Copy done, lease held, inbox file not yet removed: a writer opens it now (O_TRUNC) ...
       writer = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, 'version two\\n')`], { stdio: 'ignore' });
-      // ... and this stage does not look at the event loop (no SIGIO handler runs) until the kernel says so.
+      // ... and takeOut does not run before the kernel reports the break (SIGIO may or may not have
+      // reached the event loop by then: takeOut must not depend on it).
       const deadline = Date.now() + 20_000;
       while (!breakingLease() && Date.now() < deadline) {
-        /* spin: commit is synchronous in production too */
+        /* spin */
       }
     };
     const committed: SpoolMeta[] = [];

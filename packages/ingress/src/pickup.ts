@@ -322,7 +322,7 @@ export class Inbox {
         refusal: '',
         source: { dev: st.dev, ino: st.ino },
       };
-      this.o.spool.commit(meta, tmp);
+      await this.o.spool.commit(meta, tmp);
       const reopened = await this.takeOut(name, fst, fd, meta);
       this.o.log.info(
         { event: 'picked-up', id, name: escape(name), size: meta.size, sha256: meta.sha256 },
@@ -365,7 +365,7 @@ export class Inbox {
       refusal: `${reason}: ${what}`,
       source: remove ? { dev: st.dev, ino: st.ino } : null,
     };
-    this.o.spool.commit(meta, tmp);
+    await this.o.spool.commit(meta, tmp);
     if (remove) await this.removeFromInbox(name, st);
     this.o.log.warn({ event: 'upload-refused', id, name: escape(name), reason, detail: what }, 'upload refused at ingress');
     this.o.onCommitted(meta);

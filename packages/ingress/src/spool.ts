@@ -26,7 +26,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir, fsyncDirShared, removeTemporaries, writeDurable, TMP_PREFIX } from '@sluice/core';
+import { fsyncDir, fsyncDirShared, fsyncFd, removeTemporaries, writeDurable, writeDurableAsync, TMP_PREFIX } from '@sluice/core';
 
 export interface SpoolMeta {
   id: string;
@@ -85,20 +85,23 @@ export class Spool {
     return { entries, removed };
   }
 
-  /** commit - fsync the copied data, give it its name, then write the metadata: the transfer now exists. */
-  commit(meta: SpoolMeta, tmpData: string): void {
-    // Synchronous on purpose (issue 9 made the other flushes asynchronous): pickup holds the
-    // upload's lease from the end of the copy until it removes the inbox file; a writer that
-    // opens the file in that window waits on the lease. pickup's takeOut notices such a writer
-    // and keeps the file (pickup.test.ts), but a short window keeps those cases rare.
+  /**
+   * commit - fsync the copied data, give it its name, then write the metadata: the transfer now exists.
+   *
+   * The flushes run on the threadpool (issue 9): a synchronous fsync of a large copy held ingress's
+   * event loop for the whole writeback, and the other pickup's hashing with it. The lease pickup
+   * holds meanwhile makes a writer that opens the upload wait; takeOut then sees the broken lease
+   * and keeps the file for another pickup (pickup.test.ts), so the longer window loses nothing.
+   */
+  async commit(meta: SpoolMeta, tmpData: string): Promise<void> {
     const fd = fs.openSync(tmpData, fs.constants.O_RDONLY);
     try {
-      fs.fsyncSync(fd);
+      await fsyncFd(fd);
     } finally {
       fs.closeSync(fd);
     }
     fs.renameSync(tmpData, this.dataPath(meta.id));
-    writeDurable(this.dir, `${meta.id}.json`, JSON.stringify(meta), 0o600); // fsyncs the directory too
+    await writeDurableAsync(this.dir, `${meta.id}.json`, JSON.stringify(meta), 0o600); // fsyncs the directory too
   }
 
   /** update - replace a committed transfer's metadata, durably (pickup: the inbox file stays after all). */
