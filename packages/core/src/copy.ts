@@ -39,9 +39,10 @@
  *   and closes it on every error path.
  *
  * BUGS
- *   Reads go through libuv's threadpool one chunk at a time, so the event
- *   loop is never blocked for more than one chunk's hashing (2-3 ms for
- *   4 MiB), at the price of two round trips (read, write) per chunk.
+ *   Reads and writes go through libuv's threadpool one chunk at a time, so
+ *   the event loop is never blocked for more than one chunk's hashing (2-3
+ *   ms for 4 MiB); a chunk is written while the next is read and hashed, so
+ *   a copy holds two chunk buffers.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -129,28 +130,8 @@ export interface CopyOptions {
 }
 
 /** copyAndHash - copy exactly `size` bytes from src to dst by positional I/O, hashing what is written. */
-export async function copyAndHash(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(size, 1)));
-  let pos = 0;
-  while (pos < size) {
-    opts.signal?.throwIfAborted();
-    const want = Math.min(buf.length, size - pos);
-    const n = await read(src, buf, 0, want, pos);
-    if (n === 0) {
-      throw new Refused('shrank', `file ended at ${pos} bytes, ${size} were expected`);
-    }
-    let done = 0;
-    while (done < n) done += await write(dst, buf, done, n - done, pos + done);
-    hash.update(buf.subarray(0, n));
-    pos += n;
-  }
-  // One byte past the end tells a file that grew during the copy.
-  const extra = await read(src, buf, 0, 1, size);
-  if (extra !== 0) {
-    throw new Refused('grew', `file has more than the ${size} bytes expected`);
-  }
-  return { size, sha256: hash.digest() };
+export function copyAndHash(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
+  return pipelinedCopy(src, dst, size, opts, false);
 }
 
 /** The alignment O_DIRECT needs of offsets, lengths and memory here (ext4, 4 KiB blocks). */
@@ -163,17 +144,25 @@ export const DIRECT_ALIGN = 4096;
  * the page cache first, which is what a buffered write into a file costs (issue 9: about half a
  * stage's CPU per byte). Every write starts at a multiple of the chunk and, but for the last, is a
  * whole chunk; the last is padded with zeros to a block and the file is then truncated to `size`.
- * The hash covers exactly the `size` bytes read, never the padding. The source is read until each
- * chunk is full, so a short read never misaligns the next write; size and growth checks are those
- * of copyAndHash. One chunk is written while the next is read and hashed (two buffers), and the
- * function never returns with a write in flight. The caller fsyncs, as after any write.
+ * The hash covers exactly the `size` bytes read, never the padding. The caller fsyncs, as after
+ * any write.
  */
-export async function copyAndHashDirect(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
+export function copyAndHashDirect(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
+  return pipelinedCopy(src, dst, size, opts, true);
+}
+
+/**
+ * pipelinedCopy - the copy loop of both: one chunk is written (threadpool; for a direct write the
+ * core is idle while the device works) while the next is read and hashed into a second buffer.
+ * Each chunk is read until full, so a short read never misaligns a direct write. The function
+ * never returns, nor throws, with a write still in flight: the caller closes dst after it.
+ */
+async function pipelinedCopy(src: number, dst: number, size: number, opts: CopyOptions, direct: boolean): Promise<CopyResult> {
   const hash = createHash('sha256');
-  const chunk = Math.min(COPY_CHUNK, Math.max(DIRECT_ALIGN, Math.ceil(size / DIRECT_ALIGN) * DIRECT_ALIGN));
-  // Two buffers: the device takes one (a direct write returns when the transfer is done, with this
-  // core idle meanwhile) while the next chunk is read and hashed into the other.
-  const bufs = size > chunk ? [Buffer.from(native.alignedBuffer(chunk)), Buffer.from(native.alignedBuffer(chunk))] : [Buffer.from(native.alignedBuffer(chunk))];
+  const align = direct ? DIRECT_ALIGN : 1;
+  const chunk = Math.min(COPY_CHUNK, Math.max(align, Math.ceil(Math.max(size, 1) / align) * align));
+  const alloc = () => (direct ? Buffer.from(native.alignedBuffer(chunk)) : Buffer.allocUnsafe(chunk));
+  const bufs = size > chunk ? [alloc(), alloc()] : [alloc()];
   let inFlight: Promise<void> | null = null;
   const writeAll = async (buf: Buffer, len: number, at: number): Promise<void> => {
     let done = 0;
@@ -193,24 +182,24 @@ export async function copyAndHashDirect(src: number, dst: number, size: number, 
         n += got;
       }
       hash.update(buf.subarray(0, n));
-      const padded = Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
-      if (padded > n) buf.fill(0, n, padded);
+      const len = Math.ceil(n / align) * align;
+      if (len > n) buf.fill(0, n, len);
       if (inFlight) await inFlight; // the other buffer is free again
-      inFlight = writeAll(buf, padded, pos);
+      inFlight = writeAll(buf, len, pos);
       inFlight.catch(() => {}); // handled when awaited; until then a failure must not count as unhandled
       pos += n;
       k = (k + 1) % bufs.length;
     }
     if (inFlight) await inFlight;
   } finally {
-    // Never return (and let the caller close dst) with a write still running on the threadpool.
     if (inFlight) await inFlight.catch(() => {});
   }
+  // One byte past the end tells a file that grew during the copy.
   const extra = await read(src, bufs[0]!, 0, 1, size);
   if (extra !== 0) {
     throw new Refused('grew', `file has more than the ${size} bytes expected`);
   }
-  if (size % DIRECT_ALIGN !== 0) fs.ftruncateSync(dst, size);
+  if (direct && size % DIRECT_ALIGN !== 0) fs.ftruncateSync(dst, size);
   return { size, sha256: hash.digest() };
 }
 
