@@ -59,16 +59,32 @@ export function ensureDir(dir: string, mode: number): void {
   if ((st.mode & 0o7777) !== mode) fs.chmodSync(dir, mode);
 }
 
-/** writeDurable - write a whole file under a temporary name, fsync it, rename it into place, fsync the directory. */
-export function writeDurable(dir: string, name: string, data: string | Uint8Array, mode: number): void {
+/** createTemporary - a new `.tmp-*` file in dir with data written (not yet flushed), still open. */
+function createTemporary(dir: string, data: string | Uint8Array, mode: number): { tmp: string; fd: number } {
   const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
   try {
-    fs.writeFileSync(fd, data);
+    fs.writeFileSync(fd, data); // a small write into the page cache; the flush is what takes time
+  } catch (err) {
+    discardTemporary(tmp, fd);
+    throw err;
+  }
+  return { tmp, fd };
+}
+
+/** discardTemporary - close and remove a temporary file whose flush failed. */
+function discardTemporary(tmp: string, fd: number): void {
+  fs.closeSync(fd);
+  fs.rmSync(tmp, { force: true });
+}
+
+/** writeDurable - write a whole file under a temporary name, fsync it, rename it into place, fsync the directory. */
+export function writeDurable(dir: string, name: string, data: string | Uint8Array, mode: number): void {
+  const { tmp, fd } = createTemporary(dir, data, mode);
+  try {
     fs.fsyncSync(fd);
   } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    discardTemporary(tmp, fd);
     throw err;
   }
   fs.closeSync(fd);
@@ -145,14 +161,11 @@ export function fsyncDirShared(dir: string): Promise<void> {
 
 /** writeDurableAsync - writeDurable with both flushes off the event loop, the directory's shared with other callers. */
 export async function writeDurableAsync(dir: string, name: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+  const { tmp, fd } = createTemporary(dir, data, mode);
   try {
-    fs.writeFileSync(fd, data); // a small write into the page cache; the flush is what takes time
     await fsyncFd(fd);
   } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    discardTemporary(tmp, fd);
     throw err;
   }
   fs.closeSync(fd);

@@ -137,33 +137,29 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
    * (docs/performance.md). A filesystem that refuses O_DIRECT (EINVAL) gets a buffered copy.
    */
   async function copyIntoOutbox(src: number, size: number): Promise<{ fd: number; copied: CopyResult }> {
-    if (size >= DIRECT_MIN_BYTES && directOk) {
-      let fd = -1;
-      try {
-        fd = openTmp(c.outbox, fs.constants.O_DIRECT);
-      } catch (err) {
-        if (errnoCode(err) !== 'EINVAL') throw err;
-        directOk = false;
-        log.info({ event: 'direct-io-unavailable', reason: 'EINVAL' }, 'the outbox filesystem refuses O_DIRECT; buffered copies');
-      }
-      if (fd >= 0) {
-        try {
-          return { fd, copied: await copyAndHashDirect(src, fd, size) };
-        } catch (err) {
-          fs.closeSync(fd);
-          throw err;
-        }
-      }
-    }
-    const fd = openTmp(c.outbox);
+    const direct = size >= DIRECT_MIN_BYTES ? openDirect() : -1;
+    const fd = direct >= 0 ? direct : openTmp(c.outbox);
     try {
-      return { fd, copied: await copyAndHash(src, fd, size) };
+      return { fd, copied: await (direct >= 0 ? copyAndHashDirect : copyAndHash)(src, fd, size) };
     } catch (err) {
       fs.closeSync(fd);
       throw err;
     }
   }
+
+  /** openDirect - an O_DIRECT unnamed file in the outbox, or -1 once the filesystem has refused O_DIRECT. */
   let directOk = true;
+  function openDirect(): number {
+    if (!directOk) return -1;
+    try {
+      return openTmp(c.outbox, fs.constants.O_DIRECT);
+    } catch (err) {
+      if (errnoCode(err) !== 'EINVAL') throw err;
+      directOk = false;
+      log.info({ event: 'direct-io-unavailable', reason: 'EINVAL' }, 'the outbox filesystem refuses O_DIRECT; buffered copies');
+      return -1;
+    }
+  }
 
   /** writeReport - sign the body, write it unnamed, link it as <stored>.sluice.json. */
   async function writeReport(entry: JournalEntry): Promise<void> {
