@@ -41,8 +41,9 @@
  * BUGS
  *   Reads and writes go through libuv's threadpool one chunk at a time, so
  *   the event loop is never blocked for more than one chunk's hashing (2-3
- *   ms for 4 MiB); a chunk is written while the next is read and hashed, so
- *   a copy holds two chunk buffers.
+ *   ms for 4 MiB); a chunk is hashed while the next is read and the one
+ *   before is written, so a copy holds up to three chunk buffers and two
+ *   threadpool threads.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -96,8 +97,8 @@ export function inspectDescriptor(fd: number, policy: DescriptorPolicy): Descrip
   if ((flags & C.O_PATH) === C.O_PATH) {
     throw new Refused('fd-o-path', 'descriptor is O_PATH (no access to contents)');
   }
-  // The sender sets O_DIRECT on the open file we share; our unaligned reads would then fail (EINVAL)
-  // mid-copy, as a stage error instead of a refusal (issue 8, test/hostile).
+  // The sender set O_DIRECT on the open file we share. Our reads are aligned and would work, but no
+  // stage sends such a descriptor: whoever did is not following the protocol (issue 8, test/hostile).
   if ((flags & fs.constants.O_DIRECT) !== 0) {
     throw new Refused('fd-o-direct', 'descriptor is O_DIRECT (reads would need aligned buffers)');
   }
@@ -131,11 +132,18 @@ export interface CopyOptions {
 
 /** copyAndHash - copy exactly `size` bytes from src to dst by positional I/O, hashing what is written. */
 export function copyAndHash(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
-  return pipelinedCopy(src, dst, size, opts, false);
+  return pipelinedCopy(src, dst, size, opts, { directWrite: false, alignedReads: false });
 }
 
 /** The alignment O_DIRECT needs of offsets, lengths and memory here (ext4, 4 KiB blocks). */
 export const DIRECT_ALIGN = 4096;
+
+/**
+ * Files of this size and more go to and from the disk with O_DIRECT: ingress's spool copy, transit's
+ * read of it, egress's outbox copy (docs/performance.md, changes 5 and 9). Smaller files stay in the
+ * page cache, where a reader finds them without waiting for the disk.
+ */
+export const DIRECT_MIN_BYTES = 1 << 20;
 
 /**
  * copyAndHashDirect - copyAndHash into a destination opened with O_DIRECT.
@@ -148,58 +156,95 @@ export const DIRECT_ALIGN = 4096;
  * any write.
  */
 export function copyAndHashDirect(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {
-  return pipelinedCopy(src, dst, size, opts, true);
+  return pipelinedCopy(src, dst, size, opts, { directWrite: true, alignedReads: true });
+}
+
+interface CopyMode {
+  /** dst is O_DIRECT: write whole blocks from aligned memory, pad the last, truncate after. */
+  directWrite: boolean;
+  /**
+   * Read in whole blocks into aligned memory, so that src may be O_DIRECT (or become it, or stop
+   * being it, at any moment: the reads are valid either way). The block past `size` that a read
+   * may bring in is never hashed or written; a byte in it means the file grew.
+   */
+  alignedReads: boolean;
 }
 
 /**
- * pipelinedCopy - the copy loop of both: one chunk is written (threadpool; for a direct write the
- * core is idle while the device works) while the next is read and hashed into a second buffer.
- * Each chunk is read until full, so a short read never misaligns a direct write. The function
- * never returns, nor throws, with a write still in flight: the caller closes dst after it.
+ * pipelinedCopy - the copy loop: while chunk k is hashed, chunk k+1 is being read and chunk k-1
+ * written, both on the threadpool, into three buffers that take turns. A direct read or write waits
+ * for the device with the core idle; this way the wait overlaps the hashing. Each chunk is read
+ * until full, so a short read never misaligns a direct write. The function never returns, nor
+ * throws, with a read or a write still in flight: the caller closes src and dst after it.
  */
-async function pipelinedCopy(src: number, dst: number, size: number, opts: CopyOptions, direct: boolean): Promise<CopyResult> {
+async function pipelinedCopy(src: number, dst: number, size: number, opts: CopyOptions, mode: CopyMode): Promise<CopyResult> {
   const hash = createHash('sha256');
-  const align = direct ? DIRECT_ALIGN : 1;
-  const chunk = Math.min(COPY_CHUNK, Math.max(align, Math.ceil(Math.max(size, 1) / align) * align));
-  const alloc = () => (direct ? Buffer.from(native.alignedBuffer(chunk)) : Buffer.allocUnsafe(chunk));
-  const bufs = size > chunk ? [alloc(), alloc()] : [alloc()];
-  let inFlight: Promise<void> | null = null;
+  const aligned = mode.directWrite || mode.alignedReads;
+  const align = aligned ? DIRECT_ALIGN : 1;
+  const roundUp = (n: number, a: number) => Math.ceil(n / a) * a;
+  const chunk = Math.min(COPY_CHUNK, Math.max(align, roundUp(Math.max(size, 1), align)));
+  const alloc = () => (aligned ? Buffer.from(native.alignedBuffer(chunk)) : Buffer.allocUnsafe(chunk));
+  const bufs = Array.from({ length: Math.max(1, Math.min(3, Math.ceil(size / chunk))) }, alloc);
+  const readAlign = mode.alignedReads ? DIRECT_ALIGN : 1;
+
+  /** readChunk - fill `buf` with the file's bytes from `pos`, the chunk's worth or up to `size`. */
+  const readChunk = async (buf: Buffer, pos: number): Promise<number> => {
+    const rest = Math.min(chunk, size - pos);
+    const want = roundUp(rest, readAlign); // <= chunk: size - pos rounds up to at most a chunk
+    let n = 0;
+    while (n < rest) {
+      const got = await read(src, buf, n, want - n, pos + n);
+      n += got;
+      // A read that stops short of a block boundary has met the end of the file.
+      if (got === 0 || (n < rest && n % readAlign !== 0)) {
+        throw new Refused('shrank', `file ended at ${pos + n} bytes, ${size} were expected`);
+      }
+    }
+    if (n > rest) throw new Refused('grew', `file has more than the ${size} bytes expected`);
+    return n;
+  };
   const writeAll = async (buf: Buffer, len: number, at: number): Promise<void> => {
     let done = 0;
     while (done < len) done += await write(dst, buf, done, len - done, at + done);
   };
+  /** quiet - a promise awaited later; until then its failure must not count as unhandled. */
+  const quiet = <T>(p: Promise<T>): Promise<T> => {
+    p.catch(() => {});
+    return p;
+  };
+
+  let reading: Promise<number> | null = size > 0 ? quiet(readChunk(bufs[0]!, 0)) : null;
+  let writing: Promise<void> | null = null;
   let pos = 0;
   let k = 0;
   try {
-    while (pos < size) {
-      opts.signal?.throwIfAborted();
+    while (reading) {
       const buf = bufs[k]!;
-      const want = Math.min(chunk, size - pos);
-      let n = 0;
-      while (n < want) {
-        const got = await read(src, buf, n, want - n, pos + n);
-        if (got === 0) throw new Refused('shrank', `file ended at ${pos + n} bytes, ${size} were expected`);
-        n += got;
-      }
+      const n = await reading;
+      reading = null;
+      opts.signal?.throwIfAborted();
+      // The buffer after this one last held chunk k-2, whose write finished before k-1's began.
+      if (pos + n < size) reading = quiet(readChunk(bufs[(k + 1) % bufs.length]!, pos + n));
       hash.update(buf.subarray(0, n));
-      const len = Math.ceil(n / align) * align;
+      const len = mode.directWrite ? roundUp(n, DIRECT_ALIGN) : n;
       if (len > n) buf.fill(0, n, len);
-      if (inFlight) await inFlight; // the other buffer is free again
-      inFlight = writeAll(buf, len, pos);
-      inFlight.catch(() => {}); // handled when awaited; until then a failure must not count as unhandled
+      if (writing) await writing;
+      writing = quiet(writeAll(buf, len, pos));
       pos += n;
       k = (k + 1) % bufs.length;
     }
-    if (inFlight) await inFlight;
+    if (writing) await writing;
   } finally {
-    if (inFlight) await inFlight.catch(() => {});
+    await Promise.allSettled([reading, writing]);
   }
-  // One byte past the end tells a file that grew during the copy.
-  const extra = await read(src, bufs[0]!, 0, 1, size);
-  if (extra !== 0) {
+  // A byte past the end tells a file that grew during the copy. Aligned: read the block that holds
+  // offset `size` (or the one after it) and expect exactly the bytes of it that belong to the file.
+  const from = Math.floor(size / readAlign) * readAlign;
+  const extra = await read(src, bufs[0]!, 0, readAlign, from);
+  if (extra > size - from) {
     throw new Refused('grew', `file has more than the ${size} bytes expected`);
   }
-  if (direct && size % DIRECT_ALIGN !== 0) fs.ftruncateSync(dst, size);
+  if (mode.directWrite && size % DIRECT_ALIGN !== 0) fs.ftruncateSync(dst, size);
   return { size, sha256: hash.digest() };
 }
 
@@ -208,18 +253,40 @@ export interface SealedCopy extends CopyResult {
   fd: number;
 }
 
-/** sealedCopy - inspect a received descriptor, copy it into a memfd, seal it, return a read-only descriptor. */
+/**
+ * sealedCopy - inspect a received descriptor, copy it into a memfd, seal it, return a read-only descriptor.
+ *
+ * A file of DIRECT_MIN_BYTES and more is read with O_DIRECT (set on the open file we were sent, after
+ * inspectDescriptor, which refuses one the sender set): the disk puts the bytes straight into our
+ * aligned buffer, and no page cache is filled for a file we read once (docs/performance.md, change
+ * 9). Every read, of any file, is of whole blocks into aligned memory, valid with or without
+ * O_DIRECT, so a sender that clears or sets the flag during the copy changes only its speed. A
+ * filesystem that refuses O_DIRECT gets buffered reads.
+ */
 export async function sealedCopy(src: number, policy: DescriptorPolicy, opts: CopyOptions = {}): Promise<SealedCopy> {
   const facts = inspectDescriptor(src, policy);
+  if (facts.size >= DIRECT_MIN_BYTES) trySetDirect(src);
   const memfd = native.memfdCreate('sluice-copy');
   try {
     if (facts.size > 0) fs.ftruncateSync(memfd, facts.size);
-    const result = await copyAndHash(src, memfd, facts.size, opts);
+    // Aligned reads whether or not we set O_DIRECT: the sender can set it on the open file we share.
+    const result = await pipelinedCopy(src, memfd, facts.size, opts, { directWrite: false, alignedReads: true });
     native.addSeals(memfd, ALL_SEALS);
     const ro = fs.openSync(`/proc/self/fd/${memfd}`, fs.constants.O_RDONLY);
     return { fd: ro, ...result };
   } finally {
     fs.closeSync(memfd);
+  }
+}
+
+/** trySetDirect - add O_DIRECT to an open file's flags; false where its filesystem refuses it (EINVAL). */
+function trySetDirect(fd: number): boolean {
+  try {
+    native.setFdFlags(fd, native.fdFlags(fd) | fs.constants.O_DIRECT);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    throw err;
   }
 }
 

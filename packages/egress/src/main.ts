@@ -38,6 +38,7 @@ import {
   inspectDescriptor,
   copyAndHash,
   copyAndHashDirect,
+  DIRECT_MIN_BYTES,
   type CopyResult,
   ensureDir,
   fsyncFd,
@@ -66,8 +67,6 @@ import { loadSecretKey, keyIdOfSecret, SignerPool, type ReportBody } from '@slui
 import { Journal, type JournalEntry } from './journal.js';
 
 const REPORT_SUFFIX = '.sluice.json';
-/** From this size on, the outbox copy bypasses the page cache (O_DIRECT); smaller files gain nothing. */
-const DIRECT_MIN_BYTES = 1 << 20;
 
 runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   const c = cfg.egress;

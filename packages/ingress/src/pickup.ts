@@ -27,7 +27,8 @@
  *      it is checked again every recheckIntervalMs. The lease is held during
  *      the copy: a writer that opens the file meanwhile breaks it (SIGIO),
  *      and the copy is thrown away and retried later.
- *   5. Copy into the spool with positional reads, hashing (copyAndHash),
+ *   5. Copy into the spool with positional reads, hashing (copyAndHash;
+ *      copyAndHashDirect with O_DIRECT from DIRECT_MIN_BYTES on),
  *      check that size and mtime did not move, commit the spool entry
  *      durably, and only then remove the inbox file (if it is still the
  *      same inode) and fsync the inbox directory. The removal first moves
@@ -49,7 +50,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { native, constants as C } from '@sluice/native';
-import { copyAndHash, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, Refused, type Logger } from '@sluice/core';
+import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, Refused, type Logger } from '@sluice/core';
 import type { Spool, SpoolMeta } from './spool.js';
 
 const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
@@ -112,6 +113,8 @@ export class Inbox {
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private leaseWarned = false;
+  /** False once the spool's filesystem has refused O_DIRECT. */
+  private directOk = true;
 
   constructor(o: InboxOptions) {
     this.o = o;
@@ -249,6 +252,28 @@ export class Inbox {
     await this.take(name, st);
   }
 
+  /**
+   * openSpoolCopy - the new spool file for a copy of `size` bytes: O_DIRECT from DIRECT_MIN_BYTES on.
+   *
+   * A buffered copy into the spool filled the page cache with a copy that transit reads once, with
+   * O_DIRECT too (docs/performance.md, change 9); a filesystem that refuses O_DIRECT (EINVAL) gets
+   * buffered copies from then on, said once in the log.
+   */
+  private openSpoolCopy(tmp: string, size: number): { out: number; direct: boolean } {
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+    if (size >= DIRECT_MIN_BYTES && this.directOk) {
+      try {
+        return { out: fs.openSync(tmp, flags | fs.constants.O_DIRECT, 0o600), direct: true };
+      } catch (err) {
+        if (errnoCode(err) !== 'EINVAL') throw err;
+        fs.rmSync(tmp, { force: true }); // ext4 and others create the file before refusing the flag
+        this.directOk = false;
+        this.o.log.info({ event: 'direct-io-unavailable', reason: 'EINVAL' }, 'the spool filesystem refuses O_DIRECT; buffered copies');
+      }
+    }
+    return { out: fs.openSync(tmp, flags, 0o600), direct: false };
+  }
+
   /** take - lease, copy into the spool, commit, remove from the inbox. */
   private async take(name: Buffer, st: fs.Stats): Promise<void> {
     const p = this.full(name);
@@ -301,10 +326,10 @@ export class Inbox {
         throw err;
       }
       const receivedAt = new Date().toISOString();
-      const out = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      const { out, direct } = this.openSpoolCopy(tmp, fst.size);
       let copied;
       try {
-        copied = await copyAndHash(fd, out, fst.size, { signal: ac.signal });
+        copied = await (direct ? copyAndHashDirect : copyAndHash)(fd, out, fst.size, { signal: ac.signal });
       } finally {
         fs.closeSync(out);
       }

@@ -28,6 +28,7 @@ const specs: Spec[] = [
   { fn: 'addSeals', args: [['fd', 'fd', NOFD], ['seals', 'int', 1]] },
   { fn: 'getSeals', args: [['fd', 'fd', NOFD]] },
   { fn: 'fdFlags', args: [['fd', 'fd', NOFD]] },
+  { fn: 'setFdFlags', args: [['fd', 'fd', NOFD], ['flags', 'int', 0]] },
   { fn: 'setLease', args: [['fd', 'fd', NOFD], ['type', 'int', native.constants.F_UNLCK]] },
   { fn: 'alignedBuffer', args: [['bytes', 'int', 4096]] },
   { fn: 'getLease', args: [['fd', 'fd', NOFD]] },

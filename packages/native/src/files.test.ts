@@ -63,6 +63,32 @@ describe('fdFlags', () => {
   });
 });
 
+describe('setFdFlags', () => {
+  it('sets O_DIRECT on an open file, seen by every descriptor sharing it, and clears it again', () => {
+    const fd = fs.openSync(file, 'r');
+    const twin = fs.openSync(`/proc/self/fd/${fd}`, 'r'); // a new open file: must not change
+    const before = native.fdFlags(fd);
+    native.setFdFlags(fd, before | fs.constants.O_DIRECT);
+    expect(native.fdFlags(fd) & fs.constants.O_DIRECT).toBe(fs.constants.O_DIRECT);
+    expect(native.fdFlags(twin) & fs.constants.O_DIRECT).toBe(0);
+    native.setFdFlags(fd, before);
+    expect(native.fdFlags(fd)).toBe(before);
+    fs.closeSync(twin);
+    fs.closeSync(fd);
+  });
+
+  it('cannot change the access mode (the kernel ignores those bits)', () => {
+    const fd = fs.openSync(file, 'r');
+    native.setFdFlags(fd, C.O_RDWR);
+    expect(native.fdFlags(fd) & C.O_ACCMODE).toBe(C.O_RDONLY);
+    fs.closeSync(fd);
+  });
+
+  it('throws EBADF for a descriptor that is not open', () => {
+    expect(() => native.setFdFlags(999_999, 0)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'fcntl' }));
+  });
+});
+
 describe('getLease', () => {
   it('F_RDLCK while the lease stands, F_UNLCK without one', () => {
     const fd = fs.openSync(file, 'r');

@@ -177,6 +177,14 @@ export interface NativeBinding {
    */
   fdFlags(fd: number): number;
   /**
+   * fcntl(F_SETFL, flags): set the file status flags the kernel lets change
+   * (O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, O_ASYNC); it ignores the
+   * access-mode and creation bits. They belong to the open file, so every
+   * descriptor that shares it (a sender's included) sees the change.
+   * EINVAL for O_DIRECT on a filesystem that refuses it.
+   */
+  setFdFlags(fd: number, flags: number): void;
+  /**
    * fcntl(F_SETLEASE, F_RDLCK | F_UNLCK); any other type is a RangeError.
    * F_RDLCK fails with EAGAIN while any process (this one included) holds the
    * file open for writing. Regular files only; the caller must own the file
@@ -259,6 +267,7 @@ export const {
   addSeals,
   getSeals,
   fdFlags,
+  setFdFlags,
   setLease,
   getLease,
   linkFd,

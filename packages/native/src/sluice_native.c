@@ -20,6 +20,7 @@
  *	native.addSeals(fd, seals)
  *	native.getSeals(fd)			-> seals
  *	native.fdFlags(fd)			-> F_GETFL flags
+ *	native.setFdFlags(fd, flags)		   F_SETFL (O_APPEND, O_DIRECT, O_NONBLOCK...)
  *	native.setLease(fd, F_RDLCK | F_UNLCK)
  *	native.getLease(fd)			-> F_RDLCK | F_UNLCK
  *	native.linkFd(fd, path)
@@ -630,11 +631,12 @@ static const fcntl_op_t fcntl_ops[] = {	/* the functions that are one fcntl() */
     {"addSeals", F_ADD_SEALS, "seals"},	/* F_ADD_SEALS */
     {"getSeals", F_GET_SEALS, NULL},	/* F_GET_SEALS */
     {"fdFlags", F_GETFL, NULL},		/* F_GETFL; on Linux includes O_PATH */
+    {"setFdFlags", F_SETFL, "flags"},	/* F_SETFL; the kernel ignores access-mode bits */
     {"setLease", F_SETLEASE, "type"},	/* F_SETLEASE, F_RDLCK or F_UNLCK only */
     {"getLease", F_GETLEASE, NULL},	/* F_GETLEASE: F_UNLCK while a writer breaks it */
 };
 
-/* sn_fcntl - addSeals, getSeals, fdFlags, setLease, getLease (the op arrives as data) */
+/* sn_fcntl - addSeals, getSeals, fdFlags, setFdFlags, setLease, getLease (the op arrives as data) */
 static napi_value sn_fcntl(napi_env env, napi_callback_info info)
 {
     const fcntl_op_t *op;
@@ -955,7 +957,7 @@ NAPI_MODULE_INIT()
 	FN("accept", sn_accept),
 	FN("send", sn_send), FN("recv", sn_recv), FN("peerCred", sn_peer_cred),
 	FN("memfdCreate", sn_memfd_create), FCNTL(0), FCNTL(1), FCNTL(2), FCNTL(3),
-	FCNTL(4),
+	FCNTL(4), FCNTL(5),
 	FN("linkFd", sn_link_fd), FN("poll", sn_poll),
 	FN("alignedBuffer", sn_aligned_buffer),
     };
