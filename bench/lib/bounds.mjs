@@ -3,11 +3,10 @@
  *   bounds - what this machine allows, measured in the same run as the pipeline
  *
  * SYNOPSIS
- *   import { copyHashRate, durableWriteRate, perFileFloor } from './bounds.mjs';
+ *   import { copyHashRate, copyHashDirectRate, diskMixRate, perFileFloor } from './bounds.mjs';
  *   copyHashRate(paths)               // MB/s: one core, copy + SHA-256 into a fresh memfd
- *   copyHashFileRate(paths, dir)      // MB/s: one core, copy + SHA-256 into a new file in dir, fsync
- *   copyHashDirectRate(paths, dir)    // MB/s: the same with O_DIRECT writes (egress's outbox copy)
- *   durableWriteRate(dir, bytes)      // MB/s: write + fsync of fresh blocks on the pipeline's disk
+ *   copyHashDirectRate(paths, dir)    // MB per CPU-second: the same into a file written with O_DIRECT, fsynced
+ *   await diskMixRate(dir, paths)     // MB/s: what the disk allows the pipeline (two direct writes, one direct read per byte)
  *   await perFileFloor(dir, n)        // files/s (and ms signing): one process, per file one hybrid signature + two durable 4 KiB writes
  *
  * DESCRIPTION
@@ -17,22 +16,25 @@
  *
  *   copyHashRate is the work each stage does per byte (invariant 1: own
  *   copy, hashed while copying), done the fastest simple way: synchronous
- *   read(2)/write(2) of 1 MiB (Sluice's COPY_CHUNK) into a fresh memfd, with
- *   node:crypto SHA-256, on one thread. Sources are page-cached inputs, as
- *   the pipeline's are. Median of the given files.
+ *   read(2)/write(2) of 1 MiB into a fresh memfd, with node:crypto SHA-256,
+ *   on one thread. Sources are page-cached inputs. Median of the given
+ *   files. It is what transit does per byte.
  *
- *   copyHashFileRate is the same copy into a new file on the pipeline's
- *   filesystem, fsynced at the end: what ingress does per byte (into its
- *   spool). On Linux a buffered write into a file's page cache, its
- *   writeback and the fsync cost noticeably more CPU than a write into
- *   shmem. copyHashDirectRate is egress's copy into the outbox, which
- *   writes with O_DIRECT and skips the page cache. With copyHashRate
- *   (transit) they give the CPU ceiling of the three stages on N cores:
- *   N / (1/file + 1/memfd + 1/direct) (run.mjs).
+ *   copyHashDirectRate is the same copy into a new file on the pipeline's
+ *   filesystem, written with O_DIRECT from an aligned buffer and fsynced:
+ *   what ingress (into its spool) and egress (into the outbox) do per byte
+ *   for files of 1 MiB and more. The device takes the bytes from the
+ *   buffer, so it costs less CPU than the memfd copy; it is measured in CPU
+ *   seconds, because the pipeline overlaps the device's time with other
+ *   work. With copyHashRate it gives the CPU ceiling of the three stages on
+ *   N cores: N / (2/direct + 1/memfd) (run.mjs).
  *
- *   durableWriteRate is the disk's rate for fresh blocks written once and
- *   fsynced, which the pipeline does twice per byte (ingress spool, egress
- *   outbox): it is the other bound of the large-file figure. Median of three.
+ *   diskMixRate is the large figure's other bound: per byte the pipeline
+ *   writes the disk twice (spool, outbox) and reads it once (transit's read
+ *   of the spool), all with O_DIRECT and up to three at once. It runs that
+ *   mix, two fresh files written and fsynced while a third file is read,
+ *   4 MiB at a time, and returns the bytes moved per second divided by
+ *   three.
  *
  *   perFileFloor is the least work one file needs, done in one process with
  *   nothing overlapped: a report signed as egress signs it (ML-DSA-65 and
@@ -86,17 +88,16 @@ export function copyHashRate(paths) {
   return { mbps: median(paths.map((p) => copyHashOnce(p))), runs: paths.length };
 }
 
-/** copyHashFileOnce - copy one file into a new file in dir while hashing, fsync, remove; MB/s. `direct`: O_DIRECT from an aligned buffer, as egress. */
-function copyHashFileOnce(src, dir, i, direct = false) {
+/** copyHashDirectOnce - copy one file into a new O_DIRECT file in dir while hashing, fsync, remove; MB per CPU-second. */
+function copyHashDirectOnce(src, dir, i) {
   const fd = fs.openSync(src, 'r');
   const p = path.join(dir, `.bench-copy-${i}`);
-  const out = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (direct ? fs.constants.O_DIRECT : 0), 0o600);
+  const out = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_DIRECT, 0o600);
   try {
     const size = fs.fstatSync(fd).size;
-    if (direct && size % 4096 !== 0) throw new Error(`${src}: the direct bound needs a size in whole 4 KiB blocks`);
-    const buf = direct ? Buffer.from(native.alignedBuffer(CHUNK)) : Buffer.allocUnsafe(CHUNK);
+    if (size % 4096 !== 0) throw new Error(`${src}: the direct bound needs a size in whole 4 KiB blocks`);
+    const buf = Buffer.from(native.alignedBuffer(CHUNK));
     const hash = createHash('sha256');
-    const t0 = performance.now();
     const c0 = process.cpuUsage();
     for (let pos = 0; pos < size; ) {
       const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, size - pos), pos);
@@ -109,10 +110,9 @@ function copyHashFileOnce(src, dir, i, direct = false) {
     hash.digest();
     fs.fsyncSync(out);
     // A direct write waits for the device with the core idle, and the pipeline overlaps that wait with
-    // other work: what it costs the ceiling is CPU time. A buffered copy keeps its core busy throughout.
+    // other work: what it costs the ceiling is CPU time.
     const c = process.cpuUsage(c0);
-    const seconds = direct ? (c.user + c.system) / 1e6 : (performance.now() - t0) / 1000;
-    return size / seconds / 1e6;
+    return size / ((c.user + c.system) / 1e6) / 1e6;
   } finally {
     fs.closeSync(out);
     fs.closeSync(fd);
@@ -120,31 +120,42 @@ function copyHashFileOnce(src, dir, i, direct = false) {
   }
 }
 
-/** copyHashFileRate - median single-core copy+SHA-256+fsync rate into files in `dir`, MB/s. */
-export function copyHashFileRate(paths, dir) {
-  return { mbps: median(paths.map((p, i) => copyHashFileOnce(p, dir, i))), runs: paths.length };
-}
-
-/** copyHashDirectRate - the same with O_DIRECT writes from an aligned buffer (egress's outbox copy), MB per CPU-second. */
+/** copyHashDirectRate - median single-core copy+SHA-256 into O_DIRECT files in `dir`, fsynced; MB per CPU-second. */
 export function copyHashDirectRate(paths, dir) {
-  return { mbps: median(paths.map((p, i) => copyHashFileOnce(p, dir, i, true))), runs: paths.length };
+  return { mbps: median(paths.map((p, i) => copyHashDirectOnce(p, dir, i))), runs: paths.length };
 }
 
-/** durableWriteRate - write `bytes` of random data to a new file and fsync it; median of 3, MB/s. */
-export function durableWriteRate(dir, bytes = 256 << 20) {
-  const block = randomBytes(4 << 20);
+/** directStream - write (`src` null) or read `bytes` of a file with O_DIRECT, 4 MiB at a time, one request in flight. */
+async function directStream(file, bytes, write) {
+  const fh = await fs.promises.open(file, (write ? fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL : fs.constants.O_RDONLY) | fs.constants.O_DIRECT, 0o600);
+  try {
+    const buf = Buffer.from(native.alignedBuffer(4 << 20));
+    if (write) buf.set(randomBytes(buf.length));
+    for (let pos = 0; pos < bytes; pos += buf.length) {
+      const len = Math.min(buf.length, bytes - pos);
+      const { bytesRead = 0, bytesWritten = 0 } = write ? await fh.write(buf, 0, len, pos) : await fh.read(buf, 0, len, pos);
+      if ((write ? bytesWritten : bytesRead) !== len) throw new Error(`${file}: short ${write ? 'write' : 'read'} at ${pos}`);
+    }
+    if (write) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * diskMixRate - MB/s of pipeline bytes the disk allows: two fresh 256 MiB files written and fsynced while
+ * 256 MiB of an existing (fsynced) file is read, all O_DIRECT; bytes moved per second over 3. Median of 3.
+ */
+export async function diskMixRate(dir, readPaths, bytes = 256 << 20) {
   const rates = [];
   for (let i = 0; i < 3; i++) {
-    const p = path.join(dir, `.bench-disk-${i}`);
-    const fd = fs.openSync(p, 'wx', 0o600);
+    const outs = [0, 1].map((k) => path.join(dir, `.bench-disk-${i}-${k}`));
     try {
       const t0 = performance.now();
-      for (let pos = 0; pos < bytes; pos += block.length) fs.writeSync(fd, block, 0, Math.min(block.length, bytes - pos), pos);
-      fs.fsyncSync(fd);
-      rates.push(bytes / ((performance.now() - t0) / 1000) / 1e6);
+      await Promise.all([...outs.map((p) => directStream(p, bytes, true)), directStream(readPaths[i % readPaths.length], bytes, false)]);
+      rates.push((3 * bytes) / ((performance.now() - t0) / 1000) / 1e6 / 3);
     } finally {
-      fs.closeSync(fd);
-      fs.rmSync(p, { force: true });
+      for (const p of outs) fs.rmSync(p, { force: true });
     }
   }
   return { mbps: median(rates), runs: rates };

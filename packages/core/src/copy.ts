@@ -178,13 +178,43 @@ interface CopyMode {
  * throws, with a read or a write still in flight: the caller closes src and dst after it.
  */
 async function pipelinedCopy(src: number, dst: number, size: number, opts: CopyOptions, mode: CopyMode): Promise<CopyResult> {
+  const chunk = Math.min(COPY_CHUNK, Math.ceil(Math.max(size, 1) / DIRECT_ALIGN) * DIRECT_ALIGN);
+  const bufs = Array.from({ length: Math.max(1, Math.min(3, Math.ceil(size / chunk))) }, () => takeBuffer(chunk));
+  try {
+    return await copyThrough(bufs, src, dst, size, opts, mode, chunk);
+  } finally {
+    giveBack(bufs);
+  }
+}
+
+/**
+ * Chunk buffers, aligned for O_DIRECT, kept for the next copy. Memory a process touches for the first
+ * time costs more here than copying into it (a VM that hands freed memory back to its host: about
+ * 1.2 s per GiB; docs/performance.md, change 10), and a 4 MiB buffer per copy and per chunk in
+ * flight added up to a quarter of each stage's CPU for 8 MiB files. A buffer only ever holds bytes
+ * of this process's own copies; every use reads into it before hashing or writing what it read.
+ */
+const spare: Buffer[] = [];
+/** At most this many spare buffers are kept (32 MiB): enough for the copies a stage runs at once. */
+const SPARE_MAX = 8;
+/** Copies of a chunk smaller than this get a buffer of their own size, not a pooled one. */
+const POOLED_MIN = 256 << 10;
+
+/** takeBuffer - an aligned buffer of at least `bytes` (<= COPY_CHUNK): a spare one when the copy is not small. */
+function takeBuffer(bytes: number): Buffer {
+  if (bytes < POOLED_MIN) return Buffer.from(native.alignedBuffer(Math.ceil(bytes / DIRECT_ALIGN) * DIRECT_ALIGN));
+  return spare.pop() ?? Buffer.from(native.alignedBuffer(COPY_CHUNK));
+}
+
+/** giveBack - keep a copy's pooled buffers for the next one; no read or write may still use them. */
+function giveBack(bufs: Buffer[]): void {
+  for (const b of bufs) if (b.length === COPY_CHUNK && spare.length < SPARE_MAX) spare.push(b);
+}
+
+/** copyThrough - pipelinedCopy's loop, over buffers it owns until it settles. */
+async function copyThrough(bufs: Buffer[], src: number, dst: number, size: number, opts: CopyOptions, mode: CopyMode, chunk: number): Promise<CopyResult> {
   const hash = createHash('sha256');
-  const aligned = mode.directWrite || mode.alignedReads;
-  const align = aligned ? DIRECT_ALIGN : 1;
   const roundUp = (n: number, a: number) => Math.ceil(n / a) * a;
-  const chunk = Math.min(COPY_CHUNK, Math.max(align, roundUp(Math.max(size, 1), align)));
-  const alloc = () => (aligned ? Buffer.from(native.alignedBuffer(chunk)) : Buffer.allocUnsafe(chunk));
-  const bufs = Array.from({ length: Math.max(1, Math.min(3, Math.ceil(size / chunk))) }, alloc);
   const readAlign = mode.alignedReads ? DIRECT_ALIGN : 1;
 
   /** readChunk - fill `buf` with the file's bytes from `pos`, the chunk's worth or up to `size`. */
