@@ -266,7 +266,7 @@ export class Inbox {
         return { out: fs.openSync(tmp, flags | fs.constants.O_DIRECT, 0o600), direct: true };
       } catch (err) {
         if (errnoCode(err) !== 'EINVAL') throw err;
-        fs.rmSync(tmp, { force: true }); // ext4 and others create the file before refusing the flag
+        fs.rmSync(tmp, { force: true }); // the open created the file before the filesystem refused the flag (ramfs does)
         this.directOk = false;
         this.o.log.info({ event: 'direct-io-unavailable', reason: 'EINVAL' }, 'the spool filesystem refuses O_DIRECT; buffered copies');
       }
