@@ -147,6 +147,35 @@ describe('sealedCopy reads a large file with O_DIRECT', () => {
     }
   });
 
+  it('twelve copies at once, more than the buffer pool keeps, and some that fail: each copy holds only its own bytes', async () => {
+    // Buffers go back to the pool when a copy settles and are handed to the next; a buffer shared by two
+    // live copies, or given back while a read or write still used it, would mix files here.
+    const files = Array.from({ length: 12 }, (_, i) => {
+      const bytes = Buffer.alloc(2 * COPY_CHUNK + 1000 * (i + 1), 0x30 + i);
+      const file = path.join(dir, `f${i}`);
+      fs.writeFileSync(file, bytes);
+      return { file, bytes };
+    });
+    for (let round = 0; round < 2; round++) {
+      const results = await Promise.allSettled(
+        // Every 4th file shrinks once its copy has begun: that copy fails with its buffers taken.
+        files.map(({ file, bytes }, i) => copyOf(file, bytes.length, i % 4 === 3 ? () => fs.truncateSync(file, COPY_CHUNK / 2) : undefined)),
+      );
+      results.forEach((r, i) => {
+        if (i % 4 === 3) {
+          expect(r.status).toBe('rejected');
+          expect((r as PromiseRejectedResult).reason).toMatchObject({ reason: 'shrank' });
+          fs.writeFileSync(files[i]!.file, files[i]!.bytes); // whole again for the next round
+          return;
+        }
+        expect(r.status).toBe('fulfilled');
+        const { held, copy } = (r as PromiseFulfilledResult<Awaited<ReturnType<typeof copyOf>>>).value;
+        expect(held.equals(files[i]!.bytes)).toBe(true);
+        expect(copy.sha256.toString('hex')).toBe(createHash('sha256').update(files[i]!.bytes).digest('hex'));
+      });
+    }
+  });
+
   const isRoot = process.getuid?.() === 0;
   it.skipIf(!isRoot)(`a filesystem that refuses O_DIRECT (ramfs) gets buffered reads${isRoot ? '' : ' [skipped: mounting ramfs needs root]'}`, async () => {
     const mnt = path.join(dir, 'ramfs');
