@@ -55,6 +55,20 @@ import { median } from './stats.mjs';
 
 const CHUNK = 1 << 20;
 
+/** copyAndHashSync - the bounds' copy: `size` bytes from fd to out through buf, synchronously, hashing each chunk. */
+function copyAndHashSync(src, fd, out, buf, size) {
+  const hash = createHash('sha256');
+  for (let pos = 0; pos < size; ) {
+    const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, size - pos), pos);
+    if (n === 0) throw new Error(`${src} shrank`);
+    let w = 0;
+    while (w < n) w += fs.writeSync(out, buf, w, n - w, pos + w);
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return hash.digest();
+}
+
 /** copyHashOnce - copy one file into a fresh memfd while hashing; MB/s. */
 function copyHashOnce(src) {
   const fd = fs.openSync(src, 'r');
@@ -66,17 +80,8 @@ function copyHashOnce(src) {
     // Into the page cache first, untimed: the outputs measured after the pipeline were written with
     // O_DIRECT, and a cold read would lower the bound (and flatter the ratio).
     for (let pos = 0; pos < size; pos += CHUNK) fs.readSync(fd, buf, 0, Math.min(CHUNK, size - pos), pos);
-    const hash = createHash('sha256');
     const t0 = performance.now();
-    for (let pos = 0; pos < size; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, size - pos), pos);
-      if (n === 0) throw new Error(`${src} shrank`);
-      let w = 0;
-      while (w < n) w += fs.writeSync(memfd, buf, w, n - w, pos + w);
-      hash.update(buf.subarray(0, n));
-      pos += n;
-    }
-    hash.digest();
+    copyAndHashSync(src, fd, memfd, buf, size);
     native.addSeals(memfd, ALL_SEALS); // as transit does; costs nothing measurable
     const s = (performance.now() - t0) / 1000;
     return size / s / 1e6;
@@ -101,17 +106,8 @@ function copyHashDirectOnce(src, dir, i) {
     const size = fs.fstatSync(fd).size;
     if (size % 4096 !== 0) throw new Error(`${src}: the direct bound needs a size in whole 4 KiB blocks`);
     const buf = Buffer.from(native.alignedBuffer(CHUNK));
-    const hash = createHash('sha256');
     const c0 = process.cpuUsage();
-    for (let pos = 0; pos < size; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, size - pos), pos);
-      if (n === 0) throw new Error(`${src} shrank`);
-      let w = 0;
-      while (w < n) w += fs.writeSync(out, buf, w, n - w, pos + w);
-      hash.update(buf.subarray(0, n));
-      pos += n;
-    }
-    hash.digest();
+    copyAndHashSync(src, fd, out, buf, size);
     fs.fsyncSync(out);
     // A direct write waits for the device with the core idle, and the pipeline overlaps that wait with
     // other work: what it costs the ceiling is CPU time.

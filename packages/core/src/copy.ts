@@ -48,7 +48,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { native, constants as C, ALL_SEALS } from '@sluice/native';
-import { Refused } from './errors.js';
+import { errnoCode, Refused } from './errors.js';
 
 /** read - positional read through the threadpool; resolves with the byte count. */
 const read = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
@@ -315,7 +315,7 @@ function trySetDirect(fd: number): boolean {
     native.setFdFlags(fd, native.fdFlags(fd) | fs.constants.O_DIRECT);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    if (errnoCode(err) === 'EINVAL') return false;
     throw err;
   }
 }
