@@ -13,8 +13,9 @@
 #   the other users of a checkout. Layout (PREFIX=/usr/local):
 #
 #     $PREFIX/lib/sluice/               the application:
-#         package.json, packages/*/{package.json,dist}, the addon
-#         (packages/native/build/Release/sluice_native.node),
+#         package.json, packages/*/{package.json,dist}, the addons
+#         (packages/native/build/Release/sluice_native.node and
+#         sluice_mldsa.node),
 #         packages/protocol/sluice.proto, node_modules/ (production
 #         dependencies only; @sluice/* link to ../../packages/*)
 #     $PREFIX/bin/sluice                -> ../lib/sluice/packages/cli/dist/main.js
@@ -70,7 +71,9 @@ case $NODE in /usr/*) ;; *) die "NODE=$NODE: must be an absolute path under /usr
 [ -x "$NODE" ] || die "NODE=$NODE is not executable"
 
 # built? (never build here: see DESCRIPTION)
-[ -f "$top/packages/native/build/Release/sluice_native.node" ] || die "the native addon is not built: run 'make build' first"
+for addon in sluice_native sluice_mldsa; do
+  [ -f "$top/packages/native/build/Release/$addon.node" ] || die "the native addon $addon is not built: run 'make build' first"
+done
 for p in $PACKAGES; do
   [ -d "$top/packages/$p/dist" ] || die "packages/$p/dist is missing: run 'make build' first"
 done
@@ -105,7 +108,7 @@ for p in $PACKAGES; do
   ln -s "../../packages/$p" "$stage/node_modules/@sluice/$p"
 done
 mkdir -p "$stage/packages/native/build/Release"
-cp "$top/packages/native/build/Release/sluice_native.node" "$stage/packages/native/build/Release/"
+cp "$top/packages/native/build/Release/sluice_native.node" "$top/packages/native/build/Release/sluice_mldsa.node" "$stage/packages/native/build/Release/"
 cp "$top/packages/protocol/sluice.proto" "$stage/packages/protocol/"
 modules=$(prod_modules) || exit 1
 [ -n "$modules" ] || die "npm ls listed no production dependencies (is node_modules installed?)"

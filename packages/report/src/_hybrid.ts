@@ -1,6 +1,7 @@
 /*
  * NAME
- *   _hybrid - the one place that calls ML-DSA-65 (@noble/post-quantum) and Ed25519 (node:crypto)
+ *   _hybrid - the one place that calls ML-DSA-65 (@sluice/native to sign, @noble/post-quantum for
+ *   the rest) and Ed25519 (node:crypto)
  *
  * SYNOPSIS
  *   import { deriveHybrid, hybridSign, hybridVerify, LENGTHS } from './_hybrid.js';
@@ -16,9 +17,14 @@
  *   context parameter (shared/facts.md). Ed25519 is pure Ed25519 (RFC 8032,
  *   no prehash, no context).
  *
- *   @noble/post-quantum changed its sign() argument order between releases
- *   (older sign(secretKey, msg), 0.7.x sign(msg, secretKey, opts)). This file
- *   is pinned to 0.7.x and is the only caller, so an upgrade changes one line.
+ *   ML-DSA signatures are made in C (@sluice/native's mldsa65.sign: PQClean's
+ *   reference implementation, about 0.7 ms here against 11 ms for
+ *   @noble/post-quantum's sign; issue 9). Key generation and every
+ *   verification stay with @noble/post-quantum, which is pinned to 0.7.x
+ *   (its verify(sig, msg, publicKey, opts) order). The two give the same
+ *   bytes for a deterministic signature (_hybrid.test.ts), and the
+ *   self-check below uses noble, so a bug in either implementation stops a
+ *   report instead of shipping a signature the other cannot verify.
  *
  *   Keys come from two 32-byte seeds: the Ed25519 private key (RFC 8032) and the
  *   ML-DSA-65 key-generation seed xi (FIPS 204 Algorithm 6, ML-DSA.KeyGen_internal).
@@ -29,12 +35,15 @@
  *   attacks better (FIPS 204 section 3.4).
  *
  * SECURITY
- *   hybridSign verifies both fresh signatures before returning them, so a
- *   fault or a bug during signing yields an error, never a bad report. Errors
+ *   hybridSign verifies both fresh signatures before returning them, with
+ *   an implementation other than the one that signed (ML-DSA: signed in C,
+ *   verified by noble), so a fault or a bug during signing yields an error,
+ *   never a bad report. Errors
  *   thrown here never contain key bytes.
  */
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
+import { mldsa65 as nativeMldsa65 } from '@sluice/native';
 
 /** Byte lengths of everything the format stores. */
 export const LENGTHS = {
@@ -99,11 +108,8 @@ function ed25519PublicKey(raw: Uint8Array): KeyObject {
 /** hybridSign - sign `message` with both keys and check both signatures before returning. */
 export function hybridSign(message: Uint8Array, keys: HybridKeys, deterministic: boolean): HybridSignatures {
   const ed25519 = new Uint8Array(edSign(null, message, keys.edPrivate));
-  // 0.7.x order: sign(msg, secretKey, opts). Empty context on purpose (see DESCRIPTION).
-  const mldsa65 = ml_dsa65.sign(message, keys.mldsaSecret, {
-    context: EMPTY_CONTEXT,
-    ...(deterministic ? { extraEntropy: false as const } : {}),
-  });
+  // Empty context on purpose (see DESCRIPTION); the C side has no other.
+  const mldsa65 = new Uint8Array(nativeMldsa65.sign(keys.mldsaSecret, message, deterministic));
   const check = hybridVerify(message, { ed25519, mldsa65 }, keys.public);
   if (!check.ed25519 || !check.mldsa65) throw new Error('fresh signature does not verify (signing fault); report not signed');
   return { ed25519, mldsa65 };
