@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsyncDirShared, fsyncFd, writeDurableAsync, TMP_PREFIX } from './durable.js';
+import { closeFd, fsyncDirShared, fsyncFd, openFd, unlinkFile, writeDurableAsync, TMP_PREFIX } from './durable.js';
 
 const cjsFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 const realFsync = cjsFs.fsync;
@@ -106,5 +106,32 @@ describe('writeDurableAsync', () => {
     const fd = fs.openSync(os.devNull, 'r');
     fs.closeSync(fd);
     await expect(fsyncFd(fd)).rejects.toMatchObject({ code: 'EBADF' });
+  });
+});
+
+describe('openFd, closeFd, unlinkFile (the threadpool versions)', () => {
+  it('open with numeric flags and the exact mode, close, unlink; a second unlink says there was nothing', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'x');
+    const fd = await openFd(f, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    fs.writeSync(fd, 'abc');
+    await closeFd(fd);
+    expect(fs.readFileSync(f, 'utf8')).toBe('abc');
+    expect(fs.statSync(f).mode & 0o777).toBe(0o600 & ~process.umask());
+    await expect(openFd(f, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(await unlinkFile(f)).toBe(true);
+    expect(fs.existsSync(f)).toBe(false);
+    expect(await unlinkFile(f)).toBe(false);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('errors other than a missing file reject, with their code', async () => {
+    const dir = tmpDir();
+    await expect(unlinkFile(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+    const fd = fs.openSync(os.devNull, 'r');
+    fs.closeSync(fd);
+    await expect(closeFd(fd)).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(openFd(path.join(dir, 'missing', 'x'), fs.constants.O_RDONLY, 0)).rejects.toMatchObject({ code: 'ENOENT' });
+    fs.rmSync(dir, { recursive: true });
   });
 });

@@ -50,7 +50,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { native, constants as C } from '@sluice/native';
-import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, Refused, type Logger } from '@sluice/core';
+import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, closeFd, Refused, type Logger } from '@sluice/core';
 import type { Spool, SpoolMeta } from './spool.js';
 
 const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
@@ -371,7 +371,9 @@ export class Inbox {
           /* closing the descriptor drops the lease anyway */
         }
       }
-      fs.closeSync(fd);
+      // The last reference to an upload already unlinked: the close frees its blocks (and waits for
+      // the disk's discard), so on the threadpool.
+      await closeFd(fd);
     }
   }
 

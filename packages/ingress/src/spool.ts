@@ -26,7 +26,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir, fsyncDirShared, fsyncFd, removeTemporaries, writeDurable, writeDurableAsync, TMP_PREFIX } from '@sluice/core';
+import { fsyncDir, fsyncDirShared, fsyncFd, removeTemporaries, unlinkFile, writeDurable, writeDurableAsync, TMP_PREFIX } from '@sluice/core';
 
 export interface SpoolMeta {
   id: string;
@@ -111,9 +111,10 @@ export class Spool {
 
   /** forget - remove a transfer after its final ack: metadata first, so a crash in between leaves only removable data. */
   async forget(id: string): Promise<void> {
-    fs.rmSync(path.join(this.dir, `${id}.json`), { force: true });
-    // Freeing a large file's blocks takes a while: on the threadpool. A missing file is fine (force).
-    await new Promise<void>((resolve, reject) => fs.unlink(this.dataPath(id), (err) => (err && err.code !== 'ENOENT' ? reject(err) : resolve())));
+    // Both on the threadpool: freeing a file's blocks waits for the disk's discard (-o discard), and a
+    // large file's takes a while. A missing file is fine.
+    await unlinkFile(path.join(this.dir, `${id}.json`));
+    await unlinkFile(this.dataPath(id));
     await fsyncDirShared(this.dir);
   }
 
