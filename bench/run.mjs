@@ -179,7 +179,8 @@ const stagePids = (run) => STAGES.map((s) => run.pids[s]);
 
 /** cpuUse - cpuSince() with the pids named by stage. */
 function cpuUse(run, c) {
-  return { ...c, daemons: Object.fromEntries(STAGES.map((s) => [s, c.daemons[run.pids[s]]])) };
+  const byStage = (m) => Object.fromEntries(STAGES.map((s) => [s, m[run.pids[s]]]));
+  return { ...c, daemons: byStage(c.daemons), kernel: byStage(c.kernel) };
 }
 
 /** cpuLine - two lines on where the CPU and the disk went while a figure ran. */
@@ -187,11 +188,12 @@ function cpuLine(c, extra = '') {
   const d = Object.values(c.daemons).reduce((a, b) => a + b, 0);
   const avail = c.cores * c.seconds;
   const per = Object.entries(c.daemons).map(([s, v]) => `${s} ${fmt(v, 1)}`).join(', ');
+  const k = Object.values(c.kernel).map((v) => fmt(v, 1)).join(', ');
   const disks = Object.entries(c.disks)
     .map(([n, v]) => `${n} busy ${fmt((100 * v.busy) / c.seconds, 0)}%, ${fmt(v.written / 1e6, 0)} MB written, ${fmt(v.flushes)} flushes`)
     .join('; ');
   return (
-    `  CPU while it ran          daemons ${fmt(d, 1)} s (${per}) of ${fmt(avail, 1)} s available; machine busy ${fmt((100 * c.machine.busy) / avail, 0)}%, iowait ${fmt((100 * c.machine.iowait) / avail, 0)}%${extra}\n` +
+    `  CPU while it ran          daemons ${fmt(d, 1)} s (${per}; in the kernel ${k}) of ${fmt(avail, 1)} s available; machine busy ${fmt((100 * c.machine.busy) / avail, 0)}%, iowait ${fmt((100 * c.machine.iowait) / avail, 0)}%${extra}\n` +
     `  disk while it ran        ${disks || 'nothing written'}`
   );
 }

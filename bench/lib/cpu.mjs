@@ -6,7 +6,7 @@
  *   import { cpuSnapshot, cpuSince } from './cpu.mjs';
  *   const s = cpuSnapshot(pids);
  *   ...
- *   cpuSince(s)  // { seconds, cores, daemons: { [pid]: cpuSeconds }, machine: { busy, iowait },
+ *   cpuSince(s)  // { seconds, cores, daemons: { [pid]: cpuSeconds }, kernel: { [pid]: of which in the kernel }, machine: { busy, iowait },
  *                //   disks: { [name]: { busy, written, flushes } } }
  *
  * DESCRIPTION
@@ -18,7 +18,8 @@
  *   in iowait, or a disk had I/O in flight most of the time, the disk was
  *   the limit.
  *
- *   Per process: utime + stime from /proc/PID/stat, which include every
+ *   Per process: utime + stime from /proc/PID/stat (stime alone: the time in
+ *   system calls and faults, printed as "kernel"), which include every
  *   thread (libuv's threadpool does the copies' read/write syscalls, and the
  *   signer workers sign). Machine-wide: the first line of /proc/stat. Disks:
  *   /proc/diskstats, field 13 (milliseconds with I/O in flight: 100% of
@@ -33,14 +34,14 @@ import { performance } from 'node:perf_hooks';
 
 const TICK = 100; // USER_HZ: /proc reports clock ticks of 1/100 s on Linux
 
-/** procTicks - utime + stime of a process (all threads), in ticks; NaN if it is gone. */
+/** procTicks - utime + stime of a process (all threads) and stime alone, in ticks; NaN if it is gone. */
 function procTicks(pid) {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // fields 14 and 15 of proc(5), counted after "pid (comm)"
+    return { all: Number(f[11]) + Number(f[12]), kernel: Number(f[12]) }; // fields 14 and 15 of proc(5), counted after "pid (comm)"
   } catch {
-    return NaN;
+    return { all: NaN, kernel: NaN };
   }
 }
 
@@ -71,7 +72,11 @@ export function cpuSnapshot(pids) {
 export function cpuSince(snap) {
   const now = cpuSnapshot(Object.keys(snap.pids));
   const daemons = {};
-  for (const p of Object.keys(snap.pids)) daemons[p] = (now.pids[p] - snap.pids[p]) / TICK;
+  const kernel = {};
+  for (const p of Object.keys(snap.pids)) {
+    daemons[p] = (now.pids[p].all - snap.pids[p].all) / TICK;
+    kernel[p] = (now.pids[p].kernel - snap.pids[p].kernel) / TICK;
+  }
   const disks = {};
   for (const [d, v] of Object.entries(now.disks)) {
     const b = snap.disks[d];
@@ -83,6 +88,7 @@ export function cpuSince(snap) {
     disks,
     cores: os.availableParallelism(),
     daemons,
+    kernel,
     machine: { busy: (now.machine.busy - snap.machine.busy) / TICK, iowait: (now.machine.iowait - snap.machine.iowait) / TICK },
   };
 }
