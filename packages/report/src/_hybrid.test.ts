@@ -2,7 +2,12 @@
 // to @noble/post-quantum, which still verifies every signature: the same bytes for a deterministic
 // signature, hedged signatures that noble accepts and that differ each time, and arguments refused
 // by name. The committed test vector (vector.test.ts) checks the same through hybridSign.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { mldsa65 } from '@sluice/native';
 import { describe, expect, it } from 'vitest';
@@ -83,5 +88,42 @@ describe('hybridSign', () => {
     const other = deriveHybrid({ ed25519: randomBytes(32), mldsa65: randomBytes(32) });
     const mismatched = { ...keys, mldsaSecret: other.mldsaSecret };
     expect(() => hybridSign(randomBytes(64), mismatched, false)).toThrow(/does not verify/);
+  });
+});
+
+// Hedged signing needs fresh randomness. If getrandom() fails, the C signer must throw, never hand
+// back a signature made with missing (zeroed) randomness. A preloaded shim makes getrandom() fail
+// with EIO in a child process; deterministic signing, which needs no randomness, still works there.
+describe('mldsa65.sign when getrandom() fails', () => {
+  it('throws an Error naming getrandom and EIO for a hedged signature; deterministic signing is unaffected', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-getrandom-'));
+    try {
+      const shim = path.join(dir, 'shim.c');
+      fs.writeFileSync(
+        shim,
+        '#include <errno.h>\n#include <stddef.h>\n#include <sys/types.h>\n' +
+          'ssize_t getrandom(void *b, size_t n, unsigned f) { (void) b; (void) n; (void) f; errno = EIO; return -1; }\n',
+      );
+      execFileSync('cc', ['-shared', '-fPIC', '-o', path.join(dir, 'shim.so'), shim]);
+      const native = fileURLToPath(new URL('../../native/dist/index.js', import.meta.url));
+      const script = `
+        const { mldsa65 } = await import(${JSON.stringify(native)});
+        const sk = new Uint8Array(4032).fill(1);
+        const det = mldsa65.sign(sk, new Uint8Array(3), true);
+        let hedged;
+        try { mldsa65.sign(sk, new Uint8Array(3), false); hedged = 'signed'; }
+        catch (e) { hedged = { code: e.code, syscall: e.syscall, message: e.message }; }
+        console.log(JSON.stringify({ det: det.length, hedged }));`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, LD_PRELOAD: path.join(dir, 'shim.so') },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect(out.det).toBe(3309);
+      expect(out.hedged).toEqual({ code: 'EIO', syscall: 'getrandom', message: 'getrandom failed; nothing signed' });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
