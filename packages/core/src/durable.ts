@@ -76,6 +76,12 @@ function createTemporary(dir: string, data: string | Uint8Array, mode: number): 
   return fillTemporary(tmp, fs.openSync(tmp, TMP_FLAGS, mode), data);
 }
 
+/** createTemporaryAsync - createTemporary with the creation on the threadpool (openFd). */
+async function createTemporaryAsync(dir: string, data: string | Uint8Array, mode: number): Promise<{ tmp: string; fd: number }> {
+  const tmp = temporaryName(dir);
+  return fillTemporary(tmp, await openFd(tmp, TMP_FLAGS, mode), data);
+}
+
 /** fillTemporary - write data into a temporary file just created; on failure close and remove it. */
 function fillTemporary(tmp: string, fd: number, data: string | Uint8Array): { tmp: string; fd: number } {
   try {
@@ -193,8 +199,7 @@ export function fsyncDirShared(dir: string): Promise<void> {
 
 /** writeDurableAsync - writeDurable with both flushes off the event loop, the directory's shared with other callers. */
 export async function writeDurableAsync(dir: string, name: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const created = temporaryName(dir);
-  const { tmp, fd } = fillTemporary(created, await openFd(created, TMP_FLAGS, mode), data);
+  const { tmp, fd } = await createTemporaryAsync(dir, data, mode);
   try {
     await fsyncFd(fd);
   } catch (err) {

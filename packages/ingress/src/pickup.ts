@@ -50,7 +50,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { native, constants as C } from '@sluice/native';
-import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, closeFd, Refused, type Logger } from '@sluice/core';
+import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, closeFd, openFd, Refused, type Logger } from '@sluice/core';
 import type { Spool, SpoolMeta } from './spool.js';
 
 const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
@@ -259,11 +259,12 @@ export class Inbox {
    * O_DIRECT too (docs/performance.md, change 9); a filesystem that refuses O_DIRECT (EINVAL) gets
    * buffered copies from then on, said once in the log.
    */
-  private openSpoolCopy(tmp: string, size: number): { out: number; direct: boolean } {
+  private async openSpoolCopy(tmp: string, size: number): Promise<{ out: number; direct: boolean }> {
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+    // On the threadpool, as egress's creations (change 12): allocating the inode can take milliseconds.
     if (size >= DIRECT_MIN_BYTES && this.directOk) {
       try {
-        return { out: fs.openSync(tmp, flags | fs.constants.O_DIRECT, 0o600), direct: true };
+        return { out: await openFd(tmp, flags | fs.constants.O_DIRECT, 0o600), direct: true };
       } catch (err) {
         if (errnoCode(err) !== 'EINVAL') throw err;
         fs.rmSync(tmp, { force: true }); // the open created the file before the filesystem refused the flag (ramfs does)
@@ -271,7 +272,7 @@ export class Inbox {
         this.o.log.info({ event: 'direct-io-unavailable', reason: 'EINVAL' }, 'the spool filesystem refuses O_DIRECT; buffered copies');
       }
     }
-    return { out: fs.openSync(tmp, flags, 0o600), direct: false };
+    return { out: await openFd(tmp, flags, 0o600), direct: false };
   }
 
   /** take - lease, copy into the spool, commit, remove from the inbox. */
@@ -326,7 +327,7 @@ export class Inbox {
         throw err;
       }
       const receivedAt = new Date().toISOString();
-      const { out, direct } = this.openSpoolCopy(tmp, fst.size);
+      const { out, direct } = await this.openSpoolCopy(tmp, fst.size);
       let copied;
       try {
         copied = await (direct ? copyAndHashDirect : copyAndHash)(fd, out, fst.size, { signal: ac.signal });
