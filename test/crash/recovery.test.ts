@@ -9,8 +9,9 @@
 // real encoders and the native addon), so it decides exactly when a
 // transfer comes again. A crash is a SIGKILL; `sluice dev` restarts the
 // stage, as systemd would. The states a crash leaves behind between two
-// durable steps of egress are made by moving the journal entry and removing
-// outputs of a real, signed delivery, exactly as the steps in
+// durable steps of egress are made by cutting the journal's last record (a
+// done record is never flushed) and removing outputs of a real, signed
+// delivery, exactly as the steps in
 // packages/egress/src/main.ts order them (journal intent, link file, link
 // report, fsync directory, journal complete).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import { devConfig } from '../../packages/cli/src/dev.js';
 import { loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
 import { Peer, newId, sha256, sha256hex, transitRecord } from '../hostile/impersonate.js';
 import { Pipeline } from '../support/pipeline.js';
+import { journalStates, loseLastDone } from '../support/journal.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const REPORT = '.sluice.json';
@@ -39,7 +41,6 @@ afterAll(async () => {
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-const journal = (sub: 'pending' | 'delivered', id: string) => path.join(p.dir, 'egress', sub, `${id}.json`);
 const outputs = () => fs.readdirSync(p.outbox).sort();
 
 /** stagePid - the pid of the stage `sluice dev` started last. */
@@ -94,8 +95,7 @@ function expectDelivered(stored: string, bytes: Buffer, id: string): void {
   const r = verifyReport({ reportText, publicKey: loadPublicKey(p.publicKey), file: { size: bytes.length, sha256hex: sha256hex(bytes) }, reportOnly: false });
   expect(r.ok, JSON.stringify(r)).toBe(true);
   expect((JSON.parse(reportText) as { transfer: string }).transfer).toBe(id);
-  expect(fs.existsSync(journal('delivered', id))).toBe(true);
-  expect(fs.existsSync(journal('pending', id))).toBe(false);
+  expect(journalStates(p.dir).get(id)).toBe('done');
 }
 
 const text = (tag: string) => Buffer.from(`${tag}: ${randomBytes(24).toString('hex')}\n`);
@@ -124,8 +124,8 @@ describe('restart recovery', () => {
     const id = newId('half');
     const bytes = text('half delivered');
     expect(await send(id, 'half.txt', bytes)).toMatchObject({ status: 'delivered' });
-    // What a crash after "link file", before "link report", leaves: journal intent, the file, no report.
-    fs.renameSync(journal('delivered', id), journal('pending', id));
+    // What a power cut after "link file", before "link report", leaves: journal intent, the file, no report.
+    loseLastDone(p.dir, id);
     fs.rmSync(path.join(p.outbox, `half.txt${REPORT}`));
     await crash('egress');
 
@@ -134,12 +134,26 @@ describe('restart recovery', () => {
     expectDelivered('half.txt', bytes, id);
   });
 
+  it('a power cut that keeps the report link and loses the file link and the done record: the delivery is finished, not acked as done', async () => {
+    const id = newId('torn');
+    const bytes = text('torn links');
+    expect(await send(id, 'torn.txt', bytes)).toMatchObject({ status: 'delivered' });
+    // The directory's fsync never happened: of the two links only the report's reached the disk.
+    loseLastDone(p.dir, id);
+    fs.rmSync(path.join(p.outbox, 'torn.txt'));
+    await crash('egress');
+
+    expect(await send(id, 'torn.txt', bytes)).toMatchObject({ status: 'delivered', reason: 'accepted' });
+    expect(outputs().filter((n) => n.startsWith('torn'))).toEqual(['torn.txt', `torn.txt${REPORT}`]);
+    expectDelivered('torn.txt', bytes, id);
+  });
+
   it('a crash after journalling, before linking anything: the journalled name stays reserved across the restart and the delivery is finished under it', async () => {
     const id = newId('intent');
     const bytes = text('intended');
     expect(await send(id, 'intent.txt', bytes)).toMatchObject({ status: 'delivered' });
-    // What a crash after "journal intent" leaves: the intent only.
-    fs.renameSync(journal('delivered', id), journal('pending', id));
+    // What a power cut after "journal intent" leaves: the intent only.
+    loseLastDone(p.dir, id);
     fs.rmSync(path.join(p.outbox, 'intent.txt'));
     fs.rmSync(path.join(p.outbox, `intent.txt${REPORT}`));
     await crash('egress');
@@ -162,8 +176,7 @@ describe('restart recovery', () => {
       path.join(spool, '.tmp-interrupted-copy.data'), // a copy cut short
       path.join(spool, '.tmp-0123456789abcdef'), // a metadata write cut short
       path.join(spool, 'orphan-0123.data'), // a copy renamed into place, its metadata never written
-      path.join(p.dir, 'egress', 'pending', '.tmp-0123456789abcdef'), // a journal write cut short
-      path.join(p.dir, 'egress', 'delivered', '.tmp-fedcba9876543210'),
+      path.join(p.dir, 'egress', '.tmp-0123456789abcdef'), // a rewrite of the journal cut short
     ];
     for (const f of leftovers) fs.writeFileSync(f, randomBytes(1000), { mode: 0o600 });
     const mark = p.lines.length;

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { closeFd, fsyncDirShared, fsyncFd, openFd, unlinkFile, writeDurableAsync, TMP_PREFIX } from './durable.js';
+import { SharedFlush, closeFd, fsyncDirShared, fsyncFd, openFd, unlinkFile, writeDurableAsync, TMP_PREFIX } from './durable.js';
 
 const cjsFs = createRequire(import.meta.url)('node:fs') as typeof fs;
 const realFsync = cjsFs.fsync;
@@ -31,6 +31,31 @@ function instrumentFsync(log: string[], fail = 0): void {
 }
 
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-durable-'));
+
+describe('SharedFlush', () => {
+  it('forty requests while one flush runs are served by one more flush; idle() waits for both', async () => {
+    const runs: { resolve: () => void }[] = [];
+    const f = new SharedFlush(() => new Promise<void>((resolve) => runs.push({ resolve })));
+    const first = f.request();
+    let later = 0;
+    const rest = Array.from({ length: 40 }, () => f.request().then(() => later++));
+    let idle = false;
+    void f.idle().then(() => (idle = true));
+    expect(runs).toHaveLength(1);
+    runs[0]!.resolve();
+    await first;
+    expect(later).toBe(0); // not answered by the flush that began before them
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toHaveLength(2);
+    expect(idle).toBe(false);
+    runs[1]!.resolve();
+    await Promise.all(rest);
+    await new Promise((r) => setImmediate(r));
+    expect(later).toBe(40);
+    expect(idle).toBe(true);
+    expect(f.isIdle).toBe(true);
+  });
+});
 
 describe('fsyncDirShared', () => {
   it('a request made while a flush runs waits for the next flush, which serves every such request', async () => {

@@ -9,6 +9,7 @@
  *
  *   await fsyncFd(fd);                        // the same steps through libuv's threadpool,
  *   await fsyncDirShared(path);               //   directory fsyncs shared between callers
+ *   const f = new SharedFlush(() => fdatasyncFd(fd)); await f.request();   // group commit
  *   await writeDurableAsync(dir, name, data, 0o600);
  *   await openFd(path, flags, mode); await closeFd(fd); await unlinkFile(path);
  *
@@ -147,6 +148,11 @@ export function unlinkFile(file: string): Promise<boolean> {
   );
 }
 
+/** fdatasyncFd - fdatasync(2) on the threadpool (an appended record: its bytes and the file's size). */
+export function fdatasyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
 /** fsyncDirOnce - fsync a directory; only the flush runs on the threadpool (open and close are quick). */
 async function fsyncDirOnce(dir: string): Promise<void> {
   const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -157,44 +163,86 @@ async function fsyncDirOnce(dir: string): Promise<void> {
   }
 }
 
-interface DirSyncState {
-  running: Promise<void> | null;
-  next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null;
+interface Waiting {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
 }
-const dirSyncs = new Map<string, DirSyncState>();
 
-/** fsyncDirShared - make a directory's entries durable; concurrent callers share flushes that began after their request. */
-export function fsyncDirShared(dir: string): Promise<void> {
-  let st = dirSyncs.get(dir);
-  if (!st) {
-    st = { running: null, next: null };
-    dirSyncs.set(dir, st);
+function waiting(): Waiting {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * SharedFlush - group commit for one file or directory.
+ *
+ * request() starts a flush, or, while one runs, waits for the *next* one, which starts when the
+ * running one ends and serves every request made meanwhile. A request is never answered by a
+ * flush that began before it. idle() settles once no flush runs or waits (before closing the
+ * descriptor a flush uses).
+ */
+export class SharedFlush {
+  private running: Promise<void> | null = null;
+  private next: Waiting | null = null;
+  private idlers: (() => void)[] = [];
+
+  constructor(private readonly flushOnce: () => Promise<void>) {}
+
+  request(): Promise<void> {
+    if (!this.running) return this.start();
+    this.next ??= waiting();
+    return this.next.promise;
   }
-  const state = st;
-  const start = (): Promise<void> => {
-    const run = fsyncDirOnce(dir);
-    state.running = run;
+
+  get isIdle(): boolean {
+    return this.running === null;
+  }
+
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idlers.push(resolve));
+  }
+
+  private start(): Promise<void> {
+    const run = this.flushOnce();
+    this.running = run;
     const after = () => {
-      state.running = null;
-      const waiting = state.next;
-      state.next = null;
-      if (waiting) start().then(waiting.resolve, waiting.reject);
-      else dirSyncs.delete(dir);
+      this.running = null;
+      const next = this.next;
+      this.next = null;
+      if (next) {
+        this.start().then(next.resolve, next.reject);
+      } else {
+        for (const f of this.idlers.splice(0)) f();
+      }
     };
     run.then(after, after);
     return run;
-  };
-  if (!state.running) return start();
-  if (!state.next) {
-    let resolve!: () => void;
-    let reject!: (err: unknown) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    state.next = { promise, resolve, reject };
   }
-  return state.next.promise;
+}
+
+const dirFlushes = new Map<string, SharedFlush>();
+
+/** fsyncDirShared - make a directory's entries durable; concurrent callers share flushes that began after their request. */
+export function fsyncDirShared(dir: string): Promise<void> {
+  let flush = dirFlushes.get(dir);
+  if (!flush) {
+    const f = new SharedFlush(() => fsyncDirOnce(dir));
+    dirFlushes.set(dir, f);
+    flush = f;
+  }
+  const done = flush.request();
+  const f = flush;
+  void f.idle().then(() => {
+    if (dirFlushes.get(dir) === f && f.isIdle) dirFlushes.delete(dir);
+  });
+  return done;
 }
 
 /** writeDurableAsync - writeDurable with both flushes off the event loop, the directory's shared with other callers. */

@@ -83,12 +83,6 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   for (const d of [c.outbox, c.rejected]) {
     if (!fs.statSync(d).isDirectory()) throw new Error(`${d} is not a directory`);
   }
-  const journal = new Journal(c.state);
-  /** "place/name" promised to unfinished deliveries (two transfers must never pick the same one). */
-  const reserved = journal.reservedNames();
-  /** Transfers being handled (a resend while the first is in progress waits for it). */
-  const busy = new Map<string, Promise<void>>();
-
   const dirOf = (place: JournalEntry['place']) => (place === 'outbox' ? c.outbox : c.rejected);
 
   /** exists - does a name exist in a directory (without following links)? */
@@ -101,6 +95,17 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
       throw err;
     }
   };
+
+  // A delivery whose outputs are both in place is done, even if a power cut took its done record
+  // (that record is not flushed). Both are checked: without the directory's fsync a power cut may
+  // keep one link and lose the other, and then the resend must finish the delivery, not ack it.
+  const outputsInPlace = (e: JournalEntry) =>
+    exists(dirOf(e.place), e.stored + REPORT_SUFFIX) && (e.place !== 'outbox' || exists(dirOf(e.place), e.stored));
+  const journal = new Journal(c.state, { retentionDays: c.journalDays, isDelivered: outputsInPlace, log });
+  /** "place/name" promised to unfinished deliveries (two transfers must never pick the same one). */
+  const reserved = journal.reservedNames();
+  /** Transfers being handled (a resend while the first is in progress waits for it). */
+  const busy = new Map<string, Promise<void>>();
 
   /** chooseName - a stored name free in the target directory, for the file and its report alike. */
   function chooseName(place: JournalEntry['place'], original: string): string {
@@ -251,6 +256,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
       let entry: JournalEntry;
       if (known) {
         entry = known.entry;
+        if (!known.durable) await journal.intend(entry); // its first flush failed: record it again before linking
       } else {
         const place = verdict === 'accepted' ? 'outbox' : 'rejected';
         const stored = chooseName(place, rec.name);
@@ -268,7 +274,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
       if (entry.place === 'outbox' && !exists(dir, entry.stored)) await linkTmp(out, dir, entry.stored);
       if (!exists(dir, entry.stored + REPORT_SUFFIX)) await writeReport(entry);
       await fsyncDirShared(dir); // one flush of the directory serves every transfer waiting for it
-      await journal.complete(entry.id);
+      journal.complete(entry.id); // not flushed: the outputs are durable, and a lost record is read back from the report
       reserved.delete(`${entry.place}/${entry.stored}`);
       tlog.info(
         { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: entry.verdict === 'rejected' ? (entry.body.reason as string) : '' },
@@ -328,6 +334,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     listener.close();
     await Promise.allSettled(busy.values());
     await signer.close();
+    await journal.close();
   });
 });
 
