@@ -386,6 +386,22 @@ async function figureMemory(root, opts) {
   return result;
 }
 
+/**
+ * cpuShareCeiling - the clamd figure's ceiling if the cores were its only limit.
+ *
+ * clamd alone keeps `coresAlone` of the cores busy. Through Sluice every MB costs clamd's CPU (as
+ * measured alone) plus the three stages' (as measured in the run); the cores allow at most
+ * cores / (both per MB), and that over clamd's own rate is the best ratio any pipeline with that
+ * much work per MB could reach here. When clamd alone already uses every core, the ratio can only
+ * approach clamd / (clamd + Sluice) per MB.
+ */
+function cpuShareCeiling(alone, cpu, bytes, clamdMBps) {
+  const clamdPerMB = alone.cpu / (alone.bytes / 1e6);
+  const sluicePerMB = Object.values(cpu.daemons).reduce((a, b) => a + b, 0) / (bytes / 1e6);
+  const mbps = cpu.cores / (clamdPerMB + sluicePerMB);
+  return { coresAlone: alone.cpu / alone.seconds, clamdPerMB, sluicePerMB, mbps, ratio: mbps / clamdMBps };
+}
+
 /** figureClamd - end to end with the ClamAV check vs clamd's own FILDES rate on the same files. */
 async function figureClamd(root, opts) {
   if (!fs.existsSync(new URL('../packages/transit/dist/checks/clamav.js', import.meta.url))) return { measured: false, why: 'clamd check not available' };
@@ -405,7 +421,18 @@ async function figureClamd(root, opts) {
   let result;
   try {
     say('clamd: measuring clamd alone (FILDES)');
-    const ownBefore = await clamd.fildesRate(inputs.map((f) => f.path), concurrency);
+    // clamd's own CPU while it runs alone: how many cores it keeps busy, and what a MB costs it.
+    const alone = { cpu: 0, seconds: 0, bytes: 0 };
+    const fildesRate = async (paths) => {
+      const s0 = cpuSnapshot([clamd.pid]);
+      const r = await clamd.fildesRate(paths, concurrency);
+      const c = cpuSince(s0);
+      alone.cpu += c.daemons[clamd.pid];
+      alone.seconds += c.seconds;
+      alone.bytes += r.bytes;
+      return r;
+    };
+    const ownBefore = await fildesRate(inputs.map((f) => f.path));
     say('clamd: running the pipeline with the ClamAV check');
     const run = await DevRun.start(path.join(dir, 'dev'), { transit: { clamav: { enabled: true, socket: clamd.socket, maxConcurrent: concurrency } } }, devOpts(opts, 'clamd'));
     try {
@@ -420,7 +447,7 @@ async function figureClamd(root, opts) {
       const bytes = count * size;
       const faults = checkOutputs(run, inputs);
       // clamd alone again, after, on the outputs (the same bytes): the mean tracks changing load.
-      const ownAfter = await clamd.fildesRate(inputs.map((f) => path.join(run.layout.outbox, f.name)), concurrency);
+      const ownAfter = await fildesRate(inputs.map((f) => path.join(run.layout.outbox, f.name)));
       const own = { mbps: (ownBefore.mbps + ownAfter.mbps) / 2, runs: [ownBefore.mbps, ownAfter.mbps] };
       const scanned = run.reports().filter((r) => r.report.checks.some((k) => k.name === 'clamav' && k.result === 'pass')).length;
       if (scanned !== count) faults.push(`only ${scanned} of ${count} reports show a passing clamav check`);
@@ -437,6 +464,7 @@ async function figureClamd(root, opts) {
         ratio: bytes / seconds / 1e6 / own.mbps,
         goal: GOALS.clamd,
         cpu,
+        cpuShare: cpuShareCeiling(alone, cpu, bytes, own.mbps),
         faults,
         problems: problemsOf(run),
       };
@@ -495,6 +523,9 @@ function printSummary(machine, r) {
     out.push(`  end to end               ${fmt(x.mbps, 0)} MB/s  (${fmt(x.seconds, 2)} s)`);
     out.push(`  bound: clamd FILDES      ${fmt(x.clamdMBps, 0)} MB/s  (clamd alone, same files, same concurrency; before ${fmt(x.clamdRuns[0], 0)}, after ${fmt(x.clamdRuns[1], 0)})`);
     out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    const sh = x.cpuShare;
+    out.push(`  clamd alone              ${fmt(sh.coresAlone, 2)} of ${x.cpu.cores} cores busy; ${fmt(sh.clamdPerMB * 1000, 1)} ms of CPU per MB; Sluice's stages add ${fmt(sh.sluicePerMB * 1000, 1)} ms per MB`);
+    out.push(`  CPU ceiling              ${fmt(sh.mbps, 0)} MB/s  (= cores / (clamd + Sluice per MB): ratio at most ${fmt(Math.min(1, sh.ratio), 2)} with this much work per MB)`);
     out.push(cpuLine(x.cpu, `; clamd ${fmt(x.cpu.clamd, 1)} s`));
   }
   for (const [k, x] of Object.entries(r)) {
