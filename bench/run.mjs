@@ -484,6 +484,13 @@ async function figureClamd(root, opts) {
 function printSummary(machine, r) {
   const out = [];
   const goalMark = (ok) => (ok ? 'meets goal' : 'BELOW GOAL');
+  // A bound measured before and after the figure that moved by more than 10% says the machine's
+  // speed changed under the figure (a shared host): the ratio is that uncertain, and says so.
+  const drift = ([before, after]) => {
+    const moved = Math.abs(before - after) / ((before + after) / 2);
+    return moved > 0.1 ? `; the bound moved ${fmt(100 * moved, 0)}% between before and after: the machine's speed changed` : '';
+  };
+  const ratioLine = (x, runs) => `  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)}${drift(runs)})`;
   out.push('');
   out.push(`Sluice benchmark — ${new Date().toISOString()}`);
   out.push(`machine: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memory} RAM, Linux ${machine.kernel}, Node ${machine.node}`);
@@ -494,7 +501,7 @@ function printSummary(machine, r) {
     out.push(`large files  ${x.files} x ${x.fileBytes / MiB} MiB, scanners off`);
     out.push(`  end to end               ${fmt(x.mbps, 0)} MB/s  (${fmt(x.seconds, 2)} s)`);
     out.push(`  bound: copy+SHA-256      ${fmt(x.boundCopyHashMBps, 0)} MB/s  (one core, into a memfd; before ${fmt(x.boundCopyHashRuns[0], 0)}, after ${fmt(x.boundCopyHashRuns[1], 0)})`);
-    out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    out.push(ratioLine(x, x.boundCopyHashRuns));
     out.push(`  same, O_DIRECT + fsync   ${fmt(x.copyHashDirectMBps, 0)} MB per CPU-second  (one core, into a file; what ingress and egress do per byte)`);
     out.push(`  CPU ceiling, ${x.cpu.cores} cores     ${fmt(x.cpuCeilingMBps, 0)} MB/s  (= ${x.cpu.cores} / (2/direct + 1/memfd); end to end is ${fmt((100 * x.mbps) / x.cpuCeilingMBps, 0)}% of it)`);
     out.push(`  disk bound               ${fmt(x.boundDiskMBps, 0)} MB/s  (2 direct writes + 1 direct read per byte, 3 at once; before ${fmt(x.diskRuns[0], 0)}, after ${fmt(x.diskRuns[1], 0)}; end to end is ${fmt(100 * x.ratioToDiskBound, 0)}% of it)`);
@@ -507,7 +514,7 @@ function printSummary(machine, r) {
     out.push(`  latency rename->report   p50 ${fmt(x.latencyMs.p50, 0)} ms, p99 ${fmt(x.latencyMs.p99, 0)} ms (all ${fmt(x.files)} at once: mostly queueing)`);
     out.push(`  latency at half load     p50 ${fmt(x.paced.latencyMs.p50, 0)} ms, p99 ${fmt(x.paced.latencyMs.p99, 0)} ms (${x.paced.files} more files arriving evenly at ${fmt(x.paced.filesPerSec, 0)}/s)`);
     out.push(`  bound: one-process floor ${fmt(x.floorFilesPerSec, 0)} files/s  (before ${fmt(x.floorRuns[0], 0)}, after ${fmt(x.floorRuns[1], 0)}; ${fmt(x.floorMsPerFile, 2)} ms/file, of which signing ${fmt(x.floorSignMsPerFile, 2)})`);
-    out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    out.push(ratioLine(x, x.floorRuns));
     out.push(cpuLine(x.cpu));
   }
   if (r.memory) {
@@ -524,7 +531,7 @@ function printSummary(machine, r) {
     out.push(`clamd        ${x.files} x ${x.fileBytes / MiB} MiB, ClamAV check on, ${x.concurrency} scans at once (${x.engine}, one-signature database)`);
     out.push(`  end to end               ${fmt(x.mbps, 0)} MB/s  (${fmt(x.seconds, 2)} s)`);
     out.push(`  bound: clamd FILDES      ${fmt(x.clamdMBps, 0)} MB/s  (clamd alone, same files, same concurrency; before ${fmt(x.clamdRuns[0], 0)}, after ${fmt(x.clamdRuns[1], 0)})`);
-    out.push(`  ratio                    ${fmt(x.ratio, 2)}  (goal >= ${x.goal}: ${goalMark(x.ratio >= x.goal)})`);
+    out.push(ratioLine(x, x.clamdRuns));
     const sh = x.cpuShare;
     out.push(`  clamd alone              ${fmt(sh.coresAlone, 2)} of ${x.cpu.cores} cores busy; ${fmt(sh.clamdPerMB * 1000, 1)} ms of CPU per MB; Sluice's stages add ${fmt(sh.sluicePerMB * 1000, 1)} ms per MB`);
     out.push(`  CPU ceiling              ${fmt(sh.mbps, 0)} MB/s  (= cores / (clamd + Sluice per MB): ratio at most ${fmt(Math.min(1, sh.ratio), 2)} with this much work per MB)`);
