@@ -118,7 +118,7 @@ export const SCHEMA: Record<string, Spec> = {
       outbox: { kind: 'path', default: '/var/lib/sluice/outbox', doc: 'Accepted files and their reports.' },
       rejected: { kind: 'path', default: '/var/lib/sluice/rejected', doc: 'Reports of rejected files.' },
       state: { kind: 'path', default: '/var/lib/sluice/egress', doc: 'Egress-private delivery journal (0700).' },
-      journalDays: { kind: 'int', default: 30, min: 1, max: 3650, doc: 'Days the journal remembers a delivery, to ack a late resend of it as a duplicate.' },
+      journalDays: { kind: 'int', default: 7, min: 1, max: 3650, doc: 'Days the journal remembers a delivery, to ack a late resend of it as a duplicate.' },
       signingKey: { kind: 'path', default: '/etc/sluice/keys/signing.key', doc: 'Private signing key (mode 0400, egress only).' },
       outputMode: { kind: 'mode', default: 0o640, doc: 'Mode of delivered files and reports.' },
       signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },

@@ -43,8 +43,8 @@
  *   less than retentionDays ago. A transfer that comes again later than
  *   that (ingress held it for days after egress delivered it and its ack
  *   was lost) is delivered a second time, under a new name, rather than
- *   acked as a duplicate; nothing is lost either way. Memory: about 200
- *   bytes per delivery kept.
+ *   acked as a duplicate; nothing is lost either way. Memory: about 400
+ *   bytes per delivery kept (measured: a Map of 100,000 such entries).
  *
  *   Reading the log at start: a crash can cut its end short. The last line
  *   without its newline (a write the crash interrupted) and lines holding
