@@ -1,0 +1,163 @@
+/*
+ * NAME
+ *   nspawn.test - the station under systemd itself, in a container booted
+ *   from this host's /usr
+ *
+ * DESCRIPTION
+ *   topology.test.ts imitates what systemd does. This test lets systemd do
+ *   it: it boots a container (systemd-nspawn, private network) whose /usr is
+ *   this host's /usr with the installed tree (`make install`) laid over it
+ *   and whose /etc is a copy of this host's, and runs the units exactly as
+ *   shipped: sysusers and tmpfiles at boot, socket activation,
+ *   LoadCredential=, Type=notify, the sandboxes, the distribution's own
+ *   sshd with the drop-in. Nothing of it touches the host.
+ *
+ * SECURITY
+ *   Needs root, systemd-nspawn (Debian systemd-container), nsenter and
+ *   openssh-server; skipped with the reason in every title otherwise. CI
+ *   runs as root.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Daemon, type Line, has, installOnce, isRoot, must, removeInstall, run, skipReason, waitFor } from './support.js';
+
+const nspawnWhy = !isRoot
+  ? 'needs root; CI runs as root'
+  : !has('systemd-nspawn')
+    ? 'systemd-nspawn is not installed (Debian package systemd-container)'
+    : !has('nsenter') || !fs.existsSync('/lib/systemd/systemd') || !has('/usr/sbin/sshd')
+      ? 'needs nsenter, systemd and openssh-server'
+      : '';
+const skipped = skipReason(nspawnWhy !== '', nspawnWhy);
+
+afterAll(removeInstall);
+
+describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted from this host's /usr${skipped}`, () => {
+  let rootDir = '';
+  let nspawn: Daemon | undefined;
+  let pid1 = 0;
+  const inC = (cmd: string, args: string[], input?: string) =>
+    run('nsenter', ['-t', String(pid1), '-a', cmd, ...args], input === undefined ? {} : { input });
+  const mustC = (cmd: string, args: string[]) => {
+    const r = inC(cmd, args);
+    if (r.status !== 0) throw new Error(`in the container: ${cmd} ${args.join(' ')}: exit ${r.status}\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+  const journal = (): Line[] =>
+    inC('journalctl', ['--no-pager', '-o', 'cat', '-u', 'sluice-*'])
+      .stdout.split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Line);
+  const explain = () => `${inC('systemctl', ['--no-pager', 'status', 'sluice*']).stdout}\n${inC('journalctl', ['--no-pager', '-n', '40', '-u', 'sluice-*']).stdout}`;
+
+  beforeAll(async () => {
+    const dest = installOnce();
+    rootDir = fs.mkdtempSync('/var/tmp/sluice-nspawn-');
+    fs.chmodSync(rootDir, 0o755); // it is the container's "/": every user must traverse it
+    for (const d of ['usr/lib', 'etc', 'var', 'tmp', 'run', 'proc', 'sys', 'dev', 'root', 'home']) fs.mkdirSync(path.join(rootDir, d), { recursive: true });
+    for (const l of ['bin', 'lib', 'lib64', 'sbin']) fs.symlinkSync(`usr/${l}`, path.join(rootDir, l));
+    fs.chmodSync(path.join(rootDir, 'tmp'), 0o1777);
+    must('cp', ['-a', '/etc/.', path.join(rootDir, 'etc')]);
+    // nspawn looks for os-release before it mounts /usr over this placeholder.
+    fs.copyFileSync('/usr/lib/os-release', path.join(rootDir, 'usr/lib/os-release'));
+    fs.rmSync(path.join(rootDir, 'etc/machine-id'), { force: true });
+    must('systemd-machine-id-setup', [`--root=${rootDir}`]);
+    // What `make install` put under /etc; the rest comes with the overlay on /usr.
+    must('cp', ['-a', `${dest}/etc/.`, path.join(rootDir, 'etc')]);
+
+    nspawn = new Daemon('nspawn', 'systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', '-D', rootDir, `--overlay=/usr:${dest}/usr:/usr`, '--console=pipe', '-b'], {
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+    });
+    const children = () => {
+      try {
+        return fs.readFileSync(`/proc/${nspawn!.child.pid}/task/${nspawn!.child.pid}/children`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    };
+    // The container's PID 1 is the child of nspawn once it has become systemd.
+    const comm = (pid: string) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    };
+    await waitFor(() => children().split(/\s+/).some((c) => comm(c) === 'systemd'), 'the container to start systemd', () => nspawn!.stderr);
+    pid1 = Number(children().split(/\s+/).find((c) => comm(c) === 'systemd'));
+    let state = '';
+    await waitFor(
+      () => ['running', 'degraded'].includes((state = inC('systemctl', ['is-system-running']).stdout.trim())),
+      'the container to finish booting',
+      () => `state ${state}\n${nspawn!.stderr}`,
+      90_000,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    if (nspawn && nspawn.child.exitCode === null) {
+      const exited = new Promise((r) => nspawn!.child.once('exit', r));
+      if (pid1) inC('systemctl', ['--no-block', 'poweroff']);
+      const t1 = setTimeout(() => nspawn!.child.kill('SIGTERM'), 20_000);
+      const t2 = setTimeout(() => nspawn!.child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(t1);
+      clearTimeout(t2);
+    }
+    if (rootDir) fs.rmSync(rootDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it(`boot made the users and directories; sluice.target starts all three stages and they stay up${skipped}`, async () => {
+    expect(mustC('stat', ['-c', '%U:%G %a', '/var/lib/sluice/drop/inbox']).trim()).toBe('root:sluice-inbox 2770');
+    expect(mustC('id', ['-nG', 'sluice-ingress']).trim().split(' ').sort()).toEqual(['sluice-inbox', 'sluice-ingress']);
+    mustC('sluice', ['keygen', '--out', '/etc/sluice/keys', '--name', 'signing']);
+    mustC('systemctl', ['start', 'sluice.target']);
+    const stages = ['sluice-ingress', 'sluice-transit', 'sluice-egress'];
+    await waitFor(() => inC('systemctl', ['is-active', ...stages]).stdout.trim().split('\n').every((s) => s === 'active'), 'three active stages', explain);
+    const lines = journal();
+    for (const s of ['ingress', 'transit', 'egress']) expect(lines.some((l) => l.stage === s && l.event === 'started'), s).toBe(true);
+    expect(lines.filter((l) => l.level === 'error' || l.level === 'fatal' || l.event === 'peer-refused'), explain()).toEqual([]);
+    for (const s of stages) expect(mustC('systemctl', ['show', '-p', 'NRestarts', '--value', s]).trim(), s).toBe('0');
+  });
+
+  it(`an scp upload through the distribution's sshd arrives, 0640 for sluice-out, with a report \`sluice verify\` accepts${skipped}`, async () => {
+    mustC('sh', ['-c', 'rm -f /root/uploader /root/uploader.pub && ssh-keygen -q -t ed25519 -N "" -f /root/uploader && install -m 0644 /root/uploader.pub /etc/sluice/drop_authorized_keys']);
+    mustC('systemctl', ['start', 'ssh']);
+    mustC('sh', ['-c', 'printf "measured values\\n1,2\\n" > /root/values.txt && chmod 0600 /root/values.txt']);
+    const scpR = inC('scp', ['-q', '-i', '/root/uploader', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '/root/values.txt', 'sluice-drop@127.0.0.1:']);
+    expect(scpR.status, scpR.stderr).toBe(0);
+    const out = '/var/lib/sluice/outbox/values.txt';
+    await waitFor(() => inC('test', ['-e', `${out}.sluice.json`]).status === 0, 'the report', explain);
+    const v = inC('sluice', ['verify', out, `${out}.sluice.json`, '--pub', '/etc/sluice/keys/signing.pub']);
+    expect(v.stdout + v.stderr).toMatch(/^ok: accepted/);
+    expect(v.status).toBe(0);
+    expect(mustC('stat', ['-c', '%U:%G %a', out]).trim()).toBe('sluice-egress:sluice-out 640');
+  });
+
+  it(`ingress runs with only CAP_DAC_READ_SEARCH and CAP_LEASE and sees only what it needs; egress alone got the key${skipped}`, () => {
+    const pid = mustC('systemctl', ['show', '-p', 'MainPID', '--value', 'sluice-ingress']).trim();
+    const status = mustC('cat', [`/proc/${pid}/status`]);
+    expect(/^CapEff:\s+(\S+)/m.exec(status)![1]).toBe('0000000010000004');
+    const view = (dir: string) => inC('nsenter', ['-t', pid, '-m', 'ls', '-A', dir]).stdout.trim().split('\n').filter(Boolean).sort();
+    expect(view('/etc')).toEqual(['group', 'ld.so.cache', 'passwd', 'sluice']);
+    expect(view('/etc/sluice')).toEqual(['sluice.json']);
+    expect(view('/run')).toEqual(['sluice', 'systemd']);
+    expect(view('/var/lib/sluice')).toEqual(['drop', 'ingress']);
+    expect(inC('nsenter', ['-t', pid, '-m', 'cat', '/etc/shadow']).status).not.toBe(0);
+    expect(mustC('stat', ['-c', '%U %a', '/run/credentials/sluice-egress.service/signing.key']).trim()).toBe('sluice-egress 400');
+    for (const s of ['sluice-transit', 'sluice-egress']) {
+      const p = mustC('systemctl', ['show', '-p', 'MainPID', '--value', s]).trim();
+      expect(/^CapEff:\s+(\S+)/m.exec(mustC('cat', [`/proc/${p}/status`]))![1], s).toBe('0000000000000000');
+    }
+  });
+
+  it(`stopping the target stops each stage cleanly (SIGTERM, \`stopping\`, \`stopped\`), none having restarted${skipped}`, async () => {
+    for (const s of ['sluice-ingress', 'sluice-transit', 'sluice-egress']) expect(mustC('systemctl', ['show', '-p', 'NRestarts', '--value', s]).trim(), s).toBe('0');
+    mustC('systemctl', ['stop', 'sluice.target']);
+    await waitFor(() => inC('systemctl', ['is-active', 'sluice-ingress', 'sluice-transit', 'sluice-egress']).stdout.trim().split('\n').every((s) => s === 'inactive'), 'three inactive stages', explain);
+    for (const s of ['sluice-ingress', 'sluice-transit', 'sluice-egress']) expect(mustC('systemctl', ['show', '-p', 'Result', '--value', s]).trim(), s).toBe('success');
+    const stopped = journal().filter((l) => l.event === 'stopped').map((l) => l.stage);
+    expect(new Set(stopped)).toEqual(new Set(['ingress', 'transit', 'egress']));
+  });
+});
