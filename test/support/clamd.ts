@@ -1,19 +1,20 @@
-// clamd - a real ClamAV daemon for tests: Debian's /usr/sbin/clamd in the
-// foreground, with its own clamd.conf, socket and signature database in a
+// clamd - a real ClamAV daemon for tests: a private clamd as the benchmark
+// starts one (bench/lib/clamd.mjs: Debian's /usr/sbin/clamd in the
+// foreground, with its own clamd.conf, socket and signature database), in a
 // temporary directory. The database is one .ndb line built at run time
 // from the EICAR test string, which is itself assembled here and never
 // stored whole in the repository (a scanner looking at the checkout, or a
 // mail gateway looking at a patch, would rightly flag it). clamd starts in
 // about 0.1 s with such a database and appends ".UNOFFICIAL" to the name.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { CLAMD, ClamdProcess, writeClamdConf } from '../../bench/lib/clamd.mjs';
 
-export const CLAMD = '/usr/sbin/clamd';
+export { CLAMD };
 export const YARA = '/usr/bin/yara';
 export const YARAC = '/usr/bin/yarac';
 export const HAVE_CLAMD = fs.existsSync(CLAMD);
@@ -108,115 +109,60 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** ask - one z-command over the local socket (Node's net can speak it; it just cannot pass descriptors). */
-export function ask(socketPath: string, command: string, timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ path: socketPath });
-    let got = '';
-    const timer = setTimeout(() => s.destroy(new Error('timeout')), timeoutMs);
-    s.on('connect', () => s.write(`z${command}\0`));
-    s.setEncoding('utf8').on('data', (d: string) => (got += d));
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(got.replace(/\0$/, ''));
-    });
-  });
-}
-
 export class Clamd {
   readonly dir: string;
   readonly socket: string;
   readonly conf: string;
   port = 0;
-  private child: ChildProcess | null = null;
-  private output = '';
+  private process: ClamdProcess | null = null;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, socket: string, conf: string) {
     this.dir = dir;
-    this.socket = path.join(dir, 'clamd.sock');
-    this.conf = path.join(dir, 'clamd.conf');
+    this.socket = socket;
+    this.conf = conf;
   }
 
   /** create - write the database and clamd.conf (does not start clamd). */
   static async create(opts: ClamdOptions = {}): Promise<Clamd> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-clamd-'));
-    const c = new Clamd(dir);
-    const db = path.join(dir, 'db');
-    fs.mkdirSync(db);
+    const port = opts.tcp ? await freePort() : 0;
+    const lines: string[] = [];
+    if (opts.tcp) lines.push(`TCPSocket ${port}`, 'TCPAddr 127.0.0.1');
+    if (opts.streamMaxLength) lines.push(`StreamMaxLength ${opts.streamMaxLength}`);
+    if (opts.maxFileSize) lines.push(`MaxFileSize ${opts.maxFileSize}`, `MaxScanSize ${opts.maxFileSize}`);
+    const { socket, conf, db } = writeClamdConf(dir, { socketMode: '660', threads: 4, lines });
+    const c = new Clamd(dir, socket, conf);
+    c.port = port;
     // name:target type (0 = any file):offset (* = anywhere):hex. Anywhere, so a test string in the middle of a file is found too.
     const ndb = Buffer.from(`Eicar-Test:0:*:${eicar().toString('hex')}\n`);
     if (opts.dbVersion === undefined) fs.writeFileSync(path.join(db, 'sluice-test.ndb'), ndb);
     else fs.writeFileSync(path.join(db, 'daily.cud'), cudDatabase(opts.dbVersion, { 'sluice-test.ndb': ndb }));
-    if (opts.tcp) c.port = await freePort();
-    const lines = [
-      'Foreground yes',
-      `LocalSocket ${c.socket}`,
-      'LocalSocketMode 660',
-      'FixStaleSocket yes',
-      `DatabaseDirectory ${db}`,
-      `LogFile ${path.join(dir, 'clamd.log')}`,
-      `PidFile ${path.join(dir, 'clamd.pid')}`,
-      // Without this clamd answers OK for what it did not scan past its limits.
-      'AlertExceedsMax yes',
-      'MaxThreads 4',
-      'SelfCheck 3600',
-    ];
-    if (opts.tcp) lines.push(`TCPSocket ${c.port}`, 'TCPAddr 127.0.0.1');
-    if (opts.streamMaxLength) lines.push(`StreamMaxLength ${opts.streamMaxLength}`);
-    if (opts.maxFileSize) lines.push(`MaxFileSize ${opts.maxFileSize}`, `MaxScanSize ${opts.maxFileSize}`);
-    fs.writeFileSync(c.conf, `${lines.join('\n')}\n`);
     return c;
   }
 
   /** start - run clamd and wait until it answers PING. */
   async start(): Promise<void> {
-    if (this.child) throw new Error('clamd already running');
-    const child = spawn(CLAMD, ['-c', this.conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-4000)));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-4000)));
-    const end = Date.now() + 20_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`clamd exited (${child.exitCode}): ${this.output}`);
-      try {
-        if ((await ask(this.socket, 'PING', 500)) === 'PONG') return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > end) throw new Error(`clamd did not answer PING: ${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (this.process) throw new Error('clamd already running');
+    this.process = await ClamdProcess.start(this.conf, this.socket);
   }
 
   get running(): boolean {
-    return this.child !== null;
+    return this.process !== null;
   }
 
   /** stop - SIGTERM (SIGCONT first, in case it is paused) and wait for it to exit. */
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    this.child = null;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGCONT');
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
+    const p = this.process;
+    this.process = null;
+    await p?.stop();
   }
 
   /** pause/resume - SIGSTOP/SIGCONT: connections are still accepted by the kernel, nothing is answered. */
   pause(): void {
-    this.child?.kill('SIGSTOP');
+    this.process?.signal('SIGSTOP');
   }
   resume(): void {
-    this.child?.kill('SIGCONT');
+    this.process?.signal('SIGCONT');
   }
 
   /** destroy - stop and remove the directory. */
