@@ -8,7 +8,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sealedCopy, countOpenFds, COPY_CHUNK } from './copy.js';
+import { sealedCopy } from './copy.js';
+import { countOpenFds } from './fds.js';
+import { COPY_CHUNK } from './_copy-buffers.js';
 
 let dir: string;
 beforeEach(() => {

@@ -5,7 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { native, ALL_SEALS } from '@sluice/native';
 import { execFileSync } from 'node:child_process';
-import { sealedCopy, countOpenFds, copyAndHashDirect, COPY_CHUNK, DIRECT_MIN_BYTES } from './copy.js';
+import { sealedCopy } from './copy.js';
+import { copyAndHashDirect, DIRECT_MIN_BYTES } from './direct.js';
+import { countOpenFds } from './fds.js';
+import { COPY_CHUNK } from './_copy-buffers.js';
 import { Refused } from './errors.js';
 
 describe('sealedCopy', () => {
@@ -77,8 +80,9 @@ describe('sealedCopy', () => {
   });
 });
 
-describe('sealedCopy reads a large file with O_DIRECT', () => {
-  // The spool's filesystem here: the project's own disk (os.tmpdir() may be tmpfs elsewhere).
+describe('sealedCopy of a spool file: whole aligned blocks, the sender\'s open file left as it was', () => {
+  // The spool's filesystem here: the project's own disk (os.tmpdir() may be tmpfs elsewhere), where
+  // O_DIRECT works: a copy that set it on the descriptor it was sent would show it in the flags.
   const base = path.join(process.cwd(), 'tmp');
   let dir: string;
   beforeEach(() => {
@@ -96,35 +100,39 @@ describe('sealedCopy reads a large file with O_DIRECT', () => {
   async function copyOf(file: string, size: number, during?: (ro: number) => void) {
     const ro = fs.openSync(file, 'r');
     try {
+      const before = { flags: native.fdFlags(ro), fdinfo: fdinfoFlags(ro) };
       const copying = sealedCopy(ro, { maxBytes: size, claimedSize: size });
       during?.(ro);
       const copy = await copying;
       const held = fs.readFileSync(`/proc/self/fd/${copy.fd}`);
       fs.closeSync(copy.fd);
-      return { copy, held, flags: native.fdFlags(ro) };
+      const after = { flags: native.fdFlags(ro), fdinfo: fdinfoFlags(ro) };
+      return { copy, held, flags: after.flags, before, after };
     } finally {
       fs.closeSync(ro);
     }
   }
 
-  for (const size of [DIRECT_MIN_BYTES - 1, DIRECT_MIN_BYTES, DIRECT_MIN_BYTES + 1, COPY_CHUNK + 4096, 3 * COPY_CHUNK + 123]) {
-    it(`${size} bytes: the copy holds exactly them${size >= DIRECT_MIN_BYTES ? ', read with O_DIRECT' : ', read through the page cache'}`, async () => {
+  for (const size of [0, 1, DIRECT_MIN_BYTES - 1, DIRECT_MIN_BYTES, DIRECT_MIN_BYTES + 1, COPY_CHUNK + 4096, 3 * COPY_CHUNK + 123]) {
+    it(`${size} bytes: the copy holds exactly them, and the sender's file status flags are unchanged`, async () => {
       const bytes = pattern(size);
       const file = path.join(dir, 'f');
       fs.writeFileSync(file, bytes);
-      const { copy, held, flags } = await copyOf(file, size);
-      expect(flags & fs.constants.O_DIRECT).toBe(size >= DIRECT_MIN_BYTES ? fs.constants.O_DIRECT : 0);
+      const { copy, held, flags, before, after } = await copyOf(file, size);
+      expect(flags & fs.constants.O_DIRECT).toBe(0); // nobody set it on the open file the sender shares with us
+      expect(after).toEqual(before); // F_GETFL and /proc/self/fdinfo alike
       expect(held.equals(bytes)).toBe(true);
       expect(copy.sha256.toString('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
     });
   }
 
-  it('a sender that clears O_DIRECT, or sets it on a small file, after the check changes nothing but speed', async () => {
+  it('a sender that sets O_DIRECT after the check, on a large or a small file, changes nothing but speed', async () => {
     const big = pattern(3 * COPY_CHUNK + 123);
     fs.writeFileSync(path.join(dir, 'big'), big);
-    const cleared = await copyOf(path.join(dir, 'big'), big.length, (ro) => native.setFdFlags(ro, native.fdFlags(ro) & ~fs.constants.O_DIRECT));
-    expect(cleared.flags & fs.constants.O_DIRECT).toBe(0);
-    expect(cleared.held.equals(big)).toBe(true);
+    const setBig = await copyOf(path.join(dir, 'big'), big.length, (ro) => native.setFdFlags(ro, native.fdFlags(ro) | fs.constants.O_DIRECT));
+    expect(setBig.flags & fs.constants.O_DIRECT).toBe(fs.constants.O_DIRECT);
+    expect(setBig.held.equals(big)).toBe(true);
+    expect(setBig.copy.sha256.toString('hex')).toBe(createHash('sha256').update(big).digest('hex'));
     const small = pattern(10_001);
     fs.writeFileSync(path.join(dir, 'small'), small);
     const set = await copyOf(path.join(dir, 'small'), small.length, (ro) => native.setFdFlags(ro, native.fdFlags(ro) | fs.constants.O_DIRECT));
@@ -133,7 +141,7 @@ describe('sealedCopy reads a large file with O_DIRECT', () => {
     expect(set.copy.sha256.toString('hex')).toBe(createHash('sha256').update(small).digest('hex'));
   });
 
-  it('a file that grows inside its last block during a direct copy is refused (grew)', async () => {
+  it('a file that grows inside its last block during the copy is refused (grew)', async () => {
     const size = DIRECT_MIN_BYTES + 100;
     const file = path.join(dir, 'f');
     fs.writeFileSync(file, pattern(size));
@@ -177,7 +185,7 @@ describe('sealedCopy reads a large file with O_DIRECT', () => {
   });
 
   const isRoot = process.getuid?.() === 0;
-  it.skipIf(!isRoot)(`a filesystem that refuses O_DIRECT (ramfs) gets buffered reads${isRoot ? '' : ' [skipped: mounting ramfs needs root]'}`, async () => {
+  it.skipIf(!isRoot)(`a file on a filesystem that refuses O_DIRECT (ramfs) is copied exactly${isRoot ? '' : ' [skipped: mounting ramfs needs root]'}`, async () => {
     const mnt = path.join(dir, 'ramfs');
     fs.mkdirSync(mnt);
     execFileSync('mount', ['-t', 'ramfs', 'ramfs', mnt]);
@@ -193,6 +201,11 @@ describe('sealedCopy reads a large file with O_DIRECT', () => {
     }
   });
 });
+
+/** fdinfoFlags - the open file's flags as /proc/self/fdinfo shows them (octal, as the kernel prints them). */
+function fdinfoFlags(fd: number): string {
+  return /^flags:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
+}
 
 describe('copyAndHashDirect', () => {
   const O_TMPFILE = native.constants.O_TMPFILE;

@@ -4,6 +4,8 @@
  *
  * DESCRIPTION
  *   copy      checking a received descriptor and taking the private copy
+ *   direct    copies into files a stage opened with O_DIRECT
+ *   fds       counting this process's descriptors (leak checks)
  *   channel   SEQPACKET listeners and connectors, peer checks, ack matching
  *   config    the configuration file, its schema and errors
  *   daemon    the skeleton of a stage: signals, readiness, one fatal path
@@ -13,6 +15,9 @@
  *   errors    Refused (bad input) versus everything else
  */
 export * from './copy.js';
+export * from './direct.js';
+export * from './fds.js';
+export { COPY_CHUNK, DIRECT_ALIGN } from './_copy-buffers.js';
 export * from './receive.js';
 export * from './channel.js';
 export * from './config.js';

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { decodeIngressTransfer, PROTOCOL_REASONS } from '@sluice/protocol';
 import { Listener, type Connection } from './channel.js';
 import { receiveTransfer, RefusedTransfer } from './receive.js';
-import { countOpenFds } from './copy.js';
+import { countOpenFds } from './fds.js';
 
 const SENDER = fileURLToPath(new URL('../test-helpers/sender.mjs', import.meta.url));
 const HOSTILE_PY = fileURLToPath(new URL('../../native/test-helpers/hostile_peer.py', import.meta.url));

@@ -33,7 +33,9 @@ beforeAll(() => {
   fs.mkdirSync(path.join(dir, 'src'));
   fs.mkdirSync(path.join(dir, 'home'));
   fs.copyFileSync(path.join(PKG, 'binding.gyp'), path.join(dir, 'binding.gyp'));
-  fs.copyFileSync(path.join(PKG, SOURCE), path.join(dir, SOURCE));
+  for (const f of fs.readdirSync(path.join(PKG, 'src')).filter((f) => /\.[ch]$/.test(f))) {
+    fs.copyFileSync(path.join(PKG, 'src', f), path.join(dir, 'src', f)); // every C source and header binding.gyp names
+  }
   fs.copyFileSync(path.join(PKG, 'src/sluice_mldsa.c'), path.join(dir, 'src/sluice_mldsa.c'));
   fs.cpSync(path.join(PKG, 'vendor'), path.join(dir, 'vendor'), { recursive: true });
 });

@@ -189,7 +189,8 @@ export interface NativeBinding {
    * fcntl(F_SETFL, flags): set the file status flags the kernel lets change
    * (O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, O_ASYNC); it ignores the
    * access-mode and creation bits. They belong to the open file, so every
-   * descriptor that shares it (a sender's included) sees the change.
+   * descriptor that shares it (a sender's included) sees the change: use it
+   * on open files this process made, never on a received descriptor.
    * EINVAL for O_DIRECT on a filesystem that refuses it.
    */
   setFdFlags(fd: number, flags: number): void;
