@@ -289,7 +289,7 @@ describe('special files', () => {
     });
   });
 
-  it.skipIf(!isRoot)('device nodes (mknod: needs root; skipped otherwise) are refused unopened', async () => {
+  it.skipIf(!isRoot)(`device nodes are refused unopened${isRoot ? '' : ' [skipped: mknod needs root; CI runs as root]'}`, async () => {
     await guarded('devices', async () => {
       // /dev/zero's and loop0's numbers: were either opened and read, the report would not say size 0.
       execFileSync('mknod', [path.join(p.inbox, 'zero.txt'), 'c', '1', '5']);
