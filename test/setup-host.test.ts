@@ -109,7 +109,7 @@ describe(`as root${reason}`, () => {
     expect(r.apt).toEqual([
       'apt-get update -qq',
       'policy-rc.d says 101',
-      `apt-get install -y -qq --no-install-recommends ${missing.join(' ')}`,
+      `apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends ${missing.join(' ')}`,
       'policy-rc.d says 101',
     ]);
     expect(r.stdout).toBe('after: absent\n');
