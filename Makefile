@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all deps build test demo bench clean native crash-long install
+.PHONY: all deps build test host-packages demo bench clean native crash-long install
 
 all: build
 
@@ -22,8 +22,15 @@ build: native
 	chmod +x packages/cli/dist/main.js
 	$(NPM) rebuild --ignore-scripts --no-audit --no-fund @sluice/cli >/dev/null
 
-test: build
+# The host packages first (test/setup-host.sh: installs them as root, names
+# them otherwise), then the build: g++ and python3 are among them. A run ends
+# with every skipped test and its reason (test/support/skip-reporter.ts).
+test: host-packages
+	@$(MAKE) --no-print-directory build
 	npx vitest run
+
+host-packages:
+	@test/setup-host.sh
 
 clean:
 	rm -rf packages/*/dist packages/*/build node_modules

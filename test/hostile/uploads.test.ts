@@ -104,8 +104,12 @@ async function guarded(name: string, fn: () => Promise<void>): Promise<void> {
 /**
  * refusedOnce - ingress logged exactly one structured event about `name`,
  * an upload-refused naming `reason`, and nothing else at warn or worse.
+ * The report can be on disk before the log line has come through ingress's
+ * and `sluice dev`'s stdout to this process, so the line is waited for.
  */
-function refusedOnce(name: string, reason: string): void {
+async function refusedOnce(name: string, reason: string): Promise<void> {
+  const refused = () => p.lines.some((l) => l.stage === 'ingress' && l.name === name && l.event === 'upload-refused');
+  await p.waitFor(refused, 30_000, `ingress's upload-refused line for ${name}`);
   const about = p.lines.filter((l) => l.stage === 'ingress' && l.name === name);
   expect(about.filter((l) => l.event === 'upload-refused').map((l) => l.reason), `${name}: upload-refused lines`).toEqual([reason]);
   expect(about.filter((l) => l.level !== 'info' && l.level !== 'debug' && l.event !== 'upload-refused'), `${name}: other complaints`).toEqual([]);
@@ -168,7 +172,7 @@ describe('links', () => {
         expect(found.report.reason).toMatch(/not-regular: symlink/);
         expect(verified(found)).toBe(true);
         expect(fs.existsSync(path.join(p.inbox, name))).toBe(false);
-        refusedOnce(name, 'not-regular');
+        await refusedOnce(name, 'not-regular');
       }
       expect(fs.readFileSync(path.join(outside, 'secret.txt'), 'utf8')).toBe(SECRET);
     });
@@ -204,7 +208,7 @@ describe('links', () => {
       expect(found.report.reason).toMatch(/hard-link: regular file with 2 links/);
       expect(found.report.sha256).not.toBe(sha256hex(Buffer.from(SECRET)));
       expect(verified(found)).toBe(true);
-      refusedOnce('linked.txt', 'hard-link');
+      await refusedOnce('linked.txt', 'hard-link');
       expect(fs.existsSync(path.join(p.inbox, 'linked.txt'))).toBe(false);
       // The secret's own name is untouched (ingress removed only the inbox name).
       expect(fs.readFileSync(secret, 'utf8')).toBe(SECRET);
@@ -257,7 +261,7 @@ describe('special files', () => {
         expect(found.report).toMatchObject({ verdict: 'rejected', size: 0 });
         expect(found.report.reason).toMatch(/not-regular: fifo/);
         expect(verified(found)).toBe(true);
-        refusedOnce('pipe.txt', 'not-regular');
+        await refusedOnce('pipe.txt', 'not-regular');
         expect(fs.existsSync(path.join(p.inbox, 'pipe.txt'))).toBe(false);
         // Still blocked in open() now that ingress is done with it: nobody ever opened it for reading.
         expect(wchan(writer.pid!)).toBe('wait_for_partner');
@@ -281,7 +285,7 @@ describe('special files', () => {
       try {
         const found = await p.reportFor('listening.sock');
         expect(found.report.reason).toMatch(/not-regular: socket/);
-        refusedOnce('listening.sock', 'not-regular');
+        await refusedOnce('listening.sock', 'not-regular');
         expect(connected).toBe(false);
       } finally {
         server.close();
@@ -289,7 +293,7 @@ describe('special files', () => {
     });
   });
 
-  it.skipIf(!isRoot)('device nodes (mknod: needs root; skipped otherwise) are refused unopened', async () => {
+  it.skipIf(!isRoot)(`device nodes are refused unopened${isRoot ? '' : ' [skipped: mknod needs root; CI runs as root]'}`, async () => {
     await guarded('devices', async () => {
       // /dev/zero's and loop0's numbers: were either opened and read, the report would not say size 0.
       execFileSync('mknod', [path.join(p.inbox, 'zero.txt'), 'c', '1', '5']);
@@ -301,8 +305,8 @@ describe('special files', () => {
       expect(disk.report).toMatchObject({ verdict: 'rejected', size: 0 });
       expect(disk.report.reason).toMatch(/not-regular: block device/);
       expect(verified(zero) && verified(disk)).toBe(true);
-      refusedOnce('zero.txt', 'not-regular');
-      refusedOnce('disk.img', 'not-regular');
+      await refusedOnce('zero.txt', 'not-regular');
+      await refusedOnce('disk.img', 'not-regular');
     });
   });
 });
