@@ -56,12 +56,12 @@
  *   - one chunk of the log being read (READ_CHUNK) or written
  *     (WRITE_CHUNK), and one line of at most MAX_LINE_BYTES.
  *
- *   At start, and once the records appended since outnumber both
- *   COMPACT_EVERY and the records kept (so rewriting costs O(1) per
- *   record), the log is rewritten with what is kept: streamed into a
- *   temporary file, fsynced, renamed over the log, and the directory
- *   fsynced. So the log holds at most about twice the records kept, plus
- *   COMPACT_EVERY.
+ *   At start, and once at least COMPACT_EVERY records were appended and
+ *   the log has grown to twice its size after the last rewrite (so
+ *   rewriting costs O(1) per byte appended), the log is rewritten with what
+ *   is kept: streamed into a temporary file, fsynced, renamed over the log,
+ *   and the directory fsynced. So on disk the log stays under about twice
+ *   what is kept, or COMPACT_EVERY records more than that.
  *
  *   Reading the log at start streams it. A crash can cut its end short. The
  *   last line without its newline (a write the crash interrupted) and lines
@@ -191,6 +191,8 @@ export class Journal {
   /** The current log, O_RDWR|O_APPEND: appended to, and read for intents' bodies. */
   private fd = -1;
   private size = 0;
+  /** The size of the log when it was last rewritten. */
+  private compacted = 0;
   private appended = 0;
   private flush: SharedFlush | null = null;
   /** Set when a failed append could not be undone: no further record is written until a restart. */
@@ -280,7 +282,8 @@ export class Journal {
       this.opts.log?.warn({ event: 'journal-write-failed', id, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not record a delivery as done; it is read back from its report at the next start');
       return;
     }
-    if (this.appended >= Math.max(this.opts.compactEvery ?? COMPACT_EVERY, this.done.size + this.pending.size)) {
+    // Rewriting costs about the size of what is kept: wait until as much again was appended (O(1) per byte).
+    if (this.appended >= (this.opts.compactEvery ?? COMPACT_EVERY) && this.size >= 2 * this.compacted) {
       try {
         this.compact();
       } catch (err) {
@@ -402,6 +405,7 @@ export class Journal {
     const oldFlush = this.flush;
     this.fd = fd;
     this.size = w.size;
+    this.compacted = w.size;
     this.appended = 0;
     this.broken = null;
     this.flush = new SharedFlush(() => fdatasyncFd(fd));
