@@ -13,7 +13,7 @@ import { JOURNAL_FILE } from './journal.js';
 const DIST = fileURLToPath(new URL('../dist/journal.js', import.meta.url));
 const SRC = fileURLToPath(new URL('./journal.ts', import.meta.url));
 
-/** The heap the child gets (MiB): a million records read the old way needed several hundred. */
+/** The heap the child gets (MiB): far less than a million records would take if they were all kept. */
 const HEAP_MB = 64;
 const EXPIRED = 100_000; // delivered lines older than journalDays
 const OLDER = 800_000; // delivered lines within journalDays

@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Journal, JournalError, JOURNAL_FILE, MAX_LINE_BYTES, type JournalEntry, type JournalOptions } from './journal.js';
+import { defaults } from '@sluice/core';
+import { Journal, JournalError, JOURNAL_FILE, MAX_DELIVERIES, MAX_LINE_BYTES, MAX_UNFINISHED, type JournalEntry, type JournalOptions } from './journal.js';
 
 let state: string;
 beforeEach(() => {
@@ -272,6 +273,11 @@ describe('Journal bounds', () => {
     await zeros.close();
     fs.appendFileSync(logFile(), Buffer.concat([Buffer.alloc(MAX_LINE_BYTES + 10, 'x'), Buffer.from('\n')]));
     expect(() => open()).toThrow(`line 5: longer than ${MAX_LINE_BYTES} bytes`);
+  });
+
+  it("the bounds' defaults are those of egress.journalMaxDeliveries and egress.journalMaxUnfinished", () => {
+    expect(MAX_DELIVERIES).toBe(defaults().egress.journalMaxDeliveries);
+    expect(MAX_UNFINISHED).toBe(defaults().egress.journalMaxUnfinished);
   });
 
   it('the bounds are positive integers', () => {

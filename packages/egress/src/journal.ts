@@ -37,8 +37,8 @@
  * BOUNDS
  *   Memory holds, whatever the size of the log:
  *   - at most maxDeliveries done deliveries (egress.journalMaxDeliveries),
- *     each as its id, digest, place, stored name and time: about 300 bytes
- *     (docs/configuration.md). Beyond that the oldest is forgotten, as it
+ *     each as its id, digest, place, stored name and time (what that costs
+ *     in bytes: docs/configuration.md). Beyond that the oldest is forgotten, as it
  *     is once it is older than retentionDays (egress.journalDays). A
  *     transfer that comes again after its delivery was forgotten (its ack
  *     was lost and ingress held it all that time) is delivered a second
@@ -580,17 +580,17 @@ export class Journal {
     if (this.pending.size <= this.maxUnfinished) return;
     throw new JournalError(
       `egress journal ${this.file} (${where}): more than ${this.maxUnfinished} unfinished deliveries, the bound egress.journalMaxUnfinished; ` +
-        'egress does not start without keeping each one reserved: raise egress.journalMaxUnfinished (about 300 bytes of memory each) and start again',
+        'egress does not start without keeping each one reserved: raise egress.journalMaxUnfinished (a few hundred bytes of memory each, docs/configuration.md) and start again',
     );
   }
 
   /** resolve - unfinished deliveries whose outputs are in place (their done record was lost) become done. */
   private resolve(): void {
-    const isDelivered = this.opts.isDelivered;
-    if (!isDelivered) return;
+    const inPlace = this.opts.isDelivered;
+    if (!inPlace) return;
     const now = Date.now();
     for (const [id, p] of this.pending) {
-      if (isDelivered(this.entryOf(id, p))) {
+      if (inPlace(this.entryOf(id, p))) {
         this.pending.delete(id);
         this.remember(id, new Kept(p.sha256, p.place, p.stored, now));
         this.resolved++;
