@@ -119,6 +119,8 @@ export const SCHEMA: Record<string, Spec> = {
       rejected: { kind: 'path', default: '/var/lib/sluice/rejected', doc: 'Reports of rejected files.' },
       state: { kind: 'path', default: '/var/lib/sluice/egress', doc: 'Egress-private delivery journal (0700).' },
       journalDays: { kind: 'int', default: 7, min: 1, max: 3650, doc: 'Days the journal remembers a delivery, to ack a late resend of it as a duplicate.' },
+      journalMaxDeliveries: { kind: 'int', default: 200_000, min: 1_000, max: 10_000_000, doc: 'Most deliveries the journal remembers (about 300 bytes of memory each); beyond, the oldest is forgotten before journalDays.' },
+      journalMaxUnfinished: { kind: 'int', default: 10_000, min: 100, max: 1_000_000, doc: 'Most unfinished deliveries the journal holds; beyond, a new delivery is refused with retry, and egress does not start on a journal with more.' },
       signingKey: { kind: 'path', default: '/etc/sluice/keys/signing.key', doc: 'Private signing key (mode 0400, egress only).' },
       outputMode: { kind: 'mode', default: 0o640, doc: 'Mode of delivered files and reports.' },
       signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },
@@ -179,6 +181,8 @@ export interface Config {
     rejected: string;
     state: string;
     journalDays: number;
+    journalMaxDeliveries: number;
+    journalMaxUnfinished: number;
     signingKey: string;
     outputMode: number;
     signers: number;

@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Journal, JournalError, JOURNAL_FILE, type JournalEntry, type JournalOptions } from './journal.js';
+import { defaults } from '@sluice/core';
+import { Journal, JournalError, JOURNAL_FILE, MAX_DELIVERIES, MAX_LINE_BYTES, MAX_UNFINISHED, type JournalEntry, type JournalOptions } from './journal.js';
 
 let state: string;
 beforeEach(() => {
@@ -163,6 +164,125 @@ describe('Journal', () => {
     expect(fs.readdirSync(state)).toEqual([JOURNAL_FILE]);
     await j.close();
     expect(open().get('o1')?.complete).toBe(false);
+  });
+});
+
+describe('Journal bounds', () => {
+  it('beyond maxDeliveries the oldest done deliveries are forgotten, in memory and in the log; one sent again is a new delivery', async () => {
+    const j = open({ maxDeliveries: 3, compactEvery: 4 });
+    for (let i = 0; i < 10; i++) {
+      await j.intend(entry(`k${i}`, `k${i}.txt`));
+      j.complete(`k${i}`);
+    }
+    for (let i = 0; i < 7; i++) expect(j.get(`k${i}`), `k${i}`).toBeNull();
+    for (let i = 7; i < 10; i++) expect(j.get(`k${i}`)?.complete, `k${i}`).toBe(true);
+    expect(events.filter((e) => e.event === 'journal-forgot').reduce((n, e) => n + (e.forgotten as number), 0)).toBeGreaterThan(0);
+    // Forgotten: the same transfer is delivered again, under the name chosen now.
+    await j.intend(entry('k0', 'k0-2.txt'));
+    expect(j.reservedNames()).toEqual(new Set(['outbox/k0-2.txt']));
+    await j.close();
+    const again = open({ maxDeliveries: 3 });
+    expect(again.get('k0')).toMatchObject({ complete: false, entry: { stored: 'k0-2.txt' } });
+    for (let i = 1; i < 7; i++) expect(again.get(`k${i}`), `k${i}`).toBeNull();
+    for (let i = 7; i < 10; i++) expect(again.get(`k${i}`)?.complete, `k${i}`).toBe(true);
+    await again.close();
+    expect(records().map((r) => r.op).sort()).toEqual(['delivered', 'delivered', 'delivered', 'intend']);
+  });
+
+  it('a log longer than maxDeliveries is read keeping the newest; an intent sent again after its forgotten delivery is unfinished', async () => {
+    const old = new Date(Date.now() - 3_600_000).toISOString();
+    const lines = [
+      ...Array.from({ length: 6 }, (_, i) => ({ op: 'delivered', id: `f${i}`, sha256: 'ab'.repeat(32), place: 'outbox', stored: `f${i}.txt`, at: old })),
+      { op: 'intend', entry: { ...entry('f0', 'f0-2.txt'), sha256: 'cd'.repeat(32) } },
+    ];
+    fs.writeFileSync(logFile(), lines.map((l) => JSON.stringify(l) + '\n').join(''));
+    const j = open({ maxDeliveries: 2 });
+    expect(j.get('f0')).toMatchObject({ complete: false, entry: { stored: 'f0-2.txt', sha256: 'cd'.repeat(32) } });
+    expect(j.get('f3')).toBeNull();
+    expect(j.get('f4')?.complete).toBe(true);
+    expect(j.get('f5')?.complete).toBe(true);
+    expect(events.find((e) => e.event === 'journal-forgot')).toMatchObject({ forgotten: 4, bound: 2 });
+    await j.close();
+    // The same intent after its own done record (written again) leaves it done.
+    fs.writeFileSync(logFile(), [lines[5], { op: 'intend', entry: entry('f5', 'f5.txt') }].map((l) => JSON.stringify(l) + '\n').join(''));
+    expect(open().get('f5')?.complete).toBe(true);
+  });
+
+  it('with maxUnfinished unfinished deliveries a new intent is refused (EJOURNALFULL, one journal-full) and reserves nothing; a completion makes room', async () => {
+    const j = open({ maxUnfinished: 2 });
+    await j.intend(entry('u1', 'u1.txt'));
+    await j.intend(entry('u2', 'u2.txt'));
+    await expect(j.intend(entry('u3', 'u3.txt'))).rejects.toMatchObject({ code: 'EJOURNALFULL', message: expect.stringContaining('egress.journalMaxUnfinished') });
+    await expect(j.intend(entry('u4', 'u4.txt'))).rejects.toMatchObject({ code: 'EJOURNALFULL' });
+    expect(j.get('u3')).toBeNull();
+    expect(j.reservedNames()).toEqual(new Set(['outbox/u1.txt', 'outbox/u2.txt']));
+    expect(events.filter((e) => e.event === 'journal-full')).toEqual([expect.objectContaining({ unfinished: 2, bound: 2 })]);
+    await j.intend(entry('u1', 'u1.txt')); // an unfinished one recorded again is not a new one
+    j.complete('u1');
+    await j.intend(entry('u3', 'u3.txt'));
+    await j.close();
+    expect(open({ maxUnfinished: 2 }).reservedNames()).toEqual(new Set(['outbox/u2.txt', 'outbox/u3.txt']));
+  });
+
+  it('a log with more unfinished deliveries than maxUnfinished: those in place read as delivered; if still too many, egress does not start, naming the key', async () => {
+    const j = open();
+    for (let i = 0; i < 5; i++) await j.intend(entry(`v${i}`, `v${i}.txt`));
+    await j.close();
+    fs.appendFileSync(logFile(), `{"op":"done","id":"v1","at":"${new Date().toISOString()}"}\n`); // after v1 was read as delivered
+    const inPlace = (e: JournalEntry) => e.id === 'v0' || e.id === 'v1';
+    const after = open({ maxUnfinished: 3, isDelivered: inPlace });
+    expect(after.reservedNames()).toEqual(new Set(['outbox/v2.txt', 'outbox/v3.txt', 'outbox/v4.txt']));
+    expect(after.get('v0')?.complete).toBe(true);
+    expect(after.get('v1')?.complete).toBe(true);
+    await after.close();
+    expect(() => open({ maxUnfinished: 2 })).toThrow(JournalError);
+    expect(() => open({ maxUnfinished: 2 })).toThrow(/more than 2 unfinished deliveries, the bound egress\.journalMaxUnfinished.*raise egress\.journalMaxUnfinished/);
+    expect(open({ maxUnfinished: 3 }).reservedNames().size).toBe(3); // nothing was lost on the refusal
+  });
+
+  it("an unfinished delivery's report body stays in the log and reads back whole, across compactions and restarts", async () => {
+    const body = { transfer: 'b1', reason: 'é \u0000 '.repeat(100), checks: [{ name: 'x', reason: 'y' }] };
+    const j = open({ compactEvery: 4 });
+    await j.intend({ ...entry('b1', 'b1.txt'), body });
+    for (let i = 0; i < 30; i++) {
+      await j.intend(entry(`o${i}`, `o${i}.txt`));
+      j.complete(`o${i}`);
+    }
+    expect(records().some((r) => r.op === 'delivered')).toBe(true); // rewritten along the way
+    expect(j.get('b1')).toMatchObject({ complete: false, durable: true, entry: { body } });
+    await j.close();
+    expect(open().get('b1')).toMatchObject({ complete: false, entry: { body } });
+  });
+
+  it('a line longer than a read is read whole; one over MAX_LINE_BYTES stops egress unless it is never-written blocks', async () => {
+    const big = { ...entry('g1', 'g1.txt'), body: { pad: 'z'.repeat(3 * 1024 * 1024 + 7) } };
+    const j = open();
+    await j.intend(entry('g0', 'g0.txt'));
+    await j.intend(big);
+    await j.intend(entry('g2', 'g2.txt'));
+    await j.close();
+    const again = open();
+    expect(again.get('g1')).toMatchObject({ entry: { body: big.body } });
+    expect(again.reservedNames().size).toBe(3);
+    await again.close();
+    const whole = fs.readFileSync(logFile());
+    fs.writeFileSync(logFile(), Buffer.concat([whole, Buffer.alloc(MAX_LINE_BYTES + 10), Buffer.from('\n'), Buffer.from(JSON.stringify({ op: 'intend', entry: entry('g3', 'g3.txt') }) + '\n')]));
+    const zeros = open();
+    expect(zeros.reservedNames().size).toBe(4);
+    expect(events.find((e) => e.event === 'journal-recovered')).toMatchObject({ dropped: 1 });
+    await zeros.close();
+    fs.appendFileSync(logFile(), Buffer.concat([Buffer.alloc(MAX_LINE_BYTES + 10, 'x'), Buffer.from('\n')]));
+    expect(() => open()).toThrow(`line 5: longer than ${MAX_LINE_BYTES} bytes`);
+  });
+
+  it("the bounds' defaults are those of egress.journalMaxDeliveries and egress.journalMaxUnfinished", () => {
+    expect(MAX_DELIVERIES).toBe(defaults().egress.journalMaxDeliveries);
+    expect(MAX_UNFINISHED).toBe(defaults().egress.journalMaxUnfinished);
+  });
+
+  it('the bounds are positive integers', () => {
+    expect(() => open({ maxDeliveries: 0 })).toThrow(RangeError);
+    expect(() => open({ maxUnfinished: 1.5 })).toThrow(RangeError);
   });
 });
 
