@@ -8,7 +8,7 @@
  *   fixed keys live in test-vector/vector.json.
  */
 import { createHash } from 'node:crypto';
-import { asciiJson, generateKeys, jcs, type ReportBody } from '../src/index.js';
+import { asciiJson, generateKeys, jcs, REPORT_FORMAT, type ReportBody } from '../src/index.js';
 
 export const keysA = generateKeys();
 export const keysB = generateKeys();
@@ -25,7 +25,7 @@ export function factsOf(content: Uint8Array): { size: number; sha256hex: string 
 export function makeBody(key: string, content: Uint8Array = CONTENT_A, over: Partial<ReportBody> = {}): ReportBody {
   const facts = factsOf(content);
   return {
-    format: 'sluice-report/1',
+    format: REPORT_FORMAT,
     station: 'test-station',
     software: 'sluice 0.1.0',
     key,
