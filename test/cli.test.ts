@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSecretKey, signReport, serializeReport, keyIdOfSecret, EXIT_CODES, MAX_REPORT_BYTES, type ReportBody } from '../packages/report/src/index.js';
+import { loadSecretKey, signReport, serializeReport, keyIdOfSecret, EXIT_CODES, MAX_REPORT_BYTES, REPORT_FORMAT, type ReportBody } from '../packages/report/src/index.js';
 import { devConfig, stageScript } from '../packages/cli/src/dev.js';
 import { Pipeline } from './support/pipeline.js';
 
@@ -26,7 +26,7 @@ function body(over: Partial<ReportBody> & { bytes?: string } = {}): ReportBody {
   const { bytes: _b, ...rest } = over;
   const secret = loadSecretKey(keys.secret);
   return {
-    format: 'sluice-report/1',
+    format: REPORT_FORMAT,
     station: 'test',
     software: 'sluice 0.1.0',
     key: keyIdOfSecret(secret),
@@ -157,22 +157,38 @@ describe('sluice verify', () => {
     expect(r.stderr).toMatch(/^FAILED: malformed report: report is larger than 2097152 bytes\n$/);
   });
 
-  it('the test vector of docs/report-format.md verifies with the documented exit codes', () => {
-    const vector = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../packages/report/test-vector/vector.json', import.meta.url)), 'utf8')) as {
-      publicKeyFile: string;
-      file: { contentUtf8: string };
-      cases: { reportFile: string; verify: { exitCode: number } }[];
-    };
-    const vdir = fs.mkdtempSync(path.join(dir, 'vector-'));
-    fs.writeFileSync(path.join(vdir, 'vector.pub'), vector.publicKeyFile);
-    fs.writeFileSync(path.join(vdir, 'file'), vector.file.contentUtf8);
-    expect(vector.cases.map((c) => c.verify.exitCode).sort()).toEqual([EXIT_CODES.ok, EXIT_CODES.rejected]);
-    vector.cases.forEach((c, n) => {
-      const rep = path.join(vdir, `case-${n}.sluice.json`);
-      fs.writeFileSync(rep, c.reportFile);
-      expect(sluice('verify', path.join(vdir, 'file'), rep, '--pub', path.join(vdir, 'vector.pub')).status).toBe(c.verify.exitCode);
-      expect(sluice('verify', '--report-only', rep, '--pub', path.join(vdir, 'vector.pub')).status).toBe(EXIT_CODES.ok);
-    });
+  it('the test vector under docs/report-vector/ verifies with the exit codes its README states', () => {
+    const vdir = fileURLToPath(new URL('../docs/report-vector/', import.meta.url));
+    const pub = path.join(vdir, 'vector.pub');
+    const hello = path.join(vdir, 'hello.txt');
+    const expected: [string, number][] = [
+      ['accepted', EXIT_CODES.ok],
+      ['rejected', EXIT_CODES.rejected],
+      ['refused', EXIT_CODES.mismatch],
+      ['v1-accepted', EXIT_CODES.ok],
+      ['v1-rejected', EXIT_CODES.rejected],
+      ['v1-refused', EXIT_CODES.mismatch],
+    ];
+    expect(fs.readdirSync(vdir).filter((f) => f.endsWith('.sluice.json')).sort()).toEqual(expected.map(([n]) => `${n}.sluice.json`).sort());
+    for (const [name, code] of expected) {
+      const rep = path.join(vdir, `${name}.sluice.json`);
+      const r = sluice('verify', hello, rep, '--pub', pub);
+      expect([name, r.status], r.stdout + r.stderr).toEqual([name, code]);
+    }
+  });
+
+  it('an empty file against a report of an upload refused at pickup: mismatch (4), in either format', () => {
+    const vdir = fileURLToPath(new URL('../docs/report-vector/', import.meta.url));
+    const empty = path.join(dir, 'empty.txt');
+    fs.writeFileSync(empty, '');
+    for (const name of ['refused', 'v1-refused']) {
+      const r = sluice('verify', empty, path.join(vdir, `${name}.sluice.json`), '--pub', path.join(vdir, 'vector.pub'));
+      expect([name, r.status]).toEqual([name, EXIT_CODES.mismatch]);
+      expect(r.stderr).toMatch(/^FAILED: file does not match report: the report is about an upload refused at pickup and never copied; it vouches for no bytes/);
+    }
+    const only = sluice('verify', '--report-only', path.join(vdir, 'refused.sluice.json'), '--pub', path.join(vdir, 'vector.pub'), '--json');
+    expect(only.status).toBe(EXIT_CODES.ok);
+    expect(JSON.parse(only.stdout).report).toMatchObject({ format: 'sluice-report/2', sha256: null, size: 5368709120, verdict: 'rejected' });
   });
 
   it('usage errors exit 2 and say what is missing', () => {

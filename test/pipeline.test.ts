@@ -56,6 +56,9 @@ describe('the demo samples', () => {
       } else if (s.name === 'tool') {
         expect(found.report.sha256).toBe(sha(s.bytes)); // rejected after checking: the report binds the bytes checked
         expect(fs.existsSync(path.join(p.rejected, found.report.name.stored))).toBe(false); // only the report
+      } else if (s.name === 'big.csv') {
+        // Refused at pickup, never copied: no digest, and the size ingress saw.
+        expect([found.report.sha256, found.report.size]).toEqual([null, s.bytes.length]);
       }
       expect(verified(found).ok, `${s.name}: ${verified(found).reason}`).toBe(true);
     }
@@ -174,18 +177,23 @@ describe('hostile inbox entries', () => {
     fs.linkSync(secret, path.join(p.inbox, 'hardlink.txt'));
     fs.renameSync(hiddenFifo, path.join(p.inbox, 'pipe.txt'));
 
-    const expectations: [string, RegExp][] = [
-      ['link.txt', /not-regular: symlink/],
-      ['hardlink.txt', /hard-link/],
-      ['pipe.txt', /not-regular: fifo/],
+    // Never copied: no digest; the size seen at pickup when it was a regular file.
+    const expectations: [string, RegExp, number | null][] = [
+      ['link.txt', /not-regular: symlink/, null],
+      ['hardlink.txt', /hard-link: 11 bytes, regular file with 2 links/, 'top secret\n'.length],
+      ['pipe.txt', /not-regular: fifo/, null],
     ];
-    for (const [name, reason] of expectations) {
+    const empty = { size: 0, sha256hex: sha('') };
+    for (const [name, reason, size] of expectations) {
       const found = await p.reportFor(name);
       expect(found.place).toBe('rejected');
       expect(found.report.verdict).toBe('rejected');
       expect(found.report.reason).toMatch(reason);
-      expect(found.report.size).toBe(0);
+      expect([found.report.sha256, found.report.size]).toEqual([null, size]);
       expect(verified(found).ok).toBe(true);
+      // No file matches a report about no bytes, not even an empty one.
+      const withEmpty = verifyReport({ reportText: fs.readFileSync(found.reportPath, 'utf8'), publicKey: loadPublicKey(p.publicKey), file: empty, reportOnly: false });
+      expect([withEmpty.code, withEmpty.exitCode]).toEqual(['mismatch', 4]);
     }
     await new Promise((r) => setTimeout(r, 500));
     expect(opened).toEqual([false, false]); // nobody opened either FIFO for reading

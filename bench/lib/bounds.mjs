@@ -50,7 +50,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { native, ALL_SEALS } from '@sluice/native';
 import { writeDurable } from '@sluice/core';
-import { SignerPool, writeKeyFiles, loadSecretKey, keyIdOfSecret } from '@sluice/report';
+import { SignerPool, writeKeyFiles, loadSecretKey, keyIdOfSecret, REPORT_FORMAT } from '@sluice/report';
 import { median } from './stats.mjs';
 
 const CHUNK = 1 << 20;
@@ -166,7 +166,7 @@ function reportBody(keyId, i, sha256) {
   const now = new Date().toISOString();
   const name = `s-${String(i).padStart(5, '0')}.txt`;
   return {
-    format: 'sluice-report/1',
+    format: REPORT_FORMAT,
     station: 'sluice-dev',
     software: 'sluice 0.1.0',
     key: keyId,

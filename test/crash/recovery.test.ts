@@ -23,7 +23,7 @@ import { devConfig } from '../../packages/cli/src/dev.js';
 import { loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
 import { Peer, newId, sha256, sha256hex, transitRecord } from '../hostile/impersonate.js';
 import { Pipeline } from '../support/pipeline.js';
-import { journalStates, loseLastDone } from '../support/journal.js';
+import { journalPath, journalStates, loseLastDone } from '../support/journal.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const REPORT = '.sluice.json';
@@ -132,6 +132,26 @@ describe('restart recovery', () => {
     expect(await send(id, 'half.txt', bytes)).toMatchObject({ status: 'delivered', reason: 'accepted' });
     expect(outputs().filter((n) => n.startsWith('half'))).toEqual(['half.txt', `half.txt${REPORT}`]);
     expectDelivered('half.txt', bytes, id);
+  });
+
+  it('an unfinished delivery journalled by a version that wrote sluice-report/1 is finished with a sluice-report/2 report', async () => {
+    const id = newId('upgraded');
+    const bytes = text('journalled before an upgrade');
+    expect(await send(id, 'upgraded.txt', bytes)).toMatchObject({ status: 'delivered' });
+    // A power cut after "link file", and the software upgraded meanwhile: the intent names the old format.
+    loseLastDone(p.dir, id);
+    fs.rmSync(path.join(p.outbox, `upgraded.txt${REPORT}`));
+    const journal = fs.readFileSync(journalPath(p.dir), 'utf8');
+    const intent = journal.split('\n').find((l) => l.includes('"op":"intend"') && l.includes(`"id":"${id}"`))!;
+    expect(intent).toContain('"format":"sluice-report/2"');
+    fs.writeFileSync(journalPath(p.dir), journal.replace(intent, intent.replace('"format":"sluice-report/2"', '"format":"sluice-report/1"')));
+    await crash('egress');
+
+    expect(await send(id, 'upgraded.txt', bytes)).toMatchObject({ status: 'delivered', reason: 'accepted' });
+    expectDelivered('upgraded.txt', bytes, id);
+    const report = JSON.parse(fs.readFileSync(path.join(p.outbox, `upgraded.txt${REPORT}`), 'utf8')) as { format: string; signature: object };
+    expect(report.format).toBe('sluice-report/2');
+    expect(report.signature).not.toHaveProperty('context');
   });
 
   it('a power cut that keeps the report link and loses the file link and the done record: the delivery is finished, not acked as done', async () => {

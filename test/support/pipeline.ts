@@ -12,8 +12,10 @@ export type LogLine = Record<string, unknown> & { stage?: string; event?: string
 
 export interface Report {
   verdict: 'accepted' | 'rejected';
-  sha256: string;
-  size: number;
+  /** null: an upload refused at pickup, never copied (docs/report-format.md, section 1.2). */
+  sha256: string | null;
+  /** For an upload never copied: the size ingress saw, or null. */
+  size: number | null;
   reason: string;
   transfer: string;
   name: { original: string; stored: string };

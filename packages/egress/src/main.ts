@@ -65,7 +65,7 @@ import {
   type AckStatus,
   type TransitTransfer,
 } from '@sluice/protocol';
-import { loadSecretKey, keyIdOfSecret, SignerPool, type ReportBody } from '@sluice/report';
+import { loadSecretKey, keyIdOfSecret, pickupRefusal, SignerPool, REPORT_FORMAT, type ReportBody } from '@sluice/report';
 import { Journal, type JournalEntry } from './journal.js';
 
 const REPORT_SUFFIX = '.sluice.json';
@@ -171,7 +171,8 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   /** writeReport - sign the body, write it unnamed, link it as <stored>.sluice.json. */
   async function writeReport(entry: JournalEntry): Promise<void> {
     const dir = dirOf(entry.place);
-    const text = await signer.signAndSerialize(entry.body as unknown as ReportBody);
+    // A body journalled by an earlier version names an earlier format; its members mean the same in this one.
+    const text = await signer.signAndSerialize({ ...entry.body, format: REPORT_FORMAT } as unknown as ReportBody);
     const fd = await openTmp(dir);
     try {
       fs.writeFileSync(fd, text);
@@ -302,18 +303,22 @@ runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
     const failing = rec.checks.filter((k) => k.outcome !== 'pass');
     let reason = failing.map((k) => `${k.name}: ${k.reason}`).join('; ');
     if (verdict === 'rejected' && !reason) reason = rec.checks.length === 0 ? 'no checks ran' : 'transit rejected the file';
+    const checks = rec.checks.map((k) => ({ name: k.name, result: k.outcome, reason: k.reason, engine: k.engine }));
+    // Refused at pickup: ingress copied nothing (egress got an empty file), so the report vouches for
+    // no bytes: no digest, and the size ingress saw. A non-empty file always gets its own digest.
+    const refused = verdict === 'rejected' && rec.size === 0 ? pickupRefusal(checks) : null;
     return {
-      format: 'sluice-report/1',
+      format: REPORT_FORMAT,
       station: cfg.station,
       software: `sluice ${SOFTWARE_VERSION}`,
       key: keyId,
       transfer: rec.id,
       name: { original: rec.name, stored },
-      size: rec.size,
-      sha256: Buffer.from(rec.sha256).toString('hex'),
+      size: refused ? refused.sizeSeen : rec.size,
+      sha256: refused ? null : Buffer.from(rec.sha256).toString('hex'),
       verdict,
       reason,
-      checks: rec.checks.map((k) => ({ name: k.name, result: k.outcome, reason: k.reason, engine: k.engine })),
+      checks,
       times: { received: rec.receivedAt, checked: rec.checkedAt, reported: new Date().toISOString() },
     };
   }

@@ -18,7 +18,10 @@
  *      limit is refused without ever being opened: ingress records a
  *      refusal (an empty spool entry with the reason, which becomes a signed
  *      rejection report downstream) and removes the inbox entry (directories
- *      are reported once and left in place).
+ *      are reported once and left in place). The reason is "<code>: <detail>";
+ *      for a regular file the detail starts with "<N> bytes", the size lstat
+ *      saw, which the report states as the size seen at pickup (nothing was
+ *      copied, so it has no digest; docs/report-format.md).
  *   3. open(O_RDONLY|O_NOFOLLOW|O_NONBLOCK) and fstat: it must be the very
  *      inode lstat saw (otherwise it was swapped; look again later).
  *   4. Complete? A read lease (F_SETLEASE F_RDLCK) is granted only while no
@@ -242,7 +245,7 @@ export class Inbox {
       return;
     }
     if (st.nlink !== 1) {
-      await this.refuse(name, st, 'hard-link', `regular file with ${st.nlink} links`, true);
+      await this.refuse(name, st, 'hard-link', `${st.size} bytes, regular file with ${st.nlink} links`, true);
       return;
     }
     if (st.size > this.o.maxFileBytes) {

@@ -1,24 +1,33 @@
 #!/usr/bin/env node
 /*
  * NAME
- *   make-vector - regenerate packages/report/test-vector/vector.json
+ *   make-vector - regenerate the sluice-report/2 test vector and its copy under docs/
  *
  * SYNOPSIS
  *   npx tsc -b packages/report && node packages/report/scripts/make-vector.mjs
  *
  * DESCRIPTION
- *   Everything in the vector follows from fixed inputs: the seeds are the bytes
- *   0x00..0x1f (Ed25519) and 0x20..0x3f (ML-DSA-65), the reports and the file
- *   content are literals below, and ML-DSA signs deterministically
- *   (extraEntropy: false; Ed25519 is deterministic anyway). Running it twice
- *   gives the same file; src/vector.test.ts rebuilds every value from the same
- *   inputs and compares, and verifies the stored reports.
+ *   Writes packages/report/test-vector/vector.json and, from the same values,
+ *   the files of docs/report-vector/ (key files, the file, every report file
+ *   and its signed bytes in hex), so that the vector can be checked without
+ *   reading packages/. src/vector.test.ts checks that both agree byte for byte.
+ *
+ *   Everything follows from fixed inputs: the seeds are the bytes 0x00..0x1f
+ *   (Ed25519) and 0x20..0x3f (ML-DSA-65), the reports and the file content
+ *   are literals below, and ML-DSA signs deterministically (FIPS 204 with
+ *   rnd = 32 zero bytes; Ed25519 is deterministic anyway). Running it twice
+ *   gives the same files; src/vector.test.ts rebuilds every value from the
+ *   same inputs and compares, and verifies the stored reports.
+ *
+ *   test-vector/vector-v1.json holds sluice-report/1 reports as earlier
+ *   versions issued them. It is never regenerated (this version signs only
+ *   sluice-report/2); its report files are copied to docs/report-vector/v1-*.
  *
  *   Production signatures are hedged (randomized), so a production report
  *   differs from a re-signing of the same body; only verification is checked.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +54,9 @@ try {
 const content = 'hello, sluice\n';
 const size = Buffer.byteLength(content);
 const sha256 = createHash('sha256').update(content).digest('hex');
+const file = { size, sha256hex: sha256 };
 const common = {
-  format: 'sluice-report/1',
+  format: report.REPORT_FORMAT,
   station: 'vector-station',
   software: 'sluice 0.1.0',
   key: keys.public.keyId,
@@ -55,8 +65,10 @@ const common = {
   sha256,
   times: { received: '2025-01-02T03:04:05.006Z', checked: '2025-01-02T03:04:05.107Z', reported: '2025-01-02T03:04:05.208Z' },
 };
+const refusal = 'too-large: 5368709120 bytes, over the limit of 1073741824';
 const bodies = [
   {
+    name: 'accepted',
     label: 'accepted; the original name holds a control character, a bidi override, a quote, a backslash, e-acute and an astral emoji',
     body: {
       ...common,
@@ -68,10 +80,10 @@ const bodies = [
         { name: 'clamav', result: 'pass', reason: 'OK', engine: 'ClamAV 1.4.6/27500' },
       ],
     },
-    file: { size, sha256hex: sha256 },
     expect: { code: 'ok', exitCode: 0 },
   },
   {
+    name: 'rejected',
     label: 'rejected: a check failed; verifying it against the file gives code "rejected", with --report-only "ok"',
     body: {
       ...common,
@@ -83,18 +95,32 @@ const bodies = [
         { name: 'clamav', result: 'fail', reason: 'Eicar-Test-Signature FOUND', engine: 'ClamAV 1.4.6/27500' },
       ],
     },
-    file: { size, sha256hex: sha256 },
     expect: { code: 'rejected', exitCode: 5 },
+  },
+  {
+    name: 'refused',
+    label: 'rejected: refused at pickup (too large), never copied: no digest, the size ingress saw; no file matches it, not even an empty one',
+    body: {
+      ...common,
+      name: { original: 'huge.iso', stored: 'huge.iso' },
+      size: 5368709120,
+      sha256: null,
+      verdict: 'rejected',
+      reason: `ingress: refused at pickup: ${refusal}`,
+      checks: [{ name: 'ingress', result: 'fail', reason: `refused at pickup: ${refusal}`, engine: '' }],
+    },
+    expect: { code: 'mismatch', exitCode: 4 },
   },
 ];
 
-const cases = bodies.map(({ label, body, file, expect }) => {
+const cases = bodies.map(({ name, label, body, expect }) => {
   const signedBytes = report.canonicalBytes(body);
   const signed = report.signReport(body, keys.secret, { deterministic: true });
   const reportFile = report.serializeReport(signed);
   const res = report.verifyReport({ reportText: reportFile, publicKey: keys.public, file, reportOnly: false });
   if (res.code !== expect.code) throw new Error(`vector case "${label}": got ${res.code}`);
   return {
+    name,
     label,
     body,
     signedBytesHex: Buffer.from(signedBytes).toString('hex'),
@@ -107,7 +133,7 @@ const cases = bodies.map(({ label, body, file, expect }) => {
 
 const vector = {
   description:
-    'Sluice report format test vector (docs/report-format.md). Generated by packages/report/scripts/make-vector.mjs; ML-DSA-65 signed deterministically (extraEntropy false, empty context).',
+    'Sluice report format sluice-report/2 test vector (docs/report-format.md, section 6). Generated by packages/report/scripts/make-vector.mjs; ML-DSA-65 signed deterministically (rnd = 32 zero bytes, empty context). docs/report-vector/ holds the same values as files.',
   seeds: { ed25519Hex: Buffer.from(seeds.ed25519).toString('hex'), mldsa65Hex: Buffer.from(seeds.mldsa65).toString('hex') },
   keyId: keys.public.keyId,
   secretKeyFile,
@@ -119,3 +145,26 @@ const vector = {
 const out = fileURLToPath(new URL('../test-vector/vector.json', import.meta.url));
 writeFileSync(out, `${JSON.stringify(vector, null, 2)}\n`);
 console.log(`wrote ${out} (key id ${keys.public.keyId})`);
+
+const v1 = JSON.parse(readFileSync(fileURLToPath(new URL('../test-vector/vector-v1.json', import.meta.url)), 'utf8'));
+const docs = fileURLToPath(new URL('../../../docs/report-vector/', import.meta.url));
+mkdirSync(docs, { recursive: true });
+const files = docsFiles(vector, v1);
+for (const f of readdirSync(docs)) if (f !== 'README.md' && !(f in files)) rmSync(join(docs, f));
+for (const [name, text] of Object.entries(files)) writeFileSync(join(docs, name), text);
+console.log(`wrote ${Object.keys(files).length} files in ${docs}`);
+
+/**
+ * docsFiles - name -> content of every generated file in docs/report-vector/. The same mapping
+ * is in src/vector.test.ts, which checks the directory against both vectors.
+ */
+function docsFiles(v2, old) {
+  const files = { 'vector.key': v2.secretKeyFile, 'vector.pub': v2.publicKeyFile, 'hello.txt': v2.file.contentUtf8 };
+  for (const [prefix, v] of [['', v2], ['v1-', old]]) {
+    for (const c of v.cases) {
+      files[`${prefix}${c.name}.sluice.json`] = c.reportFile;
+      files[`${prefix}${c.name}.signed.hex`] = `${c.signedBytesHex}\n`;
+    }
+  }
+  return files;
+}

@@ -16,7 +16,16 @@ DESCRIPTION
     Exit codes are those of `sluice verify`: 0 ok, 3 bad signature, 4 size or
     digest mismatch, 5 verdict rejected, 6 malformed, 7 unknown key.
 
-    Canonical JSON: for this schema (ASCII keys; strings and integers only)
+    Formats: sluice-report/2, and sluice-report/1 as earlier versions issued
+    it (its "signature" also holds "context", an unauthenticated copy of the
+    label, which must equal it and is otherwise ignored). The label that
+    starts the signed bytes is the report's "format".
+
+    A report of an upload never copied (sha256 null; in sluice-report/1, the
+    pickup-refusal check beside size 0 and the digest of empty input)
+    vouches for no bytes: no FILE matches it (exit 4).
+
+    Canonical JSON: for this schema (ASCII keys; strings, integers and null)
     json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) is
     RFC 8785 JCS: Python sorts keys by code point, which equals JCS's UTF-16
     order for ASCII keys, and escapes exactly what ECMAScript escapes.
@@ -28,7 +37,11 @@ import hashlib
 import json
 import sys
 
-LABEL = b"sluice-report/1"
+SIGNATURE_MEMBERS = {
+    "sluice-report/1": {"context", "ed25519", "mldsa65"},
+    "sluice-report/2": {"ed25519", "mldsa65"},
+}
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def fail(code, why):
@@ -43,6 +56,21 @@ def no_duplicates(pairs):
             fail(6, "malformed report: duplicate key %r" % k)
         obj[k] = v
     return obj
+
+
+def never_copied(report):
+    if report["sha256"] is None:
+        return True
+    return (
+        report["format"] == "sluice-report/1"
+        and report["verdict"] == "rejected"
+        and report["size"] == 0
+        and report["sha256"] == EMPTY_SHA256
+        and any(
+            c["name"] == "ingress" and c["result"] == "fail" and c["reason"].startswith("refused at pickup: ")
+            for c in report["checks"]
+        )
+    )
 
 
 def jcs(value):
@@ -69,8 +97,11 @@ def main(argv):
         ml_sig = base64.b64decode(sig["mldsa65"], validate=True)
         ed_pub = base64.b64decode(pub["ed25519"], validate=True)
         ml_pub = base64.b64decode(pub["mldsa65"], validate=True)
-        if report["format"] != "sluice-report/1" or sig["context"] != "sluice-report/1":
-            fail(6, "malformed report: unknown format")
+        fmt = report["format"]
+        if fmt not in SIGNATURE_MEMBERS or set(sig) != SIGNATURE_MEMBERS[fmt]:
+            fail(6, "malformed report: unknown format, or signature members not those of its format")
+        if "context" in sig and sig["context"] != fmt:
+            fail(6, "malformed report: signature.context is not the label")
     except (ValueError, KeyError, TypeError) as e:
         fail(6, "malformed report: %s" % e)
 
@@ -80,7 +111,7 @@ def main(argv):
     if report["key"] != key_id:
         fail(7, "unknown key: report key %s, public key %s" % (report["key"], key_id))
 
-    message = LABEL + b"\x00" + jcs(body)
+    message = fmt.encode("ascii") + b"\x00" + jcs(body)
 
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -101,6 +132,8 @@ def main(argv):
 
     if not report_only:
         data = open(args[2], "rb").read()
+        if never_copied(report):
+            fail(4, "file does not match report: the upload was refused at pickup and never copied")
         if len(data) != report["size"] or hashlib.sha256(data).hexdigest() != report["sha256"]:
             fail(4, "file does not match report")
         if report["verdict"] != "accepted":

@@ -5,9 +5,10 @@
  * SYNOPSIS
  *   import * as report from '@sluice/report';
  *
- *   Format (report.ts)       REPORT_FORMAT, SIGNATURE_LABEL, MAX_REPORT_BYTES, LIMITS,
- *                            ReportBody, SignedReport, ReportCheck, ReportSignature, Verdict, CheckResult,
- *                            validateReportBody, canonicalBytes, signReport, serializeReport, parseReport
+ *   Format (report.ts)       REPORT_FORMAT, REPORT_FORMATS, MAX_REPORT_BYTES, LIMITS, PICKUP_CHECK,
+ *                            ReportBody, SignedReport, ReportCheck, ReportSignature, ReportFormat, Verdict,
+ *                            CheckResult, validateReportBody, canonicalBytes, signReport, serializeReport,
+ *                            parseReport, neverCopied, pickupRefusal
  *   Canonical JSON (jcs.ts)  jcs, asciiJson
  *   Keys (keys.ts)           generateKeys, writeKeyFiles, loadSecretKey, loadPublicKey, parsePublicKey,
  *                            encodePublicKey, keyId, keyIdOfSecret, SecretKey, PublicKey, KeyPair, WrittenKeyFiles,
@@ -31,15 +32,19 @@
  */
 export {
   REPORT_FORMAT,
-  SIGNATURE_LABEL,
+  REPORT_FORMATS,
   MAX_REPORT_BYTES,
   LIMITS,
+  PICKUP_CHECK,
   validateReportBody,
   canonicalBytes,
   signReport,
   serializeReport,
   parseReport,
+  neverCopied,
+  pickupRefusal,
   type ReportBody,
+  type ReportFormat,
   type SignedReport,
   type ReportCheck,
   type ReportSignature,

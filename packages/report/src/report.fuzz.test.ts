@@ -48,7 +48,7 @@ const forgedValue = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom<unknown>(
-      '', ' ', 'accepted', 'rejected', 'pass', 'fail', 'error', 'sluice-report/1', 'sluice 0.1.0', 'T0001', '..', '/', 'a/b',
+      '', ' ', 'accepted', 'rejected', 'pass', 'fail', 'error', 'sluice-report/1', 'sluice-report/2', 'sluice 0.1.0', 'T0001', '..', '/', 'a/b',
       'x\u202Eexe', '\u001b[2J', '\u0085', '\uD800', '\uDFFF\uD800', '0'.repeat(64), 'f'.repeat(64), 'F'.repeat(64), '0'.repeat(63), '0'.repeat(32),
       '2025-03-04T05:06:07Z', '2025-02-30T05:06:07Z', '2025-03-04T05:06:07+00:00', '2025-03-04T05:06:07.1234567890Z',
       'AAAA', 'AA==', 'AB==', 'x'.repeat(257), 'x'.repeat(4097), 'x'.repeat(131073),
@@ -57,6 +57,7 @@ const forgedValue = fc.oneof(
   },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 80 }) },
   { weight: 1, arbitrary: fc.stringMatching(/^[0-9a-f]{60,68}$/) },
+  { weight: 1, arbitrary: fc.stringMatching(/^[0-9a-f]{32}$/) }, // another key id
   { weight: 1, arbitrary: fc.integer({ min: -10, max: 1_000_000 }) },
 );
 

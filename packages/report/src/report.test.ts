@@ -10,14 +10,16 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { keysA, makeBody, makeRejectedBody, rawText } from '../test/fixtures.js';
+import { keysA, makeBody, makeRefusedBody, makeRejectedBody, rawText, signV1 } from '../test/fixtures.js';
 import {
   asciiJson,
   canonicalBytes,
   jcs,
   LIMITS,
   MAX_REPORT_BYTES,
+  neverCopied,
   parseReport,
+  pickupRefusal,
   ReportFormatError,
   serializeReport,
   signReport,
@@ -45,11 +47,18 @@ describe('canonicalBytes', () => {
   it('is UTF-8 label, one 0x00, then the JCS of the body without its signature', () => {
     const body = makeBody(keysA.public.keyId, undefined, { name: { original: 'caf\u00e9\u202e', stored: 'cafe' } });
     const bytes = Buffer.from(canonicalBytes(body));
-    const label = Buffer.from('sluice-report/1');
+    const label = Buffer.from('sluice-report/2');
     expect(bytes.subarray(0, label.length).equals(label)).toBe(true);
     expect(bytes[label.length]).toBe(0);
     expect(bytes.subarray(label.length + 1).toString('utf8')).toBe(jcs(body));
     expect(bytes.includes(Buffer.from('caf\u00e9\u202e', 'utf8'))).toBe(true); // raw UTF-8, not escaped
+  });
+
+  it('takes its label from the format: a sluice-report/1 body starts with that label', () => {
+    const body = makeBody(keysA.public.keyId, undefined, { format: 'sluice-report/1' });
+    const bytes = Buffer.from(canonicalBytes(body));
+    expect(bytes.subarray(0, 16).toString('latin1')).toBe('sluice-report/1\u0000');
+    expect(bytes.subarray(16).toString('utf8')).toBe(jcs(body));
   });
 
   it('leaves a signature member out, so body and signed report give the same bytes', () => {
@@ -130,7 +139,8 @@ const MANGLERS: [string, (string | number)[], unknown, RegExp][] = [
   ['missing format', ['format'], REMOVE, /missing member "format"/],
   ['missing verdict', ['verdict'], REMOVE, /missing member "verdict"/],
   ['missing signature', ['signature'], REMOVE, /missing member "signature"/],
-  ['format version 2', ['format'], 'sluice-report/2', /^format:/],
+  ['format version 3', ['format'], 'sluice-report/3', /^format:/],
+  ['format version 1 spelled with a space', ['format'], 'sluice-report/ 1', /^format:/],
   ['station empty', ['station'], '', /^station:/],
   ['station too long', ['station'], 'x'.repeat(257), /^station:/],
   ['station with a lone surrogate', ['station'], 'a\ud800', /^station:|lone surrogate/],
@@ -158,11 +168,13 @@ const MANGLERS: [string, (string | number)[], unknown, RegExp][] = [
   ['size fractional', ['size'], 1.5, /^size:/],
   ['size 2^53', ['size'], 2 ** 53, /^size:/],
   ['size a string', ['size'], '11', /^size:/],
-  ['size null', ['size'], null, /^size:/],
+  ['size null beside a digest', ['size'], null, /^size: may be null only when sha256 is null/],
   ['sha256 uppercase', ['sha256'], 'A'.repeat(64), /^sha256:/],
   ['sha256 63 digits', ['sha256'], 'a'.repeat(63), /^sha256:/],
   ['sha256 65 digits', ['sha256'], 'a'.repeat(65), /^sha256:/],
   ['sha256 not hex', ['sha256'], 'g'.repeat(64), /^sha256:/],
+  ['sha256 empty', ['sha256'], '', /^sha256:/],
+  ['sha256 null in an accepted report', ['sha256'], null, /^sha256: is null \(never copied\) but the verdict is "accepted"/],
   ['verdict capitalized', ['verdict'], 'Accepted', /^verdict:/],
   ['verdict pass', ['verdict'], 'pass', /^verdict:/],
   ['accepted with a reason', ['reason'], 'but why', /^reason: must be empty/],
@@ -188,7 +200,7 @@ const MANGLERS: [string, (string | number)[], unknown, RegExp][] = [
   ['time month 13', ['times', 'reported'], '2025-13-04T05:06:07.008Z', /^times.reported:/],
   ['time Feb 30', ['times', 'reported'], '2025-02-30T05:06:07.008Z', /^times.reported:/],
   ['times missing one', ['times', 'checked'], REMOVE, /^times: missing member "checked"/],
-  ['signature context other', ['signature', 'context'], 'sluice-report/0', /^signature.context:/],
+  ['signature with a context (sluice-report/1 only)', ['signature', 'context'], 'sluice-report/2', /^signature: unknown member "context"/],
   ['signature extra member', ['signature', 'rsa'], 'AAAA', /^signature: unknown member/],
   ['ed25519 one byte short', ['signature', 'ed25519'], Buffer.alloc(63).toString('base64'), /^signature.ed25519:/],
   ['ed25519 as hex', ['signature', 'ed25519'], Buffer.alloc(64).toString('hex'), /^signature.ed25519:/],
@@ -317,7 +329,7 @@ describe('parseReport on arbitrary input (fast-check)', () => {
   });
 
   it('refuses any member replaced by an arbitrary JSON value, unless the result is still valid', () => {
-    const paths: (string | number)[][] = [['size'], ['sha256'], ['verdict'], ['name', 'stored'], ['checks', 0], ['times'], ['signature', 'context'], ['key']];
+    const paths: (string | number)[][] = [['size'], ['sha256'], ['verdict'], ['format'], ['name', 'stored'], ['checks', 0], ['times'], ['signature', 'context'], ['key']];
     fc.assert(
       fc.property(fc.constantFrom(...paths), fc.jsonValue(), (path, value) => {
         try {
@@ -329,5 +341,92 @@ describe('parseReport on arbitrary input (fast-check)', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('a report of an upload never copied (refused at pickup)', () => {
+  const refused = makeRefusedBody(keysA.public.keyId, 'too-large: 5000 bytes, over the limit of 4096');
+
+  it('states no digest and the size ingress saw, and round-trips', () => {
+    const s = signReport(refused, keysA.secret);
+    const t = serializeReport(s);
+    expect(t).toContain('"sha256":null');
+    expect(t).toContain('"size":5000');
+    expect(parseReport(t)).toEqual(s);
+    expect(neverCopied(s)).toBe(true);
+  });
+
+  it('may state no size either, when ingress saw no regular file', () => {
+    const s = signReport({ ...makeRefusedBody(keysA.public.keyId, 'not-regular: symlink'), size: null }, keysA.secret);
+    expect(parseReport(serializeReport(s))).toMatchObject({ size: null, sha256: null });
+  });
+
+  it('is only ever a rejection, and only in sluice-report/2', () => {
+    expect(() => validateReportBody({ ...refused, verdict: 'accepted', reason: '', checks: [] })).toThrow(/^sha256: is null \(never copied\) but the verdict is "accepted"/);
+    expect(() => validateReportBody({ ...refused, format: 'sluice-report/1' })).toThrow(/^sha256: must be 64 lowercase hex digits$/);
+    expect(() => validateReportBody({ ...makeRejectedBody(keysA.public.keyId), format: 'sluice-report/1', size: null })).toThrow(/^size:/);
+  });
+
+  it('neverCopied: a null digest, or the sluice-report/1 spelling of a pickup refusal; nothing else', () => {
+    const key = keysA.public.keyId;
+    const emptyDigest = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+    const v1Refusal = { ...refused, format: 'sluice-report/1' as const, size: 0, sha256: emptyDigest };
+    expect(neverCopied(refused)).toBe(true);
+    expect(neverCopied(v1Refusal)).toBe(true);
+    // The same facts in sluice-report/2 are an empty file transit had its say on: it has a digest.
+    expect(neverCopied({ ...v1Refusal, format: 'sluice-report/2' })).toBe(false);
+    expect(neverCopied(makeBody(key))).toBe(false);
+    expect(neverCopied(makeRejectedBody(key))).toBe(false);
+    expect(neverCopied({ ...makeRejectedBody(key, Buffer.alloc(0)), format: 'sluice-report/1' })).toBe(false); // an empty upload, rejected
+    expect(neverCopied({ ...v1Refusal, size: 14 })).toBe(false);
+    expect(neverCopied({ ...v1Refusal, checks: [{ ...v1Refusal.checks[0]!, name: 'clamav' }] })).toBe(false);
+    expect(neverCopied({ ...v1Refusal, checks: [{ ...v1Refusal.checks[0]!, result: 'error' }] })).toBe(false);
+  });
+
+  it.each([
+    ['refused at pickup: too-large: 5000 bytes, over the limit of 4096', 5000],
+    ['refused at pickup: hard-link: 14 bytes, regular file with 2 links', 14],
+    ['refused at pickup: too-large: 0 bytes', 0],
+    ['refused at pickup: not-regular: symlink', null],
+    ['refused at pickup: not-regular: directory', null],
+    ['refused at pickup: too-large: 99999999999999999 bytes, over the limit', null], // not a safe integer
+    ['refused at pickup: too-large: -5 bytes', null],
+    ['refused at pickup: too-large: 5000 bytesfoo', null],
+  ])('pickupRefusal(%j) sees size %j', (reason, size) => {
+    expect(pickupRefusal([{ name: 'ingress', result: 'fail', reason, engine: '' }])).toEqual({ sizeSeen: size });
+  });
+
+  it.each([
+    ['another check name', { name: 'size-limit', result: 'fail' as const, reason: 'refused at pickup: too-large: 5 bytes', engine: '' }],
+    ['a passing check', { name: 'ingress', result: 'pass' as const, reason: 'refused at pickup: too-large: 5 bytes', engine: '' }],
+    ['another reason', { name: 'ingress', result: 'fail' as const, reason: 'too-large: 5 bytes', engine: '' }],
+  ])('pickupRefusal is null for %s', (_what, check) => {
+    expect(pickupRefusal([check])).toBeNull();
+  });
+});
+
+describe('sluice-report/1 (issued by earlier versions: read under its own rules, never written)', () => {
+  const v1Body = makeBody(keysA.public.keyId, undefined, { format: 'sluice-report/1' });
+  const v1 = signV1(v1Body, keysA.secret);
+  const v1Text = serializeReport(v1);
+
+  it('has the unauthenticated context beside the signatures, and reads back to the same text', () => {
+    expect(v1.signature.context).toBe('sluice-report/1');
+    expect(v1Text).toContain('"signature":{"context":"sluice-report/1","ed25519":');
+    expect(parseReport(v1Text)).toEqual(v1);
+    expect(serializeReport(parseReport(v1Text))).toBe(v1Text);
+  });
+
+  it('must have a context equal to its label, and no other signature member', () => {
+    expect(() => parseReport(rawText({ ...v1, signature: { ed25519: v1.signature.ed25519, mldsa65: v1.signature.mldsa65 } }))).toThrow(/^signature: missing member "context"/);
+    expect(() => parseReport(rawText({ ...v1, signature: { ...v1.signature, context: 'sluice-report/2' } }))).toThrow(/^signature.context: must be "sluice-report\/1"/);
+    expect(() => parseReport(rawText({ ...v1, signature: { ...v1.signature, rsa: 'AAAA' } }))).toThrow(/^signature: unknown member "rsa"/);
+  });
+
+  it('is never signed by this version: new reports carry no context', () => {
+    expect(() => signReport(v1Body, keysA.secret)).toThrow(/^format: this version signs only "sluice-report\/2"/);
+    const current = signReport(makeBody(keysA.public.keyId), keysA.secret);
+    expect(Object.keys(current.signature).sort()).toEqual(['ed25519', 'mldsa65']);
+    expect(serializeReport(current)).not.toContain('context');
   });
 });

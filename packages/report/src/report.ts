@@ -3,21 +3,38 @@
  *   report - the Sluice report format: schema, signed bytes, signing, file text, strict parsing
  *
  * SYNOPSIS
- *   import { canonicalBytes, signReport, serializeReport, parseReport,
- *            validateReportBody, REPORT_FORMAT, SIGNATURE_LABEL } from '@sluice/report';
+ *   import { canonicalBytes, signReport, serializeReport, parseReport, validateReportBody,
+ *            neverCopied, pickupRefusal, REPORT_FORMAT, REPORT_FORMATS } from '@sluice/report';
  *   canonicalBytes(body: ReportBody): Uint8Array
  *   signReport(body: ReportBody, secret: SecretKey, options?: { deterministic?: boolean }): SignedReport
  *   serializeReport(report: SignedReport): string
  *   parseReport(text: string | Uint8Array): SignedReport
  *   validateReportBody(body: unknown): ReportBody
+ *   neverCopied(body: ReportBody): boolean
+ *   pickupRefusal(checks: ReportCheck[]): { sizeSeen: number | null } | null
  *
  * DESCRIPTION
  *   docs/report-format.md is the normative text; this file implements it.
  *
- *   Signed bytes = UTF-8("sluice-report/1") || 0x00 || UTF-8(JCS(body)), where
- *   body is the report without its "signature" member and JCS is RFC 8785.
- *   Both signatures (Ed25519 and ML-DSA-65 with empty context) are over
- *   exactly these bytes; a report is valid only when both verify.
+ *   Signed bytes = UTF-8(format) || 0x00 || UTF-8(JCS(body)), where format
+ *   is the report's "format" member (the label), body is the report without
+ *   its "signature" member and JCS is RFC 8785. Both signatures (Ed25519 and
+ *   ML-DSA-65 with the empty FIPS 204 context) are over exactly these bytes;
+ *   a report is valid only when both verify.
+ *
+ *   Versions: this package writes sluice-report/2 and reads every version
+ *   ever issued, each under its own rules, so archived reports keep
+ *   verifying. sluice-report/1 differs in two points: its "signature" member
+ *   also holds "context", a copy of the label outside the signed bytes
+ *   (unauthenticated; it must equal the label and means nothing else), and
+ *   it has no way to say that an upload was never copied. In
+ *   sluice-report/2 a report about an upload ingress refused at pickup
+ *   (nothing was copied, no bytes are vouched for) has "sha256": null and
+ *   "size" the size ingress saw, or null when the upload was not a regular
+ *   file; only a rejected report may say so. neverCopied recognises such a
+ *   report in either version (a sluice-report/1 one by the check transit
+ *   wrote for the refusal), so that `sluice verify` never pairs it with a
+ *   file.
  *
  *   The report FILE is the JCS text of the whole signed report, with every
  *   code unit from U+007F up written as a \uXXXX escape, followed by one LF.
@@ -53,10 +70,23 @@ import { quote, ReportFormatError } from './errors.js';
 import { asciiJson, jcs } from './jcs.js';
 import { secretKeyMaterial, type SecretKey } from './keys.js';
 
-/** The value of the "format" member. */
-export const REPORT_FORMAT = 'sluice-report/1';
-/** Domain-separation label that starts the signed bytes; also the value of signature.context. */
-export const SIGNATURE_LABEL = 'sluice-report/1';
+/** The format this version writes: the "format" member, and the label that starts the signed bytes. */
+export const REPORT_FORMAT = 'sluice-report/2';
+/** Every format this version reads, each under its own rules (docs/report-format.md, section 7). */
+export const REPORT_FORMATS = ['sluice-report/1', 'sluice-report/2'] as const;
+export type ReportFormat = (typeof REPORT_FORMATS)[number];
+/** The format whose "signature" member also carries the unauthenticated "context" (read, never written). */
+const FORMAT_WITH_CONTEXT = 'sluice-report/1';
+/** SHA-256 of empty input: what a sluice-report/1 report states for an upload refused at pickup. */
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+/**
+ * The check transit reports when ingress refused an upload at pickup: this name, outcome "fail",
+ * and a reason of this prefix followed by ingress's refusal "<code>: <detail>", whose detail starts
+ * with "<N> bytes" when ingress saw a regular file's size (packages/transit/src/main.ts writes it,
+ * packages/ingress/src/pickup.ts the refusal).
+ */
+export const PICKUP_CHECK = { name: 'ingress', reasonPrefix: 'refused at pickup: ' } as const;
+const PICKUP_SIZE = /^[a-z][a-z-]*: (\d{1,16}) bytes(?:,|$)/;
 /**
  * Bounds on text fields, in UTF-16 code units, and on the check list. Every
  * value the stage protocol lets through (packages/protocol BOUNDS, byte
@@ -96,14 +126,19 @@ export type ReportCheck = {
 
 /** ReportBody - everything a report states; these are the signed fields. */
 export type ReportBody = {
-  format: typeof REPORT_FORMAT;
+  format: ReportFormat;
   station: string;
   software: string;
   key: string;
   transfer: string;
   name: { original: string; stored: string };
-  size: number;
-  sha256: string;
+  /**
+   * The number of bytes sha256 is the digest of. In a report of an upload never copied (sha256
+   * null): the size ingress saw at pickup, or null when the upload was not a regular file.
+   */
+  size: number | null;
+  /** SHA-256 of the bytes egress copied, 64 lowercase hex digits; null: never copied (sluice-report/2, rejected only). */
+  sha256: string | null;
   verdict: Verdict;
   reason: string;
   checks: ReportCheck[];
@@ -112,7 +147,8 @@ export type ReportBody = {
 
 /** ReportSignature - the unsigned "signature" member. */
 export type ReportSignature = {
-  context: typeof SIGNATURE_LABEL;
+  /** sluice-report/1 only: a copy of the label, outside the signed bytes; must equal the format, means nothing. */
+  context?: typeof FORMAT_WITH_CONTEXT;
   /** base64 of the 64-byte Ed25519 signature. */
   ed25519: string;
   /** base64 of the 3309-byte ML-DSA-65 signature. */
@@ -221,7 +257,8 @@ export function validateReportBody(value: unknown): ReportBody {
 
 /** bodyOf - the body fields of an object whose member set was already checked. */
 function bodyOf(o: Record<string, unknown>): ReportBody {
-  if (o.format !== REPORT_FORMAT) bad('format', `must be "${REPORT_FORMAT}"`);
+  if (!(REPORT_FORMATS as readonly unknown[]).includes(o.format)) bad('format', `must be one of ${REPORT_FORMATS.map((f) => `"${f}"`).join(', ')}`);
+  const format = o.format as ReportFormat;
   const station = nonEmpty(o.station, 'station', LIMITS.station);
   if (typeof o.software !== 'string' || !/^sluice [\x21-\x7e]{1,64}$/.test(o.software)) bad('software', 'must be "sluice <version>"');
   const software = o.software;
@@ -229,10 +266,14 @@ function bodyOf(o: Record<string, unknown>): ReportBody {
   const transfer = token(o.transfer, 'transfer', 128);
   const n = members(o.name, 'name', ['original', 'stored']);
   const name = { original: wellFormed(n.original, 'name.original', LIMITS.originalName), stored: storedName(n.stored, 'name.stored') };
-  if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0 || Object.is(o.size, -0)) {
-    bad('size', 'must be a non-negative safe integer (at most 2^53-1)');
+  // sluice-report/2 states an upload that was never copied with a null digest (and a null size when
+  // ingress saw no regular file); sluice-report/1 has no such report.
+  const nullable = format !== FORMAT_WITH_CONTEXT;
+  if (!(nullable && o.sha256 === null) && !isLowerHex(o.sha256, 64)) bad('sha256', nullable ? 'must be 64 lowercase hex digits, or null' : 'must be 64 lowercase hex digits');
+  if (!(nullable && o.size === null) && (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0 || Object.is(o.size, -0))) {
+    bad('size', `must be a non-negative safe integer (at most 2^53-1)${nullable ? ', or null' : ''}`);
   }
-  if (!isLowerHex(o.sha256, 64)) bad('sha256', 'must be 64 lowercase hex digits');
+  if (o.size === null && o.sha256 !== null) bad('size', 'may be null only when sha256 is null (an upload never copied)');
   const verdict = oneOf(o.verdict, 'verdict', ['accepted', 'rejected'] as const);
   const reason = wellFormed(o.reason, 'reason', LIMITS.reason);
   if (!Array.isArray(o.checks)) bad('checks', 'must be an array');
@@ -241,21 +282,23 @@ function bodyOf(o: Record<string, unknown>): ReportBody {
   const t = members(o.times, 'times', ['received', 'checked', 'reported']);
   const times = { received: isoTime(t.received, 'times.received'), checked: isoTime(t.checked, 'times.checked'), reported: isoTime(t.reported, 'times.reported') };
   if (verdict === 'accepted') {
+    if (o.sha256 === null) bad('sha256', 'is null (never copied) but the verdict is "accepted"');
     if (reason !== '') bad('reason', 'must be empty when the verdict is "accepted"');
     const failed = checks.findIndex((c) => c.result !== 'pass');
     if (failed >= 0) bad(`checks[${failed}].result`, 'is not "pass" but the verdict is "accepted"');
   } else if (reason === '') {
     bad('reason', 'must say why when the verdict is "rejected"');
   }
-  return { format: REPORT_FORMAT, station, software, key: o.key, transfer, name, size: o.size, sha256: o.sha256, verdict, reason, checks, times };
+  return { format, station, software, key: o.key, transfer, name, size: o.size as number | null, sha256: o.sha256 as string | null, verdict, reason, checks, times };
 }
 
 /** validateSigned - a whole signed report; returns a fresh copy. */
 function validateSigned(value: unknown): SignedReport {
   const o = members(value, 'report', [...BODY_KEYS, 'signature']);
   const body = bodyOf(o);
-  const s = members(o.signature, 'signature', ['context', 'ed25519', 'mldsa65']);
-  if (s.context !== SIGNATURE_LABEL) bad('signature.context', `must be "${SIGNATURE_LABEL}"`);
+  const withContext = body.format === FORMAT_WITH_CONTEXT;
+  const s = members(o.signature, 'signature', withContext ? ['context', 'ed25519', 'mldsa65'] : ['ed25519', 'mldsa65']);
+  if (withContext && s.context !== FORMAT_WITH_CONTEXT) bad('signature.context', `must be "${FORMAT_WITH_CONTEXT}"`);
   for (const [field, len] of [
     ['ed25519', LENGTHS.ed25519Signature],
     ['mldsa65', LENGTHS.mldsa65Signature],
@@ -264,7 +307,8 @@ function validateSigned(value: unknown): SignedReport {
     const bytes = fromBase64Strict(s[field], len);
     if (!(bytes instanceof Uint8Array)) bad(`signature.${field}`, bytes.problem);
   }
-  return { ...body, signature: { context: SIGNATURE_LABEL, ed25519: s.ed25519 as string, mldsa65: s.mldsa65 as string } };
+  const sigs = { ed25519: s.ed25519 as string, mldsa65: s.mldsa65 as string };
+  return { ...body, signature: withContext ? { context: FORMAT_WITH_CONTEXT, ...sigs } : sigs };
 }
 
 /** withoutSignature - the body members of a body or signed report (a shallow copy). */
@@ -274,9 +318,9 @@ function withoutSignature(report: ReportBody | SignedReport): unknown {
   return body;
 }
 
-/** bodyBytes - label || 0x00 || JCS(body) for a body that is already valid. */
+/** bodyBytes - label || 0x00 || JCS(body) for a body that is already valid; the label is its format. */
 function bodyBytes(body: ReportBody): Uint8Array {
-  const label = Buffer.from(SIGNATURE_LABEL, 'utf8');
+  const label = Buffer.from(body.format, 'utf8');
   const json = Buffer.from(jcs(body), 'utf8');
   const out = new Uint8Array(label.length + 1 + json.length);
   out.set(label, 0);
@@ -290,9 +334,9 @@ export function canonicalBytes(report: ReportBody | SignedReport): Uint8Array {
   return bodyBytes(validateReportBody(withoutSignature(report)));
 }
 
-/** assembleSigned - attach raw signatures to a valid body. */
+/** assembleSigned - attach raw signatures to a valid body (of the format this version writes). */
 export function assembleSigned(body: ReportBody, sigs: HybridSignatures): SignedReport {
-  return { ...body, signature: { context: SIGNATURE_LABEL, ed25519: toBase64(sigs.ed25519), mldsa65: toBase64(sigs.mldsa65) } };
+  return { ...body, signature: { ed25519: toBase64(sigs.ed25519), mldsa65: toBase64(sigs.mldsa65) } };
 }
 
 /** signatureBytes - the raw signatures of a report that passed parseReport. */
@@ -306,6 +350,7 @@ export function signatureBytes(report: SignedReport): HybridSignatures {
 /** prepareBody - validate a body for signing by `secret`; returns it and its signed bytes. */
 export function prepareBody(report: ReportBody, secret: SecretKey): { body: ReportBody; bytes: Uint8Array } {
   const body = validateReportBody(withoutSignature(report));
+  if (body.format !== REPORT_FORMAT) bad('format', `this version signs only "${REPORT_FORMAT}"`);
   if (body.key !== secret.keyId) bad('key', `${body.key} is not the id of the signing key (${secret.keyId})`);
   return { body, bytes: bodyBytes(body) };
 }
@@ -318,6 +363,30 @@ export function signReport(body: ReportBody, secret: SecretKey, options: { deter
   const prepared = prepareBody(body, secret);
   const sigs = hybridSign(prepared.bytes, secretKeyMaterial(secret).keys, options.deterministic === true);
   return assembleSigned(prepared.body, sigs);
+}
+
+/**
+ * pickupRefusal - the refusal of an upload at pickup, when the checks hold the one transit writes
+ * for it (PICKUP_CHECK, outcome "fail"): with the size ingress saw, or null when it stated none.
+ * Null when no check says so. The size is ingress's word; nothing was copied to measure.
+ */
+export function pickupRefusal(checks: readonly ReportCheck[]): { sizeSeen: number | null } | null {
+  const check = checks.find((c) => c.name === PICKUP_CHECK.name && c.result === 'fail' && c.reason.startsWith(PICKUP_CHECK.reasonPrefix));
+  if (!check) return null;
+  const m = PICKUP_SIZE.exec(check.reason.slice(PICKUP_CHECK.reasonPrefix.length));
+  const size = m ? Number(m[1]) : NaN;
+  return { sizeSeen: Number.isSafeInteger(size) ? size : null };
+}
+
+/**
+ * neverCopied - does this (valid) report speak of an upload that was never copied, so that it
+ * vouches for no bytes at all? sluice-report/2 says so with a null sha256. A sluice-report/1
+ * report had no way to: it stated size 0 and the digest of empty input beside the pickup-refusal
+ * check, which an empty file would match.
+ */
+export function neverCopied(body: ReportBody): boolean {
+  if (body.sha256 === null) return true;
+  return body.format === FORMAT_WITH_CONTEXT && body.verdict === 'rejected' && body.size === 0 && body.sha256 === EMPTY_SHA256 && pickupRefusal(body.checks) !== null;
 }
 
 /** fileText - the one spelling of a report file: ASCII-escaped JCS and a LF. */

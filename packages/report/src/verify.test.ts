@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONTENT_A, CONTENT_B, factsOf, keysA, keysB, makeBody, makeRejectedBody, rawText, replaceAt } from '../test/fixtures.js';
+import { CONTENT_A, CONTENT_B, factsOf, keysA, keysB, makeBody, makeRefusedBody, makeRejectedBody, rawText, replaceAt, signV1 } from '../test/fixtures.js';
 import { hybridSign } from './_hybrid.js';
 import {
   canonicalBytes,
@@ -157,6 +157,28 @@ describe('verifyReport', () => {
 
   it('checks the digest before the verdict: a rejection report about other bytes is a mismatch', () => {
     expectCode(check(rejectedA, factsB), 'mismatch');
+  });
+
+  it('a report of an upload refused at pickup matches no file, not even an empty one (mismatch); report-only says ok', () => {
+    const refused = serializeReport(signReport(makeRefusedBody(pubA.keyId, 'too-large: 5000 bytes, over the limit of 4096'), keysA.secret));
+    const empty = factsOf(Buffer.alloc(0));
+    for (const facts of [empty, factsA, { size: 5000, sha256hex: factsA.sha256hex }]) {
+      const r = check(refused, facts);
+      expectCode(r, 'mismatch');
+      expect(r.reason).toMatch(/refused at pickup and never copied; it vouches for no bytes/);
+      expect(r.report?.sha256).toBeNull();
+    }
+    const only = check(refused, 'report-only');
+    expectCode(only, 'ok');
+    expect(only.reason).toMatch(/never copied \(refused at pickup, 5000 bytes seen at pickup\), no digest/);
+    const unknownSize = serializeReport(signReport(makeRefusedBody(pubA.keyId, 'not-regular: symlink', null), keysA.secret));
+    expect(check(unknownSize, 'report-only').reason).toMatch(/never copied \(refused at pickup\), no digest/);
+    expectCode(check(unknownSize, empty), 'mismatch');
+  });
+
+  it('an empty upload that was copied and rejected is still "rejected" for the empty file', () => {
+    const emptyRejected = serializeReport(signReport(makeRejectedBody(pubA.keyId, Buffer.alloc(0)), keysA.secret));
+    expectCode(check(emptyRejected, factsOf(Buffer.alloc(0))), 'rejected');
   });
 
   it('report-only mode still refuses bad signatures and unknown keys', () => {
@@ -339,5 +361,49 @@ describe('hashFile', () => {
   it('refuses what is not a regular file', async () => {
     await expect(hashFile(tmp)).rejects.toThrow(/not a regular file/);
     await expect(hashFile(join(tmp, 'missing'))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('sluice-report/1 reports (issued by earlier versions)', () => {
+  const emptyDigest = factsOf(Buffer.alloc(0)).sha256hex;
+
+  it('keep verifying: accepted ok, rejected rejected, and report-only ok', () => {
+    const accepted = serializeReport(signV1(makeBody(pubA.keyId, CONTENT_A), keysA.secret));
+    expectCode(check(accepted), 'ok');
+    expectCode(check(accepted, factsB), 'mismatch');
+    const rejected = serializeReport(signV1(makeRejectedBody(pubA.keyId, CONTENT_A), keysA.secret));
+    expectCode(check(rejected), 'rejected');
+    expectCode(check(rejected, 'report-only'), 'ok');
+  });
+
+  it('a pickup refusal (size 0, digest of empty input) no longer matches an empty file: mismatch, not rejected', () => {
+    const body = { ...makeRefusedBody(pubA.keyId, 'not-regular: symlink'), size: 0, sha256: emptyDigest };
+    const v1 = serializeReport(signV1(body, keysA.secret));
+    const r = check(v1, factsOf(Buffer.alloc(0)));
+    expectCode(r, 'mismatch');
+    expect(r.reason).toMatch(/never copied/);
+    const only = check(v1, 'report-only');
+    expectCode(only, 'ok');
+    expect(only.reason).toMatch(/never copied \(refused at pickup\)/);
+  });
+
+  it('a context other than the label is malformed: it is checked, though nothing signs it', () => {
+    const v1 = signV1(makeBody(pubA.keyId, CONTENT_A), keysA.secret);
+    expectCode(check(rawText({ ...v1, signature: { ...v1.signature, context: 'sluice-report/2' } })), 'malformed');
+  });
+
+  it('cannot be passed off as sluice-report/2 (or back): the label is signed', () => {
+    const v1 = signV1(makeBody(pubA.keyId, CONTENT_A), keysA.secret);
+    const { context: _c, ...sigs } = v1.signature;
+    expectCode(check(rawText({ ...v1, format: 'sluice-report/2', signature: sigs })), 'bad-signature');
+    const v2 = parseReport(reportA);
+    expectCode(check(rawText({ ...v2, format: 'sluice-report/1', signature: { context: 'sluice-report/1', ...v2.signature } })), 'bad-signature');
+  });
+
+  it('a sluice-report/2 report with a context member is malformed', () => {
+    const v2 = parseReport(reportA);
+    const r = check(rawText({ ...v2, signature: { context: 'sluice-report/2', ...v2.signature } }));
+    expectCode(r, 'malformed');
+    expect(r.reason).toMatch(/signature: unknown member "context"/);
   });
 });

@@ -17,12 +17,16 @@
  *     2. report "key" equals the id of the given key       -> 'unknown-key'   exit 7
  *     3. Ed25519 AND ML-DSA-65 verify over canonicalBytes  -> 'bad-signature' exit 3
  *     (reportOnly stops here: 'ok', whatever the verdict)
- *     4. file size and SHA-256 equal the report's           -> 'mismatch'      exit 4
+ *     4. the report vouches for bytes (not an upload never
+ *        copied), and the file's size and SHA-256 equal them -> 'mismatch'      exit 4
  *     5. verdict is "accepted"                              -> 'rejected'      exit 5
  *     otherwise 'ok', exit 0. Exit 2 is the CLI's usage error, 1 an internal error.
  *
  *   Step 4 comes before step 5: a report about other bytes says nothing
- *   about this file, whatever its verdict.
+ *   about this file, whatever its verdict. A report of an upload refused at
+ *   pickup (neverCopied) is about no bytes at all, so no file matches it:
+ *   not even an empty one, which a sluice-report/1 refusal (size 0, the
+ *   digest of empty input) would otherwise seem to describe.
  *
  *   `report` is in the result only when both signatures verified (codes
  *   'ok', 'mismatch', 'rejected'): unauthenticated content is never handed
@@ -37,7 +41,7 @@ import { isLowerHex } from './_codec.js';
 import { quote, ReportFormatError } from './errors.js';
 import { asciiJson } from './jcs.js';
 import type { PublicKey } from './keys.js';
-import { canonicalBytes, parseReport, signatureBytes, type ReportBody, type SignedReport } from './report.js';
+import { canonicalBytes, neverCopied, parseReport, signatureBytes, type ReportBody, type SignedReport } from './report.js';
 
 export type VerifyCode = 'ok' | 'bad-signature' | 'mismatch' | 'rejected' | 'malformed' | 'unknown-key';
 
@@ -119,6 +123,9 @@ export function verifyReport(options: VerifyOptions): VerifyResult {
     return result('ok', `signature ok: ${report.verdict} report for transfer ${quote(report.transfer)}, ${describeFile(report)}`, report);
   }
   const facts = file as FileFacts;
+  if (neverCopied(report)) {
+    return result('mismatch', `file does not match report: the report is about an upload refused at pickup and never copied; it vouches for no bytes (${quote(report.reason, 200)})`, report);
+  }
   if (facts.size !== report.size) {
     return result('mismatch', `file does not match report: size ${facts.size}, report says ${report.size}`, report);
   }
@@ -131,8 +138,12 @@ export function verifyReport(options: VerifyOptions): VerifyResult {
   return result('ok', `ok: accepted, signature and digest match (${describeFile(report)})`, report);
 }
 
-/** describeFile - "name, N bytes, sha256 X" for a reason line. */
+/** describeFile - "name, N bytes, sha256 X" (or what was seen of an upload never copied) for a reason line. */
 function describeFile(report: ReportBody): string {
+  if (neverCopied(report)) {
+    const seen = report.sha256 === null && report.size !== null ? `, ${report.size} bytes seen at pickup` : '';
+    return `${quote(report.name.stored)}, never copied (refused at pickup${seen}), no digest`;
+  }
   return `${quote(report.name.stored)}, ${report.size} bytes, sha256 ${report.sha256}`;
 }
 

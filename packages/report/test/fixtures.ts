@@ -8,7 +8,9 @@
  *   fixed keys live in test-vector/vector.json.
  */
 import { createHash } from 'node:crypto';
-import { asciiJson, generateKeys, jcs, type ReportBody } from '../src/index.js';
+import { hybridSign } from '../src/_hybrid.js';
+import { asciiJson, canonicalBytes, generateKeys, jcs, REPORT_FORMAT, type ReportBody, type SecretKey, type SignedReport } from '../src/index.js';
+import { secretKeyMaterial } from '../src/keys.js';
 
 export const keysA = generateKeys();
 export const keysB = generateKeys();
@@ -25,7 +27,7 @@ export function factsOf(content: Uint8Array): { size: number; sha256hex: string 
 export function makeBody(key: string, content: Uint8Array = CONTENT_A, over: Partial<ReportBody> = {}): ReportBody {
   const facts = factsOf(content);
   return {
-    format: 'sluice-report/1',
+    format: REPORT_FORMAT,
     station: 'test-station',
     software: 'sluice 0.1.0',
     key,
@@ -48,6 +50,28 @@ export function makeRejectedBody(key: string, content: Uint8Array = CONTENT_A): 
     reason: 'clamav: Eicar-Test-Signature FOUND',
     checks: [{ name: 'clamav', result: 'fail', reason: 'Eicar-Test-Signature FOUND', engine: 'ClamAV 1.4.6/27500' }],
   });
+}
+
+/** makeRefusedBody - a report of an upload ingress refused at pickup ("<code>: <detail>"): never copied, no digest. */
+export function makeRefusedBody(key: string, refusal: string, sizeSeen: number | null = 5000): ReportBody {
+  return makeBody(key, CONTENT_A, {
+    name: { original: 'huge.iso', stored: 'huge.iso' },
+    size: sizeSeen,
+    sha256: null,
+    verdict: 'rejected',
+    reason: `ingress: refused at pickup: ${refusal}`,
+    checks: [{ name: 'ingress', result: 'fail', reason: `refused at pickup: ${refusal}`, engine: '' }],
+  });
+}
+
+/**
+ * signV1 - a sluice-report/1 report as earlier versions signed it: label "sluice-report/1", and
+ * the unsigned signature.context beside the signatures. This version never signs one itself.
+ */
+export function signV1(body: ReportBody, secret: SecretKey): SignedReport {
+  const v1 = { ...body, format: 'sluice-report/1' as const };
+  const sigs = hybridSign(canonicalBytes(v1), secretKeyMaterial(secret).keys, false);
+  return { ...v1, signature: { context: 'sluice-report/1', ed25519: Buffer.from(sigs.ed25519).toString('base64'), mldsa65: Buffer.from(sigs.mldsa65).toString('base64') } };
 }
 
 /** rawText - the file spelling of any value, without schema validation (to build bad reports). */
