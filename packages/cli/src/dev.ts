@@ -20,13 +20,24 @@
  *
  *   Transit listens on DIR/run/transit.sock, egress on DIR/run/egress.sock
  *   (pinned in ../shared/design.md).
+ *
+ * SECURITY
+ *   DIR is often under /tmp, where other users create names too. sluice
+ *   dev refuses (exit 1, a `dev-refused` line and a message naming the
+ *   path and why) to use DIR, any directory in it, or any directory its
+ *   sluice.json names, unless the current user owns it, no one else can
+ *   write to it, and every directory above it is root's or the user's and
+ *   not writable by others unless sticky; it never follows a symbolic link
+ *   where one of its directories or files belongs (safe-dir.ts). A
+ *   directory an earlier run made passes those rules, so re-runs work.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, ensureDir, parseConfig, type Config } from '@sluice/core';
+import { createLogger, parseConfig, type Config } from '@sluice/core';
 import { writeKeyFiles } from '@sluice/report';
+import { UnsafePathError, ownDir, ownFileOrAbsent, readOwnFile } from './safe-dir.js';
 
 export const STAGES = ['egress', 'transit', 'ingress'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -96,31 +107,71 @@ export function devConfig(dir: string, overrides: { limits?: Partial<Config['lim
   };
 }
 
-/** prepareDev - create the directories, the key and the configuration (each only if missing). */
+/** The directories `sluice dev` makes under DIR, and the mode each is made with. */
+const DEV_DIRS = (l: ReturnType<typeof devLayout>): [string, number][] => [
+  [l.inbox, 0o755],
+  [l.outbox, 0o755],
+  [l.rejected, 0o755],
+  [l.run, 0o700],
+  [l.spool, 0o700],
+  [l.state, 0o700],
+  [l.keys, 0o700],
+];
+
+/** privateDir - ownDir, and the mode made exactly `mode` when it is private (0700). */
+function privateDir(p: string, mode: number): void {
+  const real = ownDir(p, mode);
+  if (mode === 0o700 && (fs.lstatSync(real).mode & 0o777) !== mode) fs.chmodSync(real, mode);
+}
+
+/** configuredDirs - every directory a configuration makes the stages write in, with the mode to make it with. */
+function configuredDirs(cfg: Config): [string, number][] {
+  return [
+    [cfg.ingress.inbox, 0o755],
+    [cfg.ingress.spool, 0o700],
+    [cfg.egress.outbox, 0o755],
+    [cfg.egress.rejected, 0o755],
+    [cfg.egress.state, 0o700],
+    [path.dirname(cfg.egress.signingKey), 0o700],
+    ...[cfg.transit.socket, cfg.egress.socket, cfg.ingress.transitSocket, cfg.transit.egressSocket].map((s): [string, number] => [path.dirname(s), 0o700]),
+  ];
+}
+
+/**
+ * prepareDev - create the directories, the key and the configuration (each
+ * only if missing). Throws UnsafePathError for a directory (DIR, one in it,
+ * or one the configuration names) that someone other than the current user
+ * or root could have made or could write through, and for a symbolic link
+ * where a directory or file of sluice dev's belongs (safe-dir.ts).
+ */
 export function prepareDev(dir: string): ReturnType<typeof devLayout> & { newKey: boolean } {
-  const l = devLayout(dir);
-  fs.mkdirSync(l.dir, { recursive: true });
-  for (const d of [l.inbox, l.outbox, l.rejected]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
-  ensureDir(l.run, 0o700);
-  ensureDir(l.spool, 0o700);
-  ensureDir(l.state, 0o700);
-  ensureDir(l.keys, 0o700);
+  const l = devLayout(ownDir(dir, 0o755));
+  for (const [d, mode] of DEV_DIRS(l)) privateDir(d, mode);
   let newKey = false;
-  if (!fs.existsSync(l.secretKey)) {
-    writeKeyFiles(l.keys, { name: KEY_NAME });
+  const havePublic = ownFileOrAbsent(l.publicKey);
+  if (!ownFileOrAbsent(l.secretKey)) {
+    if (havePublic) throw new UnsafePathError(l.publicKey, `is there without its private key ${l.secretKey}; move it away to make a new key`);
+    writeKeyFiles(l.keys, { name: KEY_NAME }); // O_CREAT|O_EXCL|O_NOFOLLOW
     newKey = true;
   }
-  if (!fs.existsSync(l.config)) {
-    fs.writeFileSync(l.config, `${JSON.stringify(devConfig(dir), null, 2)}\n`, { mode: 0o644, flag: 'wx' });
+  if (!ownFileOrAbsent(l.config)) {
+    fs.writeFileSync(l.config, `${JSON.stringify(devConfig(l.dir), null, 2)}\n`, { mode: 0o644, flag: 'wx' }); // O_EXCL: never through a link
   }
-  parseConfig(JSON.parse(fs.readFileSync(l.config, 'utf8')), l.config); // fail before starting anything
+  const cfg = parseConfig(JSON.parse(readOwnFile(l.config)), l.config); // fail before starting anything
+  for (const [d, mode] of configuredDirs(cfg)) privateDir(d, mode);
   return { ...l, newKey };
 }
 
 /** runDev - supervise the three stages until SIGTERM/SIGINT. */
 export async function runDev(dir: string): Promise<number> {
   const log = createLogger('dev');
-  const l = prepareDev(dir);
+  let l: ReturnType<typeof prepareDev>;
+  try {
+    l = prepareDev(dir);
+  } catch (err) {
+    if (err instanceof UnsafePathError) log.error({ event: 'dev-refused', path: err.path, reason: err.why }, `sluice dev refuses ${err.path}`);
+    throw err;
+  }
   log.info(
     { event: 'dev-starting', dir: l.dir, inbox: l.inbox, outbox: l.outbox, rejected: l.rejected, config: l.config, publicKey: l.publicKey, newKey: l.newKey },
     `sluice dev in ${l.dir}; reports verify with --pub ${l.publicKey}`,

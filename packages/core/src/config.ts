@@ -77,7 +77,7 @@ export const SCHEMA: Record<string, Spec> = {
         kind: 'strings',
         default: ['png', 'jpg', 'gif', 'webp', 'pdf', 'txt', 'csv', 'json'],
         pattern: /^[a-z0-9]{1,16}$/,
-        doc: 'Content types allowed, by content (see docs/checks.md).',
+        doc: 'Content types allowed, by content (see docs/checks.md); scripts and markup (shell, batch, html, svg, ...) only when listed by name.',
       },
       extensionMatch: { kind: 'bool', default: true, doc: "Reject files whose name's extension disagrees with their content." },
       clamav: {

@@ -33,6 +33,14 @@
  *     - anything else: 'unknown', with the reason it is not text.
  *   ContentInfo.ids lists the most specific id first, then the broader ones.
  *
+ *   Scripts and markup (active.ts) found by content are listed in
+ *   ContentInfo.active with how each was found, and their ids come first
+ *   in ids: a .txt that starts with `#!/bin/sh` is ['shell', 'txt'], an SVG
+ *   with script ['svg', 'javascript', 'txt']. A file-type match that is
+ *   itself such a type (xml, ps, eps, reg) is listed in active too. The
+ *   type check refuses a file unless every active type is allowed by name
+ *   (file-type.ts); the name's extension adds its own there.
+ *
  *   detectContent() memoises per input object (a WeakMap): runChecks hands
  *   the same frozen input to every check, so fileTypeCheck and
  *   extensionMatchCheck read the file once between them. The shared work
@@ -56,6 +64,7 @@ import { fileTypeFromBuffer, supportedExtensions } from 'file-type';
 import type { CheckInput } from './check.js';
 import { preadFully, readChunks } from './read.js';
 import { TextScanner } from './text.js';
+import { ACTIVE_IDS, settleActive, type ActiveFinding } from './active.js';
 
 /** What detection found. */
 export interface ContentInfo {
@@ -67,6 +76,8 @@ export interface ContentInfo {
   readonly mime: string | undefined;
   /** One line on how the type was decided, for reasons. */
   readonly detail: string;
+  /** Scripts and markup found by content (active.ts), each with how; their ids are in ids too. */
+  readonly active: readonly ActiveFinding[];
 }
 
 /** The file-type version this code was written and tested against (package.json pins ~21.3.4). */
@@ -76,8 +87,8 @@ export const CONTENT_ENGINE = `file-type ${FILE_TYPE_VERSION} + sluice text scan
 
 /** Ids of our own, besides file-type's extensions. */
 export const SLUICE_CONTENT_IDS: readonly string[] = ['txt', 'csv', 'json', 'empty', 'unknown'];
-/** Every id detection can produce. */
-export const KNOWN_CONTENT_IDS: ReadonlySet<string> = new Set([...supportedExtensions, ...SLUICE_CONTENT_IDS]);
+/** Every id detection (or, for scripts and markup, a name's extension) can produce. */
+export const KNOWN_CONTENT_IDS: ReadonlySet<string> = new Set([...supportedExtensions, ...SLUICE_CONTENT_IDS, ...ACTIVE_IDS]);
 
 const PREFIX_BYTES = 64 * 1024;
 /**
@@ -90,7 +101,7 @@ export const CHUNK_BYTES = 256 * 1024;
 /** detectContentOf - detect without memoising (tests, and the memo's worker). */
 export async function detectContentOf(fd: number, size: number, signal: AbortSignal): Promise<ContentInfo> {
   signal.throwIfAborted();
-  if (size === 0) return { type: 'empty', ids: ['empty', 'txt'], mime: undefined, detail: 'empty file' };
+  if (size === 0) return { type: 'empty', ids: ['empty', 'txt'], mime: undefined, detail: 'empty file', active: [] };
 
   const prefixLength = Math.min(size, PREFIX_BYTES);
   const prefix = new Uint8Array(prefixLength);
@@ -106,16 +117,25 @@ export async function detectContentOf(fd: number, size: number, signal: AbortSig
   }
   const text = scanner.end();
 
+  let found: ActiveFinding[] = text.text ? [...text.active] : [];
+  if (magic && ACTIVE_IDS.has(magic.ext)) {
+    const signature: ActiveFinding = magic.ext === 'xml' ? { type: 'xml', how: 'content: xml signature', weak: true } : { type: magic.ext, how: `content: ${magic.ext} signature` };
+    const same = found.find((f) => f.type === magic.ext);
+    found = [same !== undefined && !same.weak ? same : signature, ...found.filter((f) => f.type !== magic.ext)];
+  }
+  found = settleActive(found);
+  const activeIds = found.map((f) => f.type);
   if (magic) {
+    const ids = [...new Set([magic.ext, ...activeIds])];
     return text.text
-      ? { type: magic.ext, ids: [magic.ext, 'txt'], mime: magic.mime, detail: `${magic.ext} signature; the whole file is clean text` }
-      : { type: magic.ext, ids: [magic.ext], mime: magic.mime, detail: `${magic.ext} signature` };
+      ? { type: magic.ext, ids: [...ids, 'txt'], mime: magic.mime, detail: `${magic.ext} signature; the whole file is clean text`, active: found }
+      : { type: magic.ext, ids, mime: magic.mime, detail: `${magic.ext} signature`, active: found };
   }
   if (text.text) {
-    const ids = text.kind === 'txt' ? ['txt'] : [text.kind, 'txt'];
-    return { type: text.kind, ids, mime: undefined, detail: text.detail };
+    const ids = [...activeIds, ...(text.kind === 'txt' ? ['txt'] : [text.kind, 'txt'])];
+    return { type: ids[0]!, ids, mime: undefined, detail: text.detail, active: found };
   }
-  return { type: 'unknown', ids: ['unknown'], mime: undefined, detail: `binary, not text: ${text.detail}` };
+  return { type: 'unknown', ids: ['unknown'], mime: undefined, detail: `binary, not text: ${text.detail}`, active: [] };
 }
 
 interface Shared {

@@ -14,6 +14,7 @@
  *   extension.ts  extensionMatchCheck()
  *   content.ts    detectContent(): what a file is, read once per input
  *   text.ts       streaming clean-text, JSON and CSV scanners
+ *   active.ts     scripts and markup: types allowed only by name
  *   read.ts       bounded positional reads
  *   clamav.ts     clamavCheck(): clamd over FILDES (local) or INSTREAM (TCP)
  *   yara.ts       yaraCheck(): rules compiled at start, Debian's yara per scan
@@ -35,6 +36,7 @@ export {
   type Decision,
 } from './check.js';
 export { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent, type ContentInfo } from './content.js';
+export { ACTIVE_IDS, ACTIVE_TYPES, activeTypeOfExtension, type ActiveFinding, type ActiveType } from './active.js';
 export { SIZE_ENGINE, sizeLimitCheck, type SizeLimitConfig } from './size.js';
 export { fileTypeCheck, type FileTypeConfig } from './file-type.js';
 export { acceptedContentFor, extensionMatchCheck, nameExtension, type ExtensionMatchConfig } from './extension.js';

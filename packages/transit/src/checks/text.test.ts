@@ -169,6 +169,7 @@ describe('TextScanner: sub-kinds', () => {
       text: true,
       kind: 'csv',
       detail: 'CSV, 3 records of 3 fields separated by ";"',
+      active: [],
     });
   });
 });

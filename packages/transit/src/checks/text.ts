@@ -35,6 +35,13 @@
  *            field may span lines), blank lines only at the end, a leading
  *            BOM is ignored. JSON wins over CSV; otherwise the kind is txt.
  *
+ *   The same clean text is also searched for the content markers of
+ *   scripts and markup (active.ts: a `#!` first line, `<script`, `<svg`,
+ *   `[Desktop Entry]`, ...); a text verdict lists what was found in
+ *   `active`. Such a file is still text, but not plain text: the type
+ *   check (file-type.ts) allows it only if each of those types is allowed
+ *   by name.
+ *
  * BUGS
  *   The CSV rule toggles on every double quote, so a stray quote inside an
  *   unquoted field (5" disk) makes a real CSV plain txt; two lines of prose
@@ -42,9 +49,11 @@
  *   only between txt and its sub-kind.
  */
 
+import { ActiveScanner, type ActiveFinding } from './active.js';
+
 /** Verdict of a TextScanner. */
 export type TextVerdict =
-  | { text: true; kind: 'txt' | 'csv' | 'json'; detail: string }
+  | { text: true; kind: 'txt' | 'csv' | 'json'; detail: string; active: ActiveFinding[] }
   | { text: false; detail: string };
 
 // C0 controls other than TAB (09), LF (0A), FF (0C), CR (0D); DEL; C1.
@@ -65,6 +74,7 @@ export class TextScanner {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   private readonly json = new JsonScanner();
   private readonly csv = new CsvScanner();
+  private readonly active = new ActiveScanner();
   /** Bytes pushed so far. */
   private fed = 0;
   /** UTF-8 bytes of all text decoded so far (lags `fed` by a split character). */
@@ -104,6 +114,7 @@ export class TextScanner {
     this.decodedBytes += Buffer.byteLength(s, 'utf8');
     this.json.push(s);
     this.csv.push(s);
+    this.active.push(s);
   }
 
   /** end - the verdict; the scanner cannot be used afterwards. */
@@ -118,13 +129,14 @@ export class TextScanner {
       }
     }
     if (this.failure !== undefined) return { text: false, detail: this.failure };
-    if (this.json.end()) return { text: true, kind: 'json', detail: 'JSON text' };
+    const active = this.active.end();
+    if (this.json.end()) return { text: true, kind: 'json', detail: 'JSON text', active };
     const csv = this.csv.end();
     if (csv) {
       const name = csv.delimiter === '\t' ? 'TAB' : `"${csv.delimiter}"`;
-      return { text: true, kind: 'csv', detail: `CSV, ${csv.records} records of ${csv.fields} fields separated by ${name}` };
+      return { text: true, kind: 'csv', detail: `CSV, ${csv.records} records of ${csv.fields} fields separated by ${name}`, active };
     }
-    return { text: true, kind: 'txt', detail: 'plain text' };
+    return { text: true, kind: 'txt', detail: active.length === 0 ? 'plain text' : 'text', active };
   }
 }
 
