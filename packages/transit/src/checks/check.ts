@@ -46,8 +46,9 @@
  *   cannot turn the file into an accepted one. A check that wants its own
  *   timeouts retried must throw CheckUnavailable before runChecks' timeout.
  *
- *   Reasons and names are bounded and have control, format and bidi
- *   characters written as \u{hex}: they end up in signed reports and logs.
+ *   Reasons, names and engines go through core's escapeForLog, bounded:
+ *   control, format, bidi and invisible characters and "\" are written as
+ *   \u{hex}, because they end up in signed reports and logs.
  *
  * SECURITY
  *   The input is frozen and the same object is handed to every check, which
@@ -64,6 +65,7 @@
  *   runChecks throws TypeError only for a malformed input (a bug in transit,
  *   not a property of the file); everything a check does becomes a result.
  */
+import { escapeForLog } from '@sluice/core';
 
 /** What a check gets: transit's own sealed copy and what transit knows about it. */
 export interface CheckInput {
@@ -133,19 +135,6 @@ const MAX_ENGINE_CHARS = 128;
 /** setTimeout's upper bound; larger values fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
-const UNSAFE = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
-
-/** oneLine - s with controls, format/bidi characters and "\" escaped, cut to max characters. */
-export function oneLine(s: string, max: number): string {
-  const escaped = s.replace(UNSAFE, (ch) => `\\u{${(ch.codePointAt(0) ?? 0).toString(16)}}`);
-  if (escaped.length <= max) return escaped;
-  let cut = escaped.slice(0, max);
-  // Do not leave half a surrogate pair or half an escape at the cut.
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  cut = cut.replace(/\\(u(\{[0-9a-f]*)?)?$/, '');
-  return `${cut}…`;
-}
-
 /** messageOf - a thrown value as one bounded line, never a stack. */
 function messageOf(err: unknown): string {
   let text: string;
@@ -154,14 +143,14 @@ function messageOf(err: unknown): string {
   } catch {
     text = 'unprintable exception';
   }
-  return oneLine(text === '' ? 'exception without a message' : text, MAX_REASON_CHARS);
+  return escapeForLog(text === '' ? 'exception without a message' : text, MAX_REASON_CHARS);
 }
 
 /** checkNameOf - the reported name of a check, whatever the object looks like. */
 function checkNameOf(check: unknown): string {
   try {
     const name = (check as { name?: unknown } | null)?.name;
-    if (typeof name === 'string' && name !== '') return oneLine(name, MAX_NAME_CHARS);
+    if (typeof name === 'string' && name !== '') return escapeForLog(name, MAX_NAME_CHARS);
   } catch {
     // fall through: a getter that throws is a nameless check
   }
@@ -172,7 +161,7 @@ function checkNameOf(check: unknown): string {
 function engineOf(check: unknown): string {
   try {
     const engine = (check as { engine?: unknown } | null)?.engine;
-    if (typeof engine === 'string' && engine !== '') return oneLine(engine, MAX_ENGINE_CHARS);
+    if (typeof engine === 'string' && engine !== '') return escapeForLog(engine, MAX_ENGINE_CHARS);
   } catch {
     // fall through
   }
@@ -190,12 +179,12 @@ function normalizeRun(name: string, raw: unknown, fallbackEngine: string): Check
   if (raw === null || typeof raw !== 'object') return malformed(`not an object (${raw === null ? 'null' : typeof raw})`);
   const { outcome, reason, engine } = raw as Record<string, unknown>;
   if (outcome !== 'pass' && outcome !== 'fail' && outcome !== 'error') {
-    return malformed(`unknown outcome ${oneLine(typeof outcome === 'string' ? JSON.stringify(outcome) : typeof outcome, 40)}`);
+    return malformed(`unknown outcome ${escapeForLog(typeof outcome === 'string' ? JSON.stringify(outcome) : typeof outcome, 40)}`);
   }
   if (typeof reason !== 'string') return malformed('reason is not a string');
   if (typeof engine !== 'string' || engine === '') return malformed('engine is not a non-empty string');
   const text = reason === '' && outcome !== 'pass' ? '(no reason given)' : reason;
-  return { name, outcome, reason: oneLine(text, MAX_REASON_CHARS), engine: oneLine(engine, MAX_ENGINE_CHARS) };
+  return { name, outcome, reason: escapeForLog(text, MAX_REASON_CHARS), engine: escapeForLog(engine, MAX_ENGINE_CHARS) };
 }
 
 const TIMED_OUT: unique symbol = Symbol('timed out');
