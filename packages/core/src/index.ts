@@ -5,6 +5,8 @@
  * DESCRIPTION
  *   copy      checking a received descriptor and taking the private copy
  *   channel   SEQPACKET listeners and connectors, peer checks, ack matching
+ *   verdict   decide(): the one accept/reject rule, and the report's reason
+ *   slots     a counting bound with a FIFO queue
  *   config    the configuration file, its schema and errors
  *   daemon    the skeleton of a stage: signals, readiness, one fatal path
  *   durable   crash-safe filesystem steps
@@ -14,6 +16,8 @@
  */
 export * from './copy.js';
 export * from './receive.js';
+export * from './verdict.js';
+export * from './slots.js';
 export * from './channel.js';
 export * from './config.js';
 export * from './daemon.js';

@@ -3,11 +3,10 @@
  *   check - the one interface every transit check implements, and the runner
  *
  * SYNOPSIS
- *   import { runChecks, decide, CheckUnavailable } from './check.js';
+ *   import { runChecks, CheckUnavailable } from './check.js';
  *   import type { Check, CheckInput, CheckResult, CheckRun, ChecksOutcome } from './check.js';
  *
  *   runChecks(checks: readonly Check[], input: CheckInput): Promise<ChecksOutcome>
- *   decide(results: readonly CheckResult[]): Decision
  *   class CheckUnavailable extends Error          thrown by a check: "hold and retry"
  *
  * DESCRIPTION
@@ -21,7 +20,8 @@
  *   reads, so they cannot disturb each other), waits for each one until its
  *   own timeoutMs, and always reports every check's result, in the order of
  *   the list, even after a failure: the signed report then says what each
- *   check found. The verdict comes from decide().
+ *   check found. The verdict comes from core's decide() (verdict.ts), the
+ *   one rule transit and egress share.
  *
  *   Fail closed (design invariant 5):
  *     - a check that runs past timeoutMs is aborted (its AbortSignal fires)
@@ -65,7 +65,7 @@
  *   runChecks throws TypeError only for a malformed input (a bug in transit,
  *   not a property of the file); everything a check does becomes a result.
  */
-import { escapeForLog } from '@sluice/core';
+import { decide, escapeForLog, type Decision } from '@sluice/core';
 
 /** What a check gets: transit's own sealed copy and what transit knows about it. */
 export interface CheckInput {
@@ -103,14 +103,6 @@ export interface Check {
   readonly engine?: string;
   /** Look at the file; reject/throw CheckUnavailable when the engine cannot be reached. */
   run(input: CheckInput, signal: AbortSignal): Promise<CheckRun>;
-}
-
-/** The verdict over all results. */
-export interface Decision {
-  verdict: 'accepted' | 'rejected';
-  reason: string;
-  /** True when the only obstacles are unreachable engines: hold and retry rather than finalise. */
-  retry: boolean;
 }
 
 export interface ChecksOutcome extends Decision {
@@ -265,26 +257,4 @@ export async function runChecks(checks: readonly Check[], input: CheckInput): Pr
   const frozen = validateInput(input);
   const results = await Promise.all(checks.map((check) => runOne(check, frozen)));
   return { ...decide(results), results };
-}
-
-/**
- * decide - the verdict over a list of results (pure).
- *
- * accepted: at least one result, and every outcome is exactly 'pass'.
- * rejected otherwise; the reason lists every result that is not a pass.
- * retry: rejected, and every non-pass is an error marked retry.
- */
-export function decide(results: readonly CheckResult[]): Decision {
-  if (results.length === 0) return { verdict: 'rejected', reason: 'no checks configured', retry: false };
-  const blocking = results.filter((r) => r.outcome !== 'pass');
-  if (blocking.length === 0) {
-    const n = results.length;
-    return { verdict: 'accepted', reason: n === 1 ? 'the 1 check passed' : `all ${n} checks passed`, retry: false };
-  }
-  const retry = blocking.every((r) => r.outcome === 'error' && r.retry === true);
-  const listed = blocking.map((r) => {
-    const outcome = r.outcome === 'fail' ? 'failed' : r.outcome === 'error' ? 'error' : `unknown outcome`;
-    return `${r.name} ${outcome}: ${r.reason}`;
-  });
-  return { verdict: 'rejected', reason: (retry ? 'held for retry: ' : '') + listed.join('; '), retry };
 }
