@@ -4,6 +4,7 @@
  *
  * DESCRIPTION
  *   copy      checking a received descriptor and taking the private copy
+ *   receive   the table of what each hop accepts; the one receive path
  *   channel   SEQPACKET listeners and connectors, peer checks, ack matching
  *   verdict   decide(): the one accept/reject rule, and the report's reason
  *   slots     a counting bound with a FIFO queue
