@@ -33,8 +33,8 @@
  *   written, and if a power cut loses it, the intent is still there and its
  *   report is in place, which the next start reads as delivered
  *   (isDelivered). One file and at most one flush per transfer, where a file
- *   per transfer cost an inode, three flushes and two renames (issue 9,
- *   docs/performance.md).
+ *   per transfer costs an inode, three flushes and two renames
+ *   (docs/performance.md).
  *
  *   At start, and once the records appended since outnumber both
  *   COMPACT_EVERY and the records kept (so rewriting costs O(1) per record), the log is
@@ -309,7 +309,7 @@ export class Journal {
     }
   }
 
-  /** importOldLayout - entries of pending/ and delivered/ (one file per transfer, before issue 9's log). */
+  /** importOldLayout - entries of pending/ and delivered/ (the earlier one-file-per-transfer layout). */
   private importOldLayout(): string[] {
     const dirs: string[] = [];
     for (const sub of ['pending', 'delivered'] as const) {

@@ -256,12 +256,12 @@ export class Inbox {
    * openSpoolCopy - the new spool file for a copy of `size` bytes: O_DIRECT from DIRECT_MIN_BYTES on.
    *
    * A buffered copy into the spool filled the page cache with a copy that transit reads once, with
-   * O_DIRECT too (docs/performance.md, change 9); a filesystem that refuses O_DIRECT (EINVAL) gets
+   * O_DIRECT too (docs/performance.md); a filesystem that refuses O_DIRECT (EINVAL) gets
    * buffered copies from then on, said once in the log.
    */
   private async openSpoolCopy(tmp: string, size: number): Promise<{ out: number; direct: boolean }> {
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
-    // On the threadpool, as egress's creations (change 12): allocating the inode can take milliseconds.
+    // On the threadpool, as egress's creations: allocating the inode can take milliseconds.
     if (size >= DIRECT_MIN_BYTES && this.directOk) {
       try {
         return { out: await openFd(tmp, flags | fs.constants.O_DIRECT, 0o600), direct: true };
