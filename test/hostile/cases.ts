@@ -14,9 +14,9 @@
  *   bytes identical to what the attacker claimed and the stage itself
  *   checked; /proc/PID/fd counts the same before and after.
  *
- *   The two hops refuse the same things with the same reason codes, under
- *   different event names: transit logs a refused transfer as
- *   `record-refused`, egress as `descriptor-refused` (docs/logging.md).
+ *   The two hops refuse the same things with the same reason codes and the
+ *   same event, `record-refused`: both receive through core's one receive
+ *   path (docs/logging.md).
  *   Where they differ by design, the case says so: a wrong digest is a
  *   verdict at transit (a signed rejection report: the bytes are known) and
  *   a refusal at egress (transit claimed bytes it did not send); egress
@@ -46,8 +46,8 @@ export function registerAttacks(hop: Hop): void {
     await t?.stop();
   });
 
-  /** refusedAs - the event a descriptor or claim refusal is logged under at this hop. */
-  const refusedAs = hop === 'transit' ? 'record-refused' : 'descriptor-refused';
+  /** refusedAs - the event a descriptor or claim refusal is logged under, at either hop. */
+  const refusedAs = 'record-refused';
   /** text - clean, allowed text (printable ASCII: the tag may hold a hostile name). */
   const text = (tag: string) => Buffer.from(`an honest-looking text file (${tag.replace(/[^\x20-\x7e]/g, '?')})\n${randomBytes(24).toString('hex')}\n`);
 
@@ -317,7 +317,7 @@ export function registerAttacks(hop: Hop): void {
             expect(ack).toMatchObject({ status: 'refused' });
             expect(ack!.reason).toMatch(/^digest-mismatch:/);
           },
-          { event: 'descriptor-refused', reason: 'digest-mismatch' },
+          { event: refusedAs, reason: 'digest-mismatch' },
         );
         expect(fs.existsSync(path.join(t.p.outbox, 'wrong-digest.txt'))).toBe(false);
         expect(fs.existsSync(path.join(t.p.rejected, 'wrong-digest.txt.sluice.json'))).toBe(false);
@@ -481,7 +481,7 @@ export function registerAttacks(hop: Hop): void {
         },
         hop === 'transit'
           ? { event: 'checked', reason: /^integrity: /, count: () => outcomes.filter((o) => caught.test(o)).length }
-          : { event: 'descriptor-refused', reason: 'digest-mismatch', count: () => outcomes.filter((o) => caught.test(o)).length },
+          : { event: refusedAs, reason: 'digest-mismatch', count: () => outcomes.filter((o) => caught.test(o)).length },
       );
     });
   });

@@ -3,7 +3,7 @@
  *   daemon - the skeleton every stage runs in
  *
  * SYNOPSIS
- *   runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => { ... });
+ *   runDaemon('transit', async ({ cfg, log, onStop, listen }) => { ... });
  *
  * DESCRIPTION
  *   Like Postfix's trigger_server_main: parses `--config FILE`, loads the
@@ -19,12 +19,14 @@
  *   stages turn it into Refused and a log event.
  *
  *   Socket activation: when LISTEN_PID is our pid and LISTEN_FDS is 1,
- *   listenFd() returns descriptor 3 for Listener.adopt.
+ *   listenFd() returns descriptor 3 for Listener.adopt; listen() adopts it,
+ *   or creates the configured socket, and accepts only the allowed users.
  */
 import { createRequire } from 'node:module';
 import { createLogger, type Logger, type Stage } from './log.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, resolveUid, type Config } from './config.js';
 import { describe } from './errors.js';
+import { Listener, type Connection } from './channel.js';
 
 export interface DaemonContext {
   cfg: Config;
@@ -33,6 +35,15 @@ export interface DaemonContext {
   onStop(fn: () => void | Promise<void>): void;
   /** The descriptor systemd handed over, or null when the stage must create its own socket. */
   listenFd(): number | null;
+  /** Serve the stage's socket (systemd's, or its own at `socket`) to the allowed upstream users only; `where` names it for logs. */
+  listen(section: ListenSection, onConnection: (conn: Connection) => void): { listener: Listener; where: string };
+}
+
+/** ListenSection - the configuration of a listening stage's socket. */
+export interface ListenSection {
+  socket: string;
+  socketMode: number;
+  allowUsers: readonly (string | number)[];
 }
 
 /** parseArgs - the daemons take exactly `--config FILE`. */
@@ -125,6 +136,12 @@ export function runDaemon(stage: Stage, main: (ctx: DaemonContext) => Promise<vo
     log,
     onStop: (fn) => stops.push(fn),
     listenFd: () => listenFdFromEnv(),
+    listen: (section, onConnection) => {
+      const opts = { log, maxRecordBytes: cfg.limits.maxRecordBytes, allowUids: section.allowUsers.map((u) => resolveUid(u)), onConnection };
+      const inherited = listenFdFromEnv();
+      const listener = inherited === null ? Listener.open(section.socket, section.socketMode, opts) : Listener.adopt(inherited, opts);
+      return { listener, where: inherited === null ? section.socket : `fd ${inherited}` };
+    },
   };
   main(ctx).then(
     () => {

@@ -14,10 +14,13 @@
 /** Refused - bad or hostile input, with a stable reason code. */
 export class Refused extends Error {
   readonly reason: string;
-  constructor(reason: string, message: string) {
+  /** The level it is logged at: 'error' when an operator should look (a sign of a compromised peer). */
+  readonly level: 'warn' | 'error';
+  constructor(reason: string, message: string, level: 'warn' | 'error' = 'warn') {
     super(message);
     this.name = 'Refused';
     this.reason = reason;
+    this.level = level;
   }
 }
 

@@ -6,7 +6,10 @@
  *   copy      checking a received descriptor and taking the private copy
  *   direct    copies into files a stage opened with O_DIRECT
  *   fds       counting this process's descriptors (leak checks)
+ *   receive   the table of what each hop accepts; the one receive path
  *   channel   SEQPACKET listeners and connectors, peer checks, ack matching
+ *   verdict   decide(): the one accept/reject rule, and the report's reason
+ *   slots     a counting bound with a FIFO queue
  *   config    the configuration file, its schema and errors
  *   daemon    the skeleton of a stage: signals, readiness, one fatal path
  *   durable   crash-safe filesystem steps
@@ -19,6 +22,8 @@ export * from './direct.js';
 export * from './fds.js';
 export { COPY_CHUNK, DIRECT_ALIGN } from './_copy-buffers.js';
 export * from './receive.js';
+export * from './verdict.js';
+export * from './slots.js';
 export * from './channel.js';
 export * from './config.js';
 export * from './daemon.js';

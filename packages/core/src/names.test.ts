@@ -159,8 +159,29 @@ describe('escapeForLog', () => {
     ['no-break space', 'a\u00a0b', 'a\\u{a0}b'],
     ['lone surrogate', '\uD800', '\\u{d800}'],
     ['printable unicode kept', 'café \u{1F600}', 'café \u{1F600}'],
+    ['DEL', 'a\u007fb', 'a\\u{7f}b'],
+    ['C1 control (CSI)', '\u009b31m', '\\u{9b}31m'],
+    ['C1 NEL', 'a\u0085b', 'a\\u{85}b'],
+    ['tab and carriage return', 'a\tb\rc', 'a\\u{9}b\\u{d}c'],
+    ['LRE, RLE, PDF, LRO', '\u202a\u202b\u202c\u202d', '\\u{202a}\\u{202b}\\u{202c}\\u{202d}'],
+    ['bidi isolates LRI RLI FSI PDI', '\u2066\u2067\u2068\u2069', '\\u{2066}\\u{2067}\\u{2068}\\u{2069}'],
+    ['LRM, RLM, ALM', '\u200e\u200f\u061c', '\\u{200e}\\u{200f}\\u{61c}'],
+    ['zero-width space, non-joiner, joiner', 'a\u200bb\u200cc\u200dd', 'a\\u{200b}b\\u{200c}c\\u{200d}d'],
+    ['word joiner and BOM', '\u2060\ufeff', '\\u{2060}\\u{feff}'],
+    ['line and paragraph separators', '\u2028\u2029', '\\u{2028}\\u{2029}'],
+    ['private use', '\ue000', '\\u{e000}'],
+    ['ASCII space kept', 'a b', 'a b'],
   ])('%s', (_label, input, expected) => {
     expect(escapeForLog(input)).toBe(expected);
+  });
+
+  it.each([
+    ['a bound of its own', 'abcdef', 4, 'abcd…'],
+    ['never cut inside an escape', 'ab\n', 4, 'ab…'],
+    ['never cut inside a surrogate pair', 'abc\u{1F600}', 4, 'abc…'],
+    ['exactly at the bound: no ellipsis', 'a\n', 6, 'a\\u{a}'],
+  ])('bounded by max: %s', (_label, input, max, expected) => {
+    expect(escapeForLog(input, max)).toBe(expected);
   });
 
   it('is bounded', () => {

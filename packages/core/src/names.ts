@@ -8,7 +8,7 @@
  *
  *   sanitizeName(original: string): string
  *   collisionName(stored: string, n: number): string
- *   escapeForLog(s: string): string
+ *   escapeForLog(s: string, max = 512): string
  *   splitExtension(name: string): { stem: string; ext: string }
  *
  * DESCRIPTION
@@ -49,11 +49,14 @@
  *   a fixed point of sanitizeName(). Egress tries n = 2, 3, ... until a name
  *   is free; an output never overwrites another.
  *
- *   escapeForLog() makes any string safe for one log line or a terminal:
- *   controls, format and bidi characters, separators other than the ASCII
- *   space, unassigned and private-use code points, lone surrogates and "\"
- *   itself are written as \u{hex}; the result is at most 512 characters
- *   plus "…".
+ *   escapeForLog() is the one escaper for untrusted text on its way into a
+ *   log line, a terminal or a check's reason: C0 and C1 controls, DEL,
+ *   format characters (bidi controls, zero-width characters, BOM), line and
+ *   paragraph separators, white space other than the ASCII space,
+ *   unassigned, private-use and other invisible code points, lone
+ *   surrogates and "\" itself (so that every \u{…} in the output is ours)
+ *   are written as \u{hex}; the result is at most `max` characters (512 by
+ *   default) plus "…", never cut inside an escape or a surrogate pair.
  *
  * SECURITY
  *   These functions only compute strings; they never touch the file system.
@@ -80,8 +83,8 @@ export const UNNAMED = 'unnamed';
 /** An extension (with its dot) longer than this is treated as part of the stem. */
 const MAX_EXT_BYTES = 24;
 
-/** Bound of escapeForLog() output, in UTF-16 code units, before the ellipsis. */
-const MAX_LOG_CHARS = 512;
+/** Default bound of escapeForLog() output, in UTF-16 code units, before the ellipsis. */
+export const MAX_LOG_CHARS = 512;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 // Replaced by "_": separators, controls (C0, DEL, C1), line/paragraph separators, noncharacters.
@@ -183,13 +186,13 @@ export function collisionName(stored: string, n: number): string {
 const LOG_UNSAFE =
   /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cn}\p{Co}\p{Default_Ignorable_Code_Point}\p{Noncharacter_Code_Point}]|[^\S ]|[\uD800-\uDFFF]/u;
 
-/** escapeForLog - a one-line, terminal-safe, bounded rendering of an untrusted string. */
-export function escapeForLog(s: string): string {
+/** escapeForLog - a one-line, terminal-safe rendering of an untrusted string, at most `max` characters plus "…". */
+export function escapeForLog(s: string, max: number = MAX_LOG_CHARS): string {
   let out = '';
   // Iterating a string yields code points, and a lone surrogate on its own.
   for (const ch of String(s)) {
     const piece = LOG_UNSAFE.test(ch) ? `\\u{${(ch.codePointAt(0) ?? 0).toString(16)}}` : ch;
-    if (out.length + piece.length > MAX_LOG_CHARS) return `${out}…`;
+    if (out.length + piece.length > max) return `${out}…`;
     out += piece;
   }
   return out;

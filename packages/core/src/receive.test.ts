@@ -1,6 +1,6 @@
 // The foundation's promises, across real processes: a sender in a child
 // process (test-helpers/sender.mjs) hands a receiving endpoint built from
-// core's Listener + receiveTransfer every kind of descriptor and record.
+// core's Listener + receive path + sealedCopy every kind of descriptor and record.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,9 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { decodeIngressTransfer, PROTOCOL_REASONS } from '@sluice/protocol';
+import { PROTOCOL_REASONS } from '@sluice/protocol';
 import { Listener, type Connection } from './channel.js';
-import { receiveTransfer, RefusedTransfer } from './receive.js';
+import { HOPS, receiveRecord } from './receive.js';
+import { sealedCopy } from './copy.js';
 import { countOpenFds } from './fds.js';
 
 const SENDER = fileURLToPath(new URL('../test-helpers/sender.mjs', import.meta.url));
@@ -28,7 +29,7 @@ interface Outcome {
   rewrite?: string;
 }
 
-/** endpoint - a receiving stage in miniature: peer check, strict decode, descriptor checks, sealed copy. */
+/** endpoint - a receiving stage in miniature: peer check, the receive path (strict decode, descriptor present), sealed copy. */
 function endpoint(dir: string, allowUids: number[]) {
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
@@ -45,8 +46,12 @@ function endpoint(dir: string, allowUids: number[]) {
     allowUids,
     onConnection: (conn: Connection) => {
       conn.onRecord = (data, fd) => {
-        receiveTransfer(data, fd, (b) => decodeIngressTransfer(b), { maxBytes: 1 << 30 })
-          .then(({ rec, copy }) => {
+        void receiveRecord(conn, data, fd, {
+          hop: HOPS.ingressToTransit,
+          limits: {},
+          log,
+          handle: async (rec, fd) => {
+            const copy = await sealedCopy(fd, { maxBytes: 1 << 30, claimedSize: rec.size });
             try {
               const bytes = fs.readFileSync(`/proc/self/fd/${copy.fd}`);
               let rewrite = 'ok';
@@ -70,13 +75,9 @@ function endpoint(dir: string, allowUids: number[]) {
             } finally {
               fs.closeSync(copy.fd);
             }
-          })
-          .catch((err) => {
-            const reason = err instanceof RefusedTransfer ? err.reason : `unexpected: ${String(err)}`;
-            log.warn({ event: 'record-refused', peer: conn.peer, reason }, 'refused');
-            push({ kind: 'refused', reason });
-          })
-          .finally(() => conn.close());
+          },
+          answer: (_conn, _rec, refusal) => push({ kind: 'refused', reason: refusal.reason }),
+        }).finally(() => conn.close());
       };
     },
   });

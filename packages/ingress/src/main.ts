@@ -21,6 +21,10 @@
  *   found the record itself bad; never happens between honest stages) ->
  *   move the entry to spool/held/ for an operator, loudly.
  *
+ *   pickup.ts finds and copies the uploads, spool.ts keeps them, forward.ts
+ *   sends them and matches the acks, which come in through core's receive
+ *   path (HOPS.transitAckToIngress).
+ *
  * SECURITY
  *   Runs as sluice-ingress, member of sluice-inbox. Needs CAP_LEASE to prove
  *   an upload is complete and CAP_DAC_READ_SEARCH to read 0600 uploads; see
@@ -30,32 +34,28 @@
  * DIAGNOSTICS
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
-import * as fs from 'node:fs';
-import {
-  runDaemon,
-  ensureDir,
-  Connector,
-  PendingAcks,
-  describe,
-  resolveUid,
-  type Connection,
-} from '@sluice/core';
-import { encodeIngressTransfer, decodeAck, ProtocolError, truncateUtf8, type Ack } from '@sluice/protocol';
-import { Spool, type SpoolMeta } from './spool.js';
+import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, wireLimits } from '@sluice/core';
+import { Spool } from './spool.js';
 import { Inbox } from './pickup.js';
+import { Forwarder } from './forward.js';
 
 runDaemon('ingress', async ({ cfg, log, onStop }) => {
   const c = cfg.ingress;
   ensureDir(c.spool, 0o700);
   const spool = new Spool(c.spool);
-  const limits = { maxRecordBytes: cfg.limits.maxRecordBytes, maxFileSize: cfg.limits.maxFileBytes, maxNameBytes: cfg.limits.maxNameBytes };
 
-  /** Transfers in the spool, not yet acknowledged. */
-  const queued = new Map<string, SpoolMeta>();
-  /** Ids ready to send now, in order. */
-  const ready: string[] = [];
-  const inFlight = new Set<string>();
-  const acks = new PendingAcks<Ack>();
+  const connector: Connector = new Connector({
+    path: c.transitSocket,
+    log,
+    maxRecordBytes: cfg.limits.maxRecordBytes,
+    expectUid: c.transitUser === null ? undefined : resolveUid(c.transitUser),
+    onConnected: (conn) => {
+      conn.onRecord = receiver(conn, { hop: HOPS.transitAckToIngress, limits: wireLimits(cfg), log, handle: (ack) => forwarder.onAck(conn, ack) });
+      forwarder.pump();
+    },
+    onDisconnected: () => forwarder.disconnected(),
+  });
+  const forwarder = new Forwarder({ cfg, log, spool, connection: () => connector.connection, onDelivered: () => inbox.rescan() });
 
   const inbox = new Inbox({
     dir: c.inbox,
@@ -64,133 +64,17 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
     maxFileBytes: cfg.limits.maxFileBytes,
     rescanIntervalMs: c.rescanIntervalMs,
     recheckIntervalMs: c.recheckIntervalMs,
-    onCommitted: (meta) => enqueue(meta),
+    onCommitted: (meta) => forwarder.enqueue(meta),
     // Backpressure: with transit slow or down, uploads wait in the inbox, not in memory.
-    canAccept: (copying) => queued.size + copying < c.maxInFlight * 4,
+    canAccept: (copying) => forwarder.size + copying < c.maxInFlight * 4,
   });
 
   const recovered = spool.recover();
   for (const meta of recovered.entries) {
     await inbox.forgetRecovered(meta);
-    queued.set(meta.id, meta);
-    ready.push(meta.id);
+    forwarder.enqueue(meta);
   }
   log.info({ event: 'recovered', queued: recovered.entries.length, removed: recovered.removed }, 'spool recovered');
-
-  const connector = new Connector({
-    path: c.transitSocket,
-    log,
-    maxRecordBytes: cfg.limits.maxRecordBytes,
-    expectUid: c.transitUser === null ? undefined : resolveUid(c.transitUser),
-    onConnected: (conn) => {
-      conn.onRecord = (data, fd) => onAck(conn, data, fd);
-      pump();
-    },
-    onDisconnected: () => acks.failAll(Object.assign(new Error('transit disconnected'), { code: 'EPIPE' })),
-  });
-
-  function enqueue(meta: SpoolMeta): void {
-    queued.set(meta.id, meta);
-    ready.push(meta.id);
-    pump();
-  }
-
-  /** pump - send ready transfers while the window allows. */
-  function pump(): void {
-    const conn = connector.connection;
-    while (conn && ready.length > 0 && inFlight.size < c.maxInFlight) {
-      const id = ready.shift()!;
-      const meta = queued.get(id);
-      if (!meta || inFlight.has(id)) continue;
-      inFlight.add(id);
-      void send(conn, meta).finally(() => {
-        inFlight.delete(id);
-        pump();
-      });
-    }
-  }
-
-  /** later - put a transfer back in line after a delay. */
-  function later(id: string): void {
-    setTimeout(() => {
-      if (queued.has(id)) {
-        ready.push(id);
-        pump();
-      }
-    }, c.retryDelayMs).unref();
-  }
-
-  /** send - one transfer: record + read-only spool descriptor, then wait for the final ack. */
-  async function send(conn: Connection, meta: SpoolMeta): Promise<void> {
-    const tlog = log.child({ id: meta.id });
-    let fd = -1;
-    try {
-      const record = encodeIngressTransfer({
-        id: meta.id,
-        name: truncateUtf8(meta.name, cfg.limits.maxNameBytes),
-        size: meta.size,
-        sha256: Buffer.from(meta.sha256, 'hex'),
-        receivedAt: meta.receivedAt,
-        refusal: meta.refusal,
-      });
-      fd = fs.openSync(spool.dataPath(meta.id), fs.constants.O_RDONLY);
-      const waiting = acks.wait(meta.id, c.ackTimeoutMs);
-      await conn.send(record, fd);
-      fs.closeSync(fd);
-      fd = -1;
-      tlog.info({ event: 'sent', size: meta.size, sha256: meta.sha256 }, 'sent to transit');
-      const ack = await waiting;
-      switch (ack.status) {
-        case 'delivered':
-          await spool.forget(meta.id);
-          queued.delete(meta.id);
-          tlog.info({ event: 'done', reason: ack.reason }, 'delivered downstream; spool copy removed');
-          inbox.rescan(); // room again: look at what waited
-          return;
-        case 'retry':
-          tlog.warn({ event: 'retry', reason: ack.reason }, 'transit asked to retry later');
-          later(meta.id);
-          return;
-        case 'refused':
-          tlog.error({ event: 'held', reason: ack.reason }, 'transit refused the record; moved to spool/held for an operator');
-          spool.hold(meta.id, ack.reason);
-          queued.delete(meta.id);
-          return;
-      }
-    } catch (err) {
-      tlog.warn({ event: 'retry', reason: describe(err) }, 'no final ack; will send again');
-      later(meta.id);
-    } finally {
-      if (fd >= 0) fs.closeSync(fd);
-    }
-  }
-
-  /** onAck - one record from transit: it must be a valid Ack for a transfer we sent, with our digest. */
-  function onAck(conn: Connection, data: Buffer, fd: number): void {
-    if (fd >= 0) {
-      fs.closeSync(fd);
-      log.warn({ event: 'record-refused', peer: conn.peer, reason: 'unexpected-descriptor' }, 'an ack carried a descriptor');
-      return;
-    }
-    let ack: Ack;
-    try {
-      ack = decodeAck(data, limits);
-    } catch (err) {
-      const reason = err instanceof ProtocolError ? err.reason : describe(err);
-      log.warn({ event: 'record-refused', peer: conn.peer, reason }, 'bad ack from transit');
-      return;
-    }
-    const meta = queued.get(ack.id);
-    if (!meta || !acks.has(ack.id)) {
-      log.warn({ event: 'ack-unexpected', id: ack.id, peer: conn.peer, reason: 'no transfer waits for it' }, 'stray ack');
-      return;
-    }
-    if (Buffer.from(ack.sha256).toString('hex') !== meta.sha256) {
-      log.error({ event: 'ack-unexpected', id: ack.id, peer: conn.peer, reason: 'digest differs' }, 'ack for other bytes');
-      return;
-    }
-    acks.settle(ack.id, ack);
-  }
 
   inbox.start();
   connector.start();

@@ -53,7 +53,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { native, constants as C } from '@sluice/native';
-import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, fileKind, fsyncDir, fsyncDirShared, closeFd, openFd, Refused, type Logger } from '@sluice/core';
+import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, escapeForLog, fileKind, fsyncDir, fsyncDirShared, closeFd, openFd, Refused, type Logger } from '@sluice/core';
 import type { Spool, SpoolMeta } from './spool.js';
 
 const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
@@ -198,7 +198,7 @@ export class Inbox {
       this.look(name)
         .catch((err) => {
           this.o.log.error(
-            { event: 'pickup-failed', name: escape(name), reason: errnoCode(err) ?? 'error', detail: describe(err) },
+            { event: 'pickup-failed', name: escapeForLog(name.toString('utf8')), reason: errnoCode(err) ?? 'error', detail: escapeForLog(describe(err)) },
             'pickup failed; the upload stays in the inbox and is tried again',
           );
           this.waiting.set(key, name);
@@ -264,7 +264,7 @@ export class Inbox {
    */
   private async openSpoolCopy(tmp: string, size: number): Promise<{ out: number; direct: boolean }> {
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
-    // On the threadpool, as egress's creations (change 12): allocating the inode can take milliseconds.
+    // On the threadpool, as egress's creations: allocating the inode can take milliseconds.
     if (size >= DIRECT_MIN_BYTES && this.directOk) {
       try {
         return { out: await openFd(tmp, flags | fs.constants.O_DIRECT, 0o600), direct: true };
@@ -312,7 +312,7 @@ export class Inbox {
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'EAGAIN') {
-          this.o.log.debug({ event: 'upload-in-progress', name: escape(name) }, 'still open for writing');
+          this.o.log.debug({ event: 'upload-in-progress', name: escapeForLog(name.toString('utf8')) }, 'still open for writing');
           this.waiting.set(key, name);
           return;
         }
@@ -320,7 +320,7 @@ export class Inbox {
           if (!this.leaseWarned) {
             this.leaseWarned = true;
             this.o.log.error(
-              { event: 'lease-unavailable', name: escape(name), reason: code },
+              { event: 'lease-unavailable', name: escapeForLog(name.toString('utf8')), reason: code },
               'cannot prove the upload is complete (need file ownership or CAP_LEASE); not picking it up',
             );
           }
@@ -354,14 +354,14 @@ export class Inbox {
       await this.o.spool.commit(meta, tmp);
       const reopened = await this.takeOut(name, fst, fd, meta);
       this.o.log.info(
-        { event: 'picked-up', id, name: escape(name), size: meta.size, sha256: meta.sha256 },
+        { event: 'picked-up', id, name: escapeForLog(name.toString('utf8')), size: meta.size, sha256: meta.sha256 },
         'upload complete; spooled',
       );
       this.o.onCommitted(reopened ?? meta);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       if (err instanceof Refused) {
-        this.o.log.info({ event: 'pickup-deferred', name: escape(name), reason: err.reason }, err.message);
+        this.o.log.info({ event: 'pickup-deferred', name: escapeForLog(name.toString('utf8')), reason: err.reason }, err.message);
         this.waiting.set(key, name);
         return;
       }
@@ -398,7 +398,7 @@ export class Inbox {
     };
     await this.o.spool.commit(meta, tmp);
     if (remove) await this.removeFromInbox(name, st);
-    this.o.log.warn({ event: 'upload-refused', id, name: escape(name), reason, detail: what }, 'upload refused at ingress');
+    this.o.log.warn({ event: 'upload-refused', id, name: escapeForLog(name.toString('utf8')), reason, detail: what }, 'upload refused at ingress');
     this.o.onCommitted(meta);
   }
 
@@ -436,7 +436,7 @@ export class Inbox {
     const back = this.putBack(aside, name, meta.id);
     this.waiting.set(back.toString('base64'), back);
     this.o.log.warn(
-      { event: 'upload-reopened', id: meta.id, name: escape(name), detail: escape(back) },
+      { event: 'upload-reopened', id: meta.id, name: escapeForLog(name.toString('utf8')), detail: escapeForLog(back.toString('utf8')) },
       'a writer opened the upload after it was copied; the copy goes on, the file stays for another pickup',
     );
     return kept;
@@ -454,7 +454,7 @@ export class Inbox {
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
     }
-    throw new Error(`cannot put ${escape(name)} back: both names are taken`);
+    throw new Error(`cannot put ${escapeForLog(name.toString('utf8'))} back: both names are taken`);
   }
 
   /** removeFromInbox - unlink the entry if it is still the inode we took; fsync the inbox. */
@@ -481,12 +481,4 @@ export class Inbox {
       this.putBack(this.full(aside), name, meta.id); // reopened by a writer: it belongs to the inbox
     }
   }
-}
-
-/** escape - an untrusted name made safe for one log line (JSON escapes the rest). */
-function escape(name: Buffer): string {
-  const s = name.toString('utf8');
-  // eslint-disable-next-line no-control-regex
-  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
-  return clean.length > 512 ? `${clean.slice(0, 512)}…` : clean;
 }

@@ -88,7 +88,7 @@ export class Spool {
   /**
    * commit - fsync the copied data, give it its name, then write the metadata: the transfer now exists.
    *
-   * The flushes run on the threadpool (issue 9): a synchronous fsync of a large copy held ingress's
+   * The flushes run on the threadpool: a synchronous fsync of a large copy held ingress's
    * event loop for the whole writeback, and the other pickup's hashing with it. The lease pickup
    * holds meanwhile makes a writer that opens the upload wait; takeOut then sees the broken lease
    * and keeps the file for another pickup (pickup.test.ts), so the longer window loses nothing.

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import {
   CheckUnavailable,
   MAX_REASON_CHARS,
-  decide,
   runChecks,
   type Check,
   type CheckInput,
@@ -232,28 +231,5 @@ describe('runChecks', () => {
       const out = await runChecks([hang, unavailable()], input);
       expect(out.retry).toBe(false);
     });
-  });
-});
-
-describe('decide', () => {
-  const r = (outcome: string, extra: Partial<CheckResult> = {}): CheckResult =>
-    ({ name: `c-${outcome}`, outcome, reason: `why ${outcome}`, engine: 'e', ...extra }) as CheckResult;
-  const table: Array<[string, CheckResult[], 'accepted' | 'rejected', boolean, string]> = [
-    ['no results', [], 'rejected', false, 'no checks configured'],
-    ['one pass', [r('pass')], 'accepted', false, 'the 1 check passed'],
-    ['three passes', [r('pass'), r('pass'), r('pass')], 'accepted', false, 'all 3 checks passed'],
-    ['one fail', [r('fail')], 'rejected', false, 'c-fail failed: why fail'],
-    ['one error', [r('error')], 'rejected', false, 'c-error error: why error'],
-    ['pass then fail', [r('pass'), r('fail')], 'rejected', false, 'c-fail failed: why fail'],
-    ['fail and error listed in order', [r('error'), r('pass'), r('fail')], 'rejected', false, 'c-error error: why error; c-fail failed: why fail'],
-    ['unknown outcome is not a pass', [r('pass'), r('PASS')], 'rejected', false, 'c-PASS unknown outcome: why PASS'],
-    ['retry alone', [r('pass'), r('error', { retry: true })], 'rejected', true, 'held for retry: c-error error: why error'],
-    ['retry with fail', [r('fail'), r('error', { retry: true })], 'rejected', false, 'c-fail failed: why fail; c-error error: why error'],
-    ['retry with plain error', [r('error'), r('error', { retry: true })], 'rejected', false, 'c-error error: why error; c-error error: why error'],
-    ['retry flag on a pass is ignored', [r('pass', { retry: true })], 'accepted', false, 'the 1 check passed'],
-    ['retry flag on a fail does not make it retryable', [r('fail', { retry: true })], 'rejected', false, 'c-fail failed: why fail'],
-  ];
-  it.each(table)('%s', (_label, results, verdict, retry, reason) => {
-    expect(decide(results)).toEqual({ verdict, retry, reason });
   });
 });

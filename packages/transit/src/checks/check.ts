@@ -3,11 +3,10 @@
  *   check - the one interface every transit check implements, and the runner
  *
  * SYNOPSIS
- *   import { runChecks, decide, CheckUnavailable } from './check.js';
+ *   import { runChecks, CheckUnavailable } from './check.js';
  *   import type { Check, CheckInput, CheckResult, CheckRun, ChecksOutcome } from './check.js';
  *
  *   runChecks(checks: readonly Check[], input: CheckInput): Promise<ChecksOutcome>
- *   decide(results: readonly CheckResult[]): Decision
  *   class CheckUnavailable extends Error          thrown by a check: "hold and retry"
  *
  * DESCRIPTION
@@ -21,7 +20,8 @@
  *   reads, so they cannot disturb each other), waits for each one until its
  *   own timeoutMs, and always reports every check's result, in the order of
  *   the list, even after a failure: the signed report then says what each
- *   check found. The verdict comes from decide().
+ *   check found. The verdict comes from core's decide() (verdict.ts), the
+ *   one rule transit and egress share.
  *
  *   Fail closed (design invariant 5):
  *     - a check that runs past timeoutMs is aborted (its AbortSignal fires)
@@ -46,8 +46,9 @@
  *   cannot turn the file into an accepted one. A check that wants its own
  *   timeouts retried must throw CheckUnavailable before runChecks' timeout.
  *
- *   Reasons and names are bounded and have control, format and bidi
- *   characters written as \u{hex}: they end up in signed reports and logs.
+ *   Reasons, names and engines go through core's escapeForLog, bounded:
+ *   control, format, bidi and invisible characters and "\" are written as
+ *   \u{hex}, because they end up in signed reports and logs.
  *
  * SECURITY
  *   The input is frozen and the same object is handed to every check, which
@@ -64,6 +65,7 @@
  *   runChecks throws TypeError only for a malformed input (a bug in transit,
  *   not a property of the file); everything a check does becomes a result.
  */
+import { decide, escapeForLog, type Decision } from '@sluice/core';
 
 /** What a check gets: transit's own sealed copy and what transit knows about it. */
 export interface CheckInput {
@@ -103,14 +105,6 @@ export interface Check {
   run(input: CheckInput, signal: AbortSignal): Promise<CheckRun>;
 }
 
-/** The verdict over all results. */
-export interface Decision {
-  verdict: 'accepted' | 'rejected';
-  reason: string;
-  /** True when the only obstacles are unreachable engines: hold and retry rather than finalise. */
-  retry: boolean;
-}
-
 export interface ChecksOutcome extends Decision {
   results: CheckResult[];
 }
@@ -133,19 +127,6 @@ const MAX_ENGINE_CHARS = 128;
 /** setTimeout's upper bound; larger values fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
-const UNSAFE = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
-
-/** oneLine - s with controls, format/bidi characters and "\" escaped, cut to max characters. */
-export function oneLine(s: string, max: number): string {
-  const escaped = s.replace(UNSAFE, (ch) => `\\u{${(ch.codePointAt(0) ?? 0).toString(16)}}`);
-  if (escaped.length <= max) return escaped;
-  let cut = escaped.slice(0, max);
-  // Do not leave half a surrogate pair or half an escape at the cut.
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  cut = cut.replace(/\\(u(\{[0-9a-f]*)?)?$/, '');
-  return `${cut}…`;
-}
-
 /** messageOf - a thrown value as one bounded line, never a stack. */
 function messageOf(err: unknown): string {
   let text: string;
@@ -154,14 +135,14 @@ function messageOf(err: unknown): string {
   } catch {
     text = 'unprintable exception';
   }
-  return oneLine(text === '' ? 'exception without a message' : text, MAX_REASON_CHARS);
+  return escapeForLog(text === '' ? 'exception without a message' : text, MAX_REASON_CHARS);
 }
 
 /** checkNameOf - the reported name of a check, whatever the object looks like. */
 function checkNameOf(check: unknown): string {
   try {
     const name = (check as { name?: unknown } | null)?.name;
-    if (typeof name === 'string' && name !== '') return oneLine(name, MAX_NAME_CHARS);
+    if (typeof name === 'string' && name !== '') return escapeForLog(name, MAX_NAME_CHARS);
   } catch {
     // fall through: a getter that throws is a nameless check
   }
@@ -172,7 +153,7 @@ function checkNameOf(check: unknown): string {
 function engineOf(check: unknown): string {
   try {
     const engine = (check as { engine?: unknown } | null)?.engine;
-    if (typeof engine === 'string' && engine !== '') return oneLine(engine, MAX_ENGINE_CHARS);
+    if (typeof engine === 'string' && engine !== '') return escapeForLog(engine, MAX_ENGINE_CHARS);
   } catch {
     // fall through
   }
@@ -190,12 +171,12 @@ function normalizeRun(name: string, raw: unknown, fallbackEngine: string): Check
   if (raw === null || typeof raw !== 'object') return malformed(`not an object (${raw === null ? 'null' : typeof raw})`);
   const { outcome, reason, engine } = raw as Record<string, unknown>;
   if (outcome !== 'pass' && outcome !== 'fail' && outcome !== 'error') {
-    return malformed(`unknown outcome ${oneLine(typeof outcome === 'string' ? JSON.stringify(outcome) : typeof outcome, 40)}`);
+    return malformed(`unknown outcome ${escapeForLog(typeof outcome === 'string' ? JSON.stringify(outcome) : typeof outcome, 40)}`);
   }
   if (typeof reason !== 'string') return malformed('reason is not a string');
   if (typeof engine !== 'string' || engine === '') return malformed('engine is not a non-empty string');
   const text = reason === '' && outcome !== 'pass' ? '(no reason given)' : reason;
-  return { name, outcome, reason: oneLine(text, MAX_REASON_CHARS), engine: oneLine(engine, MAX_ENGINE_CHARS) };
+  return { name, outcome, reason: escapeForLog(text, MAX_REASON_CHARS), engine: escapeForLog(engine, MAX_ENGINE_CHARS) };
 }
 
 const TIMED_OUT: unique symbol = Symbol('timed out');
@@ -276,26 +257,4 @@ export async function runChecks(checks: readonly Check[], input: CheckInput): Pr
   const frozen = validateInput(input);
   const results = await Promise.all(checks.map((check) => runOne(check, frozen)));
   return { ...decide(results), results };
-}
-
-/**
- * decide - the verdict over a list of results (pure).
- *
- * accepted: at least one result, and every outcome is exactly 'pass'.
- * rejected otherwise; the reason lists every result that is not a pass.
- * retry: rejected, and every non-pass is an error marked retry.
- */
-export function decide(results: readonly CheckResult[]): Decision {
-  if (results.length === 0) return { verdict: 'rejected', reason: 'no checks configured', retry: false };
-  const blocking = results.filter((r) => r.outcome !== 'pass');
-  if (blocking.length === 0) {
-    const n = results.length;
-    return { verdict: 'accepted', reason: n === 1 ? 'the 1 check passed' : `all ${n} checks passed`, retry: false };
-  }
-  const retry = blocking.every((r) => r.outcome === 'error' && r.retry === true);
-  const listed = blocking.map((r) => {
-    const outcome = r.outcome === 'fail' ? 'failed' : r.outcome === 'error' ? 'error' : `unknown outcome`;
-    return `${r.name} ${outcome}: ${r.reason}`;
-  });
-  return { verdict: 'rejected', reason: (retry ? 'held for retry: ' : '') + listed.join('; '), retry };
 }

@@ -3,12 +3,12 @@
  *   checks - transit's check interface and content checks
  *
  * SYNOPSIS
- *   import { runChecks, decide, CheckUnavailable,
+ *   import { runChecks, CheckUnavailable,
  *            sizeLimitCheck, fileTypeCheck, extensionMatchCheck,
  *            clamavCheck, yaraCheck, detectContent } from './checks/index.js';
  *
  * DESCRIPTION
- *   check.ts      the Check interface, runChecks() and the pure decide()
+ *   check.ts      the Check interface and runChecks() (the verdict: core's decide())
  *   size.ts       sizeLimitCheck({ maxBytes })
  *   file-type.ts  fileTypeCheck({ allow })
  *   extension.ts  extensionMatchCheck()
@@ -18,14 +18,13 @@
  *   read.ts       bounded positional reads
  *   clamav.ts     clamavCheck(): clamd over FILDES (local) or INSTREAM (TCP)
  *   yara.ts       yaraCheck(): rules compiled at start, Debian's yara per scan
- *   slots.ts      Slots: the bound on concurrent scans
+ *   slots.ts      Slots: core's bound on concurrent scans, busy = CheckUnavailable
  *   The rules are in docs/checks.md.
  */
 
 export {
   CheckUnavailable,
   MAX_REASON_CHARS,
-  decide,
   runChecks,
   type Check,
   type CheckInput,
@@ -33,7 +32,6 @@ export {
   type CheckResult,
   type CheckRun,
   type ChecksOutcome,
-  type Decision,
 } from './check.js';
 export { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent, type ContentInfo } from './content.js';
 export { ACTIVE_IDS, ACTIVE_TYPES, activeTypeOfExtension, type ActiveFinding, type ActiveType } from './active.js';

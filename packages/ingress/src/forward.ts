@@ -1,0 +1,150 @@
+/*
+ * NAME
+ *   forward - send spooled transfers to transit, at most ingress.maxInFlight at a time
+ *
+ * SYNOPSIS
+ *   const fwd = new Forwarder({ cfg, log, spool, connection: () => connector.connection, onDelivered });
+ *   fwd.enqueue(meta);            // a committed spool entry
+ *   fwd.pump();                   // send what the window allows (after a reconnect)
+ *   fwd.onAck(conn, ack);         // an Ack from the receive path
+ *   fwd.disconnected();           // every transfer waiting for an ack: send again later
+ *
+ * DESCRIPTION
+ *   A transfer is queued from its spool commit until transit's final ack.
+ *   Sending: the IngressTransfer record (name cut to limits.maxNameBytes)
+ *   with a fresh read-only descriptor of the spool file, closed as soon as
+ *   the kernel has it. Then the final ack, at most ingress.ackTimeoutMs:
+ *
+ *     DELIVERED   forget the spool entry (the file is durable downstream)
+ *     RETRY       send again after ingress.retryDelayMs (a scanner down, egress away)
+ *     REFUSED     move the entry to spool/held/ for an operator (never between honest stages)
+ *     none        (timeout, disconnect, send error) send again after retryDelayMs
+ *
+ *   An ack must name a transfer that waits and carry its digest; any other
+ *   is logged (`ack-unexpected`) and dropped, and the transfer is sent
+ *   again when its wait ends.
+ */
+import * as fs from 'node:fs';
+import { PendingAcks, describe, escapeForLog, settleAck, type Config, type Connection, type Logger } from '@sluice/core';
+import { encodeIngressTransfer, truncateUtf8, type Ack } from '@sluice/protocol';
+import type { Spool, SpoolMeta } from './spool.js';
+
+export interface ForwarderOptions {
+  cfg: Config;
+  log: Logger;
+  spool: Spool;
+  /** The connection to transit, or null while there is none. */
+  connection: () => Connection | null;
+  /** A transfer was delivered: room again for new pickups. */
+  onDelivered: () => void;
+}
+
+export class Forwarder {
+  /** Transfers in the spool, not yet acknowledged. */
+  private readonly queued = new Map<string, SpoolMeta>();
+  /** Ids ready to send now, in order. */
+  private readonly ready: string[] = [];
+  private readonly inFlight = new Set<string>();
+  private readonly acks = new PendingAcks<Ack>();
+
+  constructor(private readonly o: ForwarderOptions) {}
+
+  /** Transfers queued (spooled and not yet acknowledged). */
+  get size(): number {
+    return this.queued.size;
+  }
+
+  /** enqueue - a committed spool entry joins the line. */
+  enqueue(meta: SpoolMeta): void {
+    this.queued.set(meta.id, meta);
+    this.ready.push(meta.id);
+    this.pump();
+  }
+
+  /** pump - send ready transfers while the window allows. */
+  pump(): void {
+    const conn = this.o.connection();
+    while (conn && this.ready.length > 0 && this.inFlight.size < this.o.cfg.ingress.maxInFlight) {
+      const id = this.ready.shift()!;
+      const meta = this.queued.get(id);
+      if (!meta || this.inFlight.has(id)) continue;
+      this.inFlight.add(id);
+      void this.send(conn, meta).finally(() => {
+        this.inFlight.delete(id);
+        this.pump();
+      });
+    }
+  }
+
+  /** onAck - an Ack from transit: for a transfer that waits, with its digest. */
+  onAck(conn: Connection, ack: Ack): void {
+    const meta = this.queued.get(ack.id);
+    if (meta && this.acks.has(ack.id) && Buffer.from(ack.sha256).toString('hex') !== meta.sha256) {
+      this.o.log.error({ event: 'ack-unexpected', id: ack.id, peer: conn.peer, reason: 'digest differs' }, 'ack for other bytes');
+      return;
+    }
+    settleAck(this.acks, ack, conn, this.o.log);
+  }
+
+  /** disconnected - transit went away: no transfer will get its ack on that connection. */
+  disconnected(): void {
+    this.acks.failAll(Object.assign(new Error('transit disconnected'), { code: 'EPIPE' }));
+  }
+
+  /** later - put a transfer back in line after a delay. */
+  private later(id: string): void {
+    setTimeout(() => {
+      if (this.queued.has(id)) {
+        this.ready.push(id);
+        this.pump();
+      }
+    }, this.o.cfg.ingress.retryDelayMs).unref();
+  }
+
+  /** send - one transfer: record + read-only spool descriptor, then wait for the final ack. */
+  private async send(conn: Connection, meta: SpoolMeta): Promise<void> {
+    const { cfg, spool } = this.o;
+    const tlog = this.o.log.child({ id: meta.id });
+    let fd = -1;
+    try {
+      const record = encodeIngressTransfer({
+        id: meta.id,
+        name: truncateUtf8(meta.name, cfg.limits.maxNameBytes),
+        size: meta.size,
+        sha256: Buffer.from(meta.sha256, 'hex'),
+        receivedAt: meta.receivedAt,
+        refusal: meta.refusal,
+      });
+      fd = fs.openSync(spool.dataPath(meta.id), fs.constants.O_RDONLY);
+      const waiting = this.acks.wait(meta.id, cfg.ingress.ackTimeoutMs);
+      await conn.send(record, fd);
+      fs.closeSync(fd);
+      fd = -1;
+      tlog.info({ event: 'sent', size: meta.size, sha256: meta.sha256 }, 'sent to transit');
+      const ack = await waiting;
+      const reason = escapeForLog(ack.reason);
+      switch (ack.status) {
+        case 'delivered':
+          await spool.forget(meta.id);
+          this.queued.delete(meta.id);
+          tlog.info({ event: 'done', reason }, 'delivered downstream; spool copy removed');
+          this.o.onDelivered();
+          return;
+        case 'retry':
+          tlog.warn({ event: 'retry', reason }, 'transit asked to retry later');
+          this.later(meta.id);
+          return;
+        case 'refused':
+          tlog.error({ event: 'held', reason }, 'transit refused the record; moved to spool/held for an operator');
+          spool.hold(meta.id, ack.reason);
+          this.queued.delete(meta.id);
+          return;
+      }
+    } catch (err) {
+      tlog.warn({ event: 'retry', reason: describe(err) }, 'no final ack; will send again');
+      this.later(meta.id);
+    } finally {
+      if (fd >= 0) fs.closeSync(fd);
+    }
+  }
+}

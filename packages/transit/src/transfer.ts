@@ -1,0 +1,151 @@
+/*
+ * NAME
+ *   transfer - one transfer through transit: sealed copy, checks, verdict, on to egress
+ *
+ * SYNOPSIS
+ *   const transfers = new Transfers({ cfg, log, checks, egress, egressAcks });
+ *   transfers.admit()                        // false: too many records wait; refuse unread
+ *   await transfers.receive(conn, rec, fd)   // resolves once the sealed copy is taken
+ *
+ * DESCRIPTION
+ *   receive() waits for a checking slot, then takes transit's own sealed
+ *   copy of the descriptor ingress sent (core's sealedCopy: inspect, copy
+ *   while hashing, seal) and resolves: the receive path then closes
+ *   ingress's descriptor, right after the copy. A copy refused (a writable
+ *   descriptor, a file that grew, ...) is thrown as Refused, for the
+ *   receive path to log and answer REFUSED. The rest runs on its own:
+ *
+ *     1. the digest of the copy must equal ingress's claim, and a refusal
+ *        from pickup can only reject; otherwise every check runs on the
+ *        copy (checks/);
+ *     2. core's decide() gives the verdict; a check that could not run
+ *        (retry) is answered RETRY, never passed;
+ *     3. forward.ts hands egress a read-only descriptor of the copy and
+ *        relays egress's answer to ingress.
+ *
+ *   Two bounds (core's Slots), each transit.maxInFlight: transfers being
+ *   copied and checked, and checked transfers handed to egress and not yet
+ *   acked (each holds its sealed copy). A checked transfer takes a
+ *   forwarding slot before it gives its checking slot to the next file, so
+ *   the scanners take the next file while egress writes and signs, and
+ *   transit holds at most 2 x maxInFlight sealed copies however slow egress
+ *   is. At most 8 x maxInFlight records wait for a checking slot, each with
+ *   ingress's descriptor; admit() refuses more before they are decoded, so
+ *   a flooding peer cannot make transit hoard descriptors.
+ */
+import {
+  closeFd,
+  decide,
+  describe,
+  escapeForLog,
+  reportReason,
+  sealedCopy,
+  sendAck,
+  Refused,
+  Slots,
+  type Config,
+  type Connection,
+  type Connector,
+  type Logger,
+  type PendingAcks,
+  type SealedCopy,
+} from '@sluice/core';
+import type { Ack, IngressTransfer } from '@sluice/protocol';
+import { runChecks, type Check, type CheckResult } from './checks/index.js';
+import { forward } from './forward.js';
+
+export interface TransferOptions {
+  cfg: Config;
+  log: Logger;
+  checks: readonly Check[];
+  egress: Connector;
+  egressAcks: PendingAcks<Ack>;
+}
+
+/** How many records may wait for a checking slot, per slot. */
+const WAITING_PER_SLOT = 8;
+
+export class Transfers {
+  private readonly checking: Slots;
+  private readonly forwarding: Slots;
+
+  constructor(private readonly o: TransferOptions) {
+    this.checking = new Slots(o.cfg.transit.maxInFlight, 'checking');
+    this.forwarding = new Slots(o.cfg.transit.maxInFlight, 'forwarding');
+  }
+
+  /** admit - may one more record wait for a checking slot? */
+  admit(): boolean {
+    return this.checking.waiting < this.o.cfg.transit.maxInFlight * WAITING_PER_SLOT;
+  }
+
+  /** receive - a checking slot and the sealed copy; the checks and forwarding then run on without `fd`. */
+  async receive(conn: Connection, rec: IngressTransfer, fd: number): Promise<void> {
+    const release = await this.checking.acquire();
+    const tlog = this.o.log.child({ id: rec.id });
+    let copy: SealedCopy;
+    try {
+      copy = await sealedCopy(fd, { maxBytes: this.o.cfg.limits.maxFileBytes, claimedSize: rec.size });
+    } catch (err) {
+      release();
+      if (err instanceof Refused) throw err;
+      failed(conn, rec, err, tlog);
+      return;
+    }
+    void this.run(conn, rec, copy, release, tlog);
+  }
+
+  /** run - check, decide, forward, answer ingress; owns the sealed copy and the checking slot. */
+  private async run(conn: Connection, rec: IngressTransfer, copy: SealedCopy, releaseChecking: () => void, tlog: Logger): Promise<void> {
+    let release: (() => void) | null = releaseChecking;
+    let releaseForwarding: (() => void) | null = null;
+    try {
+      if (this.o.egressAcks.has(rec.id)) {
+        tlog.info({ event: 'duplicate-in-flight' }, 'already handling this transfer; its ack will answer');
+        return;
+      }
+      const sha256hex = copy.sha256.toString('hex');
+      tlog.info({ event: 'received', peer: conn.peer, size: copy.size, sha256: sha256hex, name: escapeForLog(rec.name) }, 'sealed private copy taken');
+
+      const results = await this.check(rec, copy, sha256hex);
+      const { verdict, retry } = decide(results);
+      if (retry) {
+        tlog.warn({ event: 'check-unavailable', reason: results.filter((r) => r.outcome === 'error').map((r) => `${r.name}: ${r.reason}`).join('; ') }, 'a check could not run; held for retry');
+        sendAck(conn, rec, 'retry', 'a check could not run', tlog);
+        return;
+      }
+      const reason = reportReason(results, verdict);
+      tlog.info({ event: 'checked', verdict, reason, checks: results.map((r) => ({ name: r.name, outcome: r.outcome, reason: r.reason })) }, `verdict ${verdict}`);
+
+      // Take a forwarding slot first, then give the checking slot to the next file (see the header).
+      releaseForwarding = await this.forwarding.acquire();
+      release();
+      release = null;
+      const answer = await forward(this.o, rec, copy, verdict, results, tlog);
+      sendAck(conn, rec, answer.status, answer.reason, tlog);
+    } catch (err) {
+      failed(conn, rec, err, tlog);
+    } finally {
+      // Often the last reference to the memfd: closing it frees its pages, so on the threadpool.
+      await closeFd(copy.fd);
+      releaseForwarding?.();
+      release?.();
+    }
+  }
+
+  /** check - the results the verdict is made of: integrity and pickup first, then every configured check. */
+  private async check(rec: IngressTransfer, copy: SealedCopy, sha256hex: string): Promise<CheckResult[]> {
+    if (!copy.sha256.equals(Buffer.from(rec.sha256))) {
+      const claimed = Buffer.from(rec.sha256).toString('hex');
+      return [{ name: 'integrity', outcome: 'fail', reason: `digest ${sha256hex} differs from the ${claimed} ingress claimed`, engine: '' }];
+    }
+    if (rec.refusal) return [{ name: 'ingress', outcome: 'fail', reason: `refused at pickup: ${escapeForLog(rec.refusal, 1024)}`, engine: '' }];
+    return (await runChecks(this.o.checks, { fd: copy.fd, size: copy.size, sha256hex, name: rec.name })).results;
+  }
+}
+
+/** failed - an unexpected error: logged, and ingress told to send again. */
+function failed(conn: Connection, rec: IngressTransfer, err: unknown, tlog: Logger): void {
+  tlog.error({ event: 'transfer-failed', reason: describe(err) }, 'transfer failed; ingress will resend');
+  sendAck(conn, rec, 'retry', describe(err), tlog);
+}
