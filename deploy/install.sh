@@ -13,9 +13,8 @@
 #   the other users of a checkout. Layout (PREFIX=/usr/local):
 #
 #     $PREFIX/lib/sluice/               the application:
-#         package.json, packages/*/{package.json,dist}, the addons
-#         (packages/native/build/Release/sluice_native.node and
-#         sluice_mldsa.node),
+#         package.json, packages/*/{package.json,dist}, the addon
+#         (packages/native/build/Release/sluice_native.node),
 #         packages/protocol/sluice.proto, node_modules/ (production
 #         dependencies only; @sluice/* link to ../../packages/*)
 #     $PREFIX/bin/sluice                -> ../lib/sluice/packages/cli/dist/main.js
@@ -71,9 +70,7 @@ case $NODE in /usr/*) ;; *) die "NODE=$NODE: must be an absolute path under /usr
 [ -x "$NODE" ] || die "NODE=$NODE is not executable"
 
 # built? (never build here: see DESCRIPTION)
-for addon in sluice_native sluice_mldsa; do
-  [ -f "$top/packages/native/build/Release/$addon.node" ] || die "the native addon $addon is not built: run 'make build' first"
-done
+[ -f "$top/packages/native/build/Release/sluice_native.node" ] || die "the native addon sluice_native is not built: run 'make build' first"
 for p in $PACKAGES; do
   [ -d "$top/packages/$p/dist" ] || die "packages/$p/dist is missing: run 'make build' first"
 done
@@ -108,7 +105,7 @@ for p in $PACKAGES; do
   ln -s "../../packages/$p" "$stage/node_modules/@sluice/$p"
 done
 mkdir -p "$stage/packages/native/build/Release"
-cp "$top/packages/native/build/Release/sluice_native.node" "$top/packages/native/build/Release/sluice_mldsa.node" "$stage/packages/native/build/Release/"
+cp "$top/packages/native/build/Release/sluice_native.node" "$stage/packages/native/build/Release/"
 cp "$top/packages/protocol/sluice.proto" "$stage/packages/protocol/"
 modules=$(prod_modules) || exit 1
 [ -n "$modules" ] || die "npm ls listed no production dependencies (is node_modules installed?)"
@@ -123,8 +120,8 @@ unset IFS
 find "$stage/packages" \( -name '*.test.js' -o -name '*.test.d.ts' -o -name '*.map' \) -type f -exec rm -f {} +
 chmod -R u=rwX,go=rX "$stage"
 chmod 0755 "$stage/packages/cli/dist/main.js"
-# smoke test: the installed tree loads (resolves every import, loads the addon).
-"$NODE" --input-type=module -e "await import('$stage/node_modules/@sluice/core/dist/index.js'); await import('$stage/node_modules/@sluice/report/dist/index.js');" \
+# smoke test: the installed tree loads (resolves every import, loads the addon and the ML-DSA signer).
+"$NODE" --input-type=module -e "await import('$stage/node_modules/@sluice/core/dist/index.js'); await import('$stage/node_modules/@sluice/report/dist/index.js'); (await import('$stage/node_modules/@sluice/report/dist/_hybrid.js')).loadSigner();" \
   || die "the staged application does not load"
 if [ -e "$lib" ]; then mv "$lib" "$old"; fi
 mv "$stage" "$lib"

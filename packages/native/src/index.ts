@@ -1,7 +1,7 @@
 /*
  * NAME
- *   @sluice/native - the only C in Sluice: descriptor passing, peer
- *   credentials, sealed memfds, and the few other syscalls Node lacks.
+ *   @sluice/native - the only C code in this repository: descriptor passing,
+ *   peer credentials, sealed memfds, and the few other syscalls Node lacks.
  *
  * SYNOPSIS
  *   import * as native from '@sluice/native';
@@ -39,15 +39,6 @@
  *   - SO_PEERPIDFD: available on this kernel, but nothing consumes a pidfd yet.
  *   - Write leases (F_WRLCK), F_SETSIG: only "is anyone writing?" is asked
  *     (setLease), and "did a writer open it while we held the lease?" (getLease).
- *
- * ML-DSA
- *   `mldsa65.sign` is the one exception to "syscalls only": ML-DSA-65 signing
- *   from PQClean's reference C code (vendor/pqclean, unchanged), a separate
- *   addon (build/Release/sluice_mldsa.node), because in JavaScript it was the
- *   largest cost per small file (about 11 ms against 0.7; issue 9,
- *   docs/performance.md). Verification and key generation stay in
- *   @noble/post-quantum, so every fresh signature is checked by an
- *   independent implementation before a report leaves (report/_hybrid.ts).
  */
 import { createRequire } from 'node:module';
 
@@ -262,18 +253,6 @@ function load(): NativeBinding {
 
 export const native: NativeBinding = load();
 
-/** MldsaBinding - build/Release/sluice_mldsa.node (src/sluice_mldsa.c). */
-export interface MldsaBinding {
-  /**
-   * ML-DSA-65 signature (FIPS 204 ML-DSA.Sign, empty context) of `message` under a 4032-byte
-   * secret key: 3309 bytes. Hedged (fresh getrandom() bytes) unless `deterministic`, which uses the
-   * all-zero rnd and gives exactly @noble/post-quantum's `extraEntropy: false` signature.
-   * Throws TypeError / RangeError (ERR_OUT_OF_RANGE: the key's length) naming the argument.
-   */
-  sign(secretKey: Uint8Array, message: Uint8Array, deterministic: boolean): Uint8Array;
-}
-
-export const mldsa65: MldsaBinding = require('../build/Release/sluice_mldsa.node') as MldsaBinding;
 export const constants = native.constants;
 export const {
   listen,

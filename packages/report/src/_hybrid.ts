@@ -1,13 +1,15 @@
 /*
  * NAME
- *   _hybrid - the one place that calls ML-DSA-65 (@sluice/native to sign, @noble/post-quantum for
- *   the rest) and Ed25519 (node:crypto)
+ *   _hybrid - the one place that calls ML-DSA-65 (pqclean to sign, @noble/post-quantum for the
+ *   rest) and Ed25519 (node:crypto)
  *
  * SYNOPSIS
- *   import { deriveHybrid, hybridSign, hybridVerify, LENGTHS } from './_hybrid.js';
+ *   import { deriveHybrid, hybridSign, hybridVerify, loadSigner, signerFaulted, LENGTHS } from './_hybrid.js';
  *   deriveHybrid(seeds: HybridSeeds): HybridKeys
  *   hybridSign(message: Uint8Array, keys: HybridKeys, deterministic: boolean): HybridSignatures
  *   hybridVerify(message: Uint8Array, sigs: HybridSignatures, pub: HybridPublic): { ed25519: boolean; mldsa65: boolean }
+ *   loadSigner(): void          load the ML-DSA signer now (hybridSign otherwise loads it on first use)
+ *   signerFaulted(): boolean    a signing call failed in this thread; hybridSign now refuses to sign
  *
  * DESCRIPTION
  *   Both algorithms sign the same message: the Sluice signed bytes
@@ -17,33 +19,57 @@
  *   context parameter (shared/facts.md). Ed25519 is pure Ed25519 (RFC 8032,
  *   no prehash, no context).
  *
- *   ML-DSA signatures are made in C (@sluice/native's mldsa65.sign: PQClean's
- *   reference implementation, about 0.7 ms here against 11 ms for
- *   @noble/post-quantum's sign; issue 9). Key generation and every
- *   verification stay with @noble/post-quantum, which is pinned to 0.7.x
- *   (its verify(sig, msg, publicKey, opts) order). The two give the same
- *   bytes for a deterministic signature (_hybrid.test.ts), and the
- *   self-check below uses noble, so a bug in either implementation stops a
- *   report instead of shipping a signature the other cannot verify.
+ *   Who does what with ML-DSA-65:
+ *     hedged signing (production)   pqclean 0.8.1, its WebAssembly build of
+ *                                   PQClean's ml-dsa-65 "clean" code
+ *     deterministic signing         @noble/post-quantum (extraEntropy: false);
+ *                                   only the test vector and tests ask for it,
+ *                                   because pqclean has no deterministic mode
+ *     key generation, verification  @noble/post-quantum, pinned to 0.7.x (its
+ *                                   keygen(seed) and verify(sig, msg, publicKey,
+ *                                   opts) order)
+ *   pqclean takes noble's 4032-byte expanded secret key as it is. Its
+ *   WebAssembly backend is loaded by path (pqclean/wasm/index.js), never
+ *   through pqclean's own index.js: that one picks a backend from a file
+ *   its install script writes, and the root package.json denies that script
+ *   (allowScripts), so no native build runs at `npm ci`. Why WebAssembly
+ *   and not pqclean's native addon: docs/performance.md, "ML-DSA signing:
+ *   pqclean" (as fast here, no compile at install, and its randomness fails
+ *   closed; see SECURITY).
  *
  *   Keys come from two 32-byte seeds: the Ed25519 private key (RFC 8032) and the
  *   ML-DSA-65 key-generation seed xi (FIPS 204 Algorithm 6, ML-DSA.KeyGen_internal).
  *
  *   ML-DSA signing is hedged (fresh randomness per signature) unless
- *   `deterministic` is set, which only the test vector uses: a deterministic
- *   signature is as valid, but hedged signing resists fault and side-channel
- *   attacks better (FIPS 204 section 3.4).
+ *   `deterministic` is set: a deterministic signature is as valid, but
+ *   hedged signing resists fault and side-channel attacks better (FIPS 204
+ *   section 3.4).
  *
  * SECURITY
- *   hybridSign verifies both fresh signatures before returning them, with
- *   an implementation other than the one that signed (ML-DSA: signed in C,
- *   verified by noble), so a fault or a bug during signing yields an error,
- *   never a bad report. Errors
- *   thrown here never contain key bytes.
+ *   hybridSign verifies both fresh signatures before returning them. A
+ *   hedged ML-DSA signature is made by pqclean and checked by noble, so a
+ *   bug or a fault in either yields an error, never a bad report.
+ *
+ *   Randomness: pqclean's WebAssembly code draws its 32 bytes of rnd from
+ *   node:crypto's randomFillSync (OpenSSL's CSPRNG), which throws if it
+ *   cannot deliver; the throw propagates out of the sign call and nothing is
+ *   signed. (pqclean's native addon instead ignores a failed getrandom()
+ *   and signs with zeroed rnd, i.e. deterministically: one more reason it is
+ *   not used.) An exception that unwinds through WebAssembly leaves the
+ *   instance's shadow stack pointer lowered and its SHAKE allocations
+ *   leaked, so after any failed pqclean call this thread's signer is
+ *   treated as broken: every later hedged hybridSign throws, and
+ *   signer-worker.ts retires the worker so that SignerPool starts a fresh
+ *   one with a fresh instance.
+ *
+ *   pqclean copies the secret key into WebAssembly memory for each call and
+ *   zeroes that copy afterwards; PQClean's unpacked key (s1, s2, t0) stays
+ *   on the WebAssembly stack until overwritten, as noble leaves it on the
+ *   heap. Errors thrown here never contain key bytes.
  */
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
-import { mldsa65 as nativeMldsa65 } from '@sluice/native';
 
 /** Byte lengths of everything the format stores. */
 export const LENGTHS = {
@@ -85,6 +111,48 @@ const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
 const EMPTY_CONTEXT = new Uint8Array(0);
 
+/** The part of pqclean's classic API used here (pqclean ships no type declarations). */
+interface PqcleanSign {
+  readonly privateKeySize: number;
+  readonly signatureSize: number;
+  /** Synchronous without a callback: the ML-DSA signature (empty context) as a Uint8Array. */
+  sign(privateKey: Uint8Array, message: Uint8Array): Uint8Array;
+}
+interface PqcleanBackend {
+  Sign: new (algorithm: string) => PqcleanSign;
+}
+
+let signer: PqcleanSign | undefined;
+let fault: string | undefined;
+
+/** loadSigner - instantiate pqclean's WebAssembly ML-DSA-65 for this thread, once; throws if it cannot. */
+export function loadSigner(): void {
+  if (signer) return;
+  const pq = createRequire(import.meta.url)('pqclean/wasm/index.js') as PqcleanBackend;
+  const s = new pq.Sign('ml-dsa-65');
+  if (s.privateKeySize !== LENGTHS.mldsa65Secret || s.signatureSize !== LENGTHS.mldsa65Signature) {
+    throw new Error(`pqclean ml-dsa-65 has a ${s.privateKeySize}-byte secret key and ${s.signatureSize}-byte signature, not ML-DSA-65's`);
+  }
+  signer = s;
+}
+
+/** signerFaulted - whether a pqclean call failed in this thread (hybridSign then refuses hedged signing). */
+export function signerFaulted(): boolean {
+  return fault !== undefined;
+}
+
+/** pqcleanSign - one hedged ML-DSA-65 signature; any failure marks this thread's signer broken. */
+function pqcleanSign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  if (fault !== undefined) throw new Error(`ML-DSA-65 signer unusable after an earlier failure (${fault}); nothing signed`);
+  loadSigner();
+  try {
+    return new Uint8Array(signer!.sign(secretKey, message));
+  } catch (err) {
+    fault = (err instanceof Error ? err.message : String(err)).slice(0, 120);
+    throw new Error(`ML-DSA-65 signing failed (pqclean: ${fault}); nothing signed`);
+  }
+}
+
 /** deriveHybrid - expand both seeds into signing keys and raw public keys. */
 export function deriveHybrid(seeds: HybridSeeds): HybridKeys {
   if (seeds.ed25519.length !== LENGTHS.seed) throw new TypeError(`ed25519 seed must be ${LENGTHS.seed} bytes`);
@@ -107,9 +175,12 @@ function ed25519PublicKey(raw: Uint8Array): KeyObject {
 
 /** hybridSign - sign `message` with both keys and check both signatures before returning. */
 export function hybridSign(message: Uint8Array, keys: HybridKeys, deterministic: boolean): HybridSignatures {
+  if (keys.mldsaSecret.length !== LENGTHS.mldsa65Secret) throw new RangeError(`ML-DSA-65 secret key must be ${LENGTHS.mldsa65Secret} bytes`);
   const ed25519 = new Uint8Array(edSign(null, message, keys.edPrivate));
-  // Empty context on purpose (see DESCRIPTION); the C side has no other.
-  const mldsa65 = new Uint8Array(nativeMldsa65.sign(keys.mldsaSecret, message, deterministic));
+  // Empty context on purpose (see DESCRIPTION); pqclean's classic sign() has no other.
+  const mldsa65 = deterministic
+    ? ml_dsa65.sign(message, keys.mldsaSecret, { context: EMPTY_CONTEXT, extraEntropy: false })
+    : pqcleanSign(message, keys.mldsaSecret);
   const check = hybridVerify(message, { ed25519, mldsa65 }, keys.public);
   if (!check.ed25519 || !check.mldsa65) throw new Error('fresh signature does not verify (signing fault); report not signed');
   return { ed25519, mldsa65 };

@@ -26,7 +26,9 @@
  *   reads key files it was pointed at and refuses loose ones; it holds the
  *   secret key only inside SecretKey and the signer workers.
  *
- *   Only this package imports @noble/post-quantum, and only _hybrid.ts calls it.
+ *   Only this package imports @noble/post-quantum and pqclean, and only
+ *   _hybrid.ts calls them; pqclean is loaded on the first signature (or by
+ *   the signer workers at startup), so a verify-only user never loads it.
  *   The byte-for-byte format, key files, exit codes and a test vector are in
  *   docs/report-format.md.
  */

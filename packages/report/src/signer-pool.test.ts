@@ -139,6 +139,35 @@ await import(${JSON.stringify(real)});
     }
   });
 
+  it('retires a worker whose ML-DSA signer failed: that request fails, the next one is signed by a fresh worker', async () => {
+    // The first worker started finds the flag file and gets a randomness source that throws; its replacement does not.
+    const flag = join(tmp, 'fail-once');
+    writeFileSync(flag, '');
+    const faulty = join(tmp, 'faulty-rng-worker.mjs');
+    writeFileSync(
+      faulty,
+      `import { existsSync, unlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+if (existsSync(${JSON.stringify(flag)})) {
+  unlinkSync(${JSON.stringify(flag)});
+  createRequire(import.meta.url)('node:crypto').randomFillSync = () => { throw new Error('randomness source failed (test)'); };
+}
+await import(${JSON.stringify(distWorker.href)});
+`,
+    );
+    const pool = new SignerPool(keysA.secret, { workers: 1, workerUrl: pathToFileURL(faulty) });
+    try {
+      await pool.ready();
+      await expect(pool.sign(body)).rejects.toThrow(/ML-DSA-65 signing failed \(pqclean: randomness source failed \(test\)\); nothing signed/);
+      // Were the broken worker kept, this would fail with "signer unusable after an earlier failure".
+      const next = await Promise.all([pool.sign(body), pool.sign({ ...body, transfer: 'T2' })]);
+      expect(next.every(verifies)).toBe(true);
+      expect(existsSync(flag)).toBe(false);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('shows no key material when inspected', () => {
     const pool = new SignerPool(keysA.secret, { inline: true });
     const seed = Buffer.from(secretKeyMaterial(keysA.secret).seeds.ed25519).toString('hex');

@@ -24,9 +24,11 @@
  *   build). Production egress uses the default: workers, never inline.
  *
  *   A worker that dies after it was ready fails only its in-flight request
- *   and is replaced. A worker that dies before ready (cannot load, bad key)
- *   breaks the pool: ready() and every sign() reject, because restarting
- *   would fail the same way.
+ *   and is replaced; so is one whose ML-DSA signer failed (it says so in
+ *   its reply and is sent nothing more; _hybrid.ts, SECURITY). A worker
+ *   that dies before ready (cannot load, bad key, no ML-DSA signer) breaks
+ *   the pool: ready() and every sign() reject, because restarting would
+ *   fail the same way.
  *
  * SECURITY
  *   Each worker receives a copy of the two seeds in workerData and wipes it
@@ -65,7 +67,10 @@ interface Slot {
   job: Job | undefined;
 }
 
-type Reply = { type: 'ready'; keyId: string } | { id: number; ed25519: Uint8Array; mldsa65: Uint8Array } | { id: number; error: string };
+type Reply =
+  | { type: 'ready'; keyId: string }
+  | { id: number; ed25519: Uint8Array; mldsa65: Uint8Array }
+  | { id: number; error: string; retire: boolean };
 
 /** SignerPool - N signing workers behind one promise-returning sign(). */
 export class SignerPool {
@@ -184,12 +189,17 @@ export class SignerPool {
     const job = slot.job;
     if (!job || job.id !== reply.id) return; // not ours (cannot happen with one job per worker)
     slot.job = undefined;
-    if ('error' in reply) job.reject(new Error(`SignerPool: ${reply.error}`));
-    else job.resolve({ ed25519: reply.ed25519, mldsa65: reply.mldsa65 });
+    if ('error' in reply) {
+      job.reject(new Error(`SignerPool: ${reply.error}`));
+      // Its signer is broken (_hybrid.ts, SECURITY): replace the worker rather than send it more.
+      if (reply.retire) {
+        this.#onExit(slot, 'signer worker retired after a signing failure');
+      }
+    } else job.resolve({ ed25519: reply.ed25519, mldsa65: reply.mldsa65 });
     this.#pump();
   }
 
-  /** #onExit - a worker died: fail its job; replace it, or break the pool if it never got ready. */
+  /** #onExit - a worker died or retired: fail its job; replace it, or break the pool if it never got ready. */
   #onExit(slot: Slot, why: string): void {
     const i = this.#slots.indexOf(slot);
     if (i < 0) return; // already handled ('error' is followed by 'exit'), or closed
