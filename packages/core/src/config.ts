@@ -297,7 +297,7 @@ function validateSection(prefix: string, fields: Record<string, Spec>, obj: Reco
 
 /**
  * scannerProblems - a scanner section with settings but no `enabled` is an
- * error (issue 5: each scanner is explicitly enabled or not). Otherwise
+ * error: each scanner is explicitly enabled or not. Otherwise
  * `"clamav": { "socket": ... }` would look configured and silently not run.
  */
 function scannerProblems(doc: Record<string, unknown>): string[] {

@@ -1,4 +1,4 @@
-// durable: the asynchronous steps (issue 9). What matters is that sharing a
+// durable: the asynchronous steps. What matters is that sharing a
 // directory fsync never answers a caller with a flush that began before its
 // request (it might have missed the caller's entry), and that it does share.
 import { afterEach, describe, expect, it } from 'vitest';

@@ -23,9 +23,8 @@
  *   per file in egress, five in ingress). The async variants run the fsync
  *   on the threadpool, so several transfers' flushes are in flight at once
  *   and a journalling filesystem commits them together (ext4's jbd2 joins
- *   concurrent fsyncs into one commit). Issue 9, docs/performance.md: on a
- *   journalled ext4, 28% fewer device flushes, iowait 10% -> 2% and 17-44%
- *   more small files per second; on ext4 without a journal, no change.
+ *   concurrent fsyncs into one commit); on ext4 without a journal there is
+ *   no commit to share (docs/performance.md, "Standing decisions").
  *
  *   fsyncDirShared goes further for directories: while an fsync of a
  *   directory is running, every new request for it waits for the *next*
@@ -39,7 +38,7 @@
  *   (on ext4 without a journal the inode allocator steps over every inode
  *   freed in the last minute), and the last close or unlink of a file, which
  *   frees its blocks (with `-o discard`, waiting for the disk) or a memfd's
- *   pages (47 ms for 256 MiB here). Issue 9, docs/performance.md.
+ *   pages.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,6 +1,6 @@
 /*
  * NAME
- *   names.fuzz.test - the name sanitizer on what hostile peers actually send (issue 8)
+ *   names.fuzz.test - the name sanitizer on what hostile peers actually send
  *
  * DESCRIPTION
  *   names.test.ts runs the sanitizer's properties on strings of up to a few

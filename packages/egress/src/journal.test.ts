@@ -1,4 +1,4 @@
-// journal: what egress remembers across a crash (issue 7), in one append-only log (issue 9). These
+// journal: what egress remembers across a crash, in one append-only log. These
 // tests play the states a crash or a power cut leaves in journal.log, and check what the next start
 // reads from them: intents stay reserved, done deliveries read as delivered, a cut-short end is
 // dropped, anything else unreadable stops egress with the line's number.

@@ -1,6 +1,6 @@
 // pickup: a writer that opens an upload after ingress copied it, while ingress still holds the
-// read lease, must not lose the version it then writes (issue 7: nothing lost; issue 8: a file
-// rewritten after pickup). The race is made deterministic: the spool's commit (between the copy and
+// read lease, must not lose the version it then writes (nothing lost; a file
+// rewritten after pickup is a new upload). The race is made deterministic: the spool's commit (between the copy and
 // the removal from the inbox) starts the writer and waits until the kernel reports the lease break.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';

@@ -71,7 +71,7 @@ describe('listen', () => {
     [0o000, 0o600, 0o600],
     [0o000, 0o666, 0o666],
     [0o077, 0o660, 0o600],
-  ])('umask %o, mode %o, chmod suppressed: bind() alone gives %o', async (umask, mode, atBind) => {
+  ])(`umask %o, mode %o, chmod suppressed: bind() alone gives %o${fs.existsSync(STRACE) ? '' : ` [skipped: no ${STRACE} (Debian strace)]`}`, async (umask, mode, atBind) => {
     const sock = path.join(dir, 'race.sock');
     const trace = path.join(dir, 'trace');
     const helper = path.join(HELPERS, 'listen-umask.mjs');
@@ -177,7 +177,7 @@ describe('connect and accept', () => {
     fs.closeSync(lfd);
   });
 
-  it.skipIf(!CAN_SWITCH_UID)('the mode is enforced: another uid cannot connect to a 0600 socket', async () => {
+  it.skipIf(!CAN_SWITCH_UID)(`the mode is enforced: another uid cannot connect to a 0600 socket${CAN_SWITCH_UID ? '' : ' [skipped: switching to another uid needs root]'}`, async () => {
     const sock = path.join(dir, 'private.sock');
     const lfd = native.listen(sock, 0o600, 4);
     const res = await nodeHelper('peer.mjs', ['connect', sock], { asUser: true }).done;

@@ -1,6 +1,6 @@
 /*
  * NAME
- *   protocol.fuzz.test - structure-aware fuzzing of the three decoders (issue 8)
+ *   protocol.fuzz.test - structure-aware fuzzing of the three decoders
  *
  * DESCRIPTION
  *   properties.test.ts feeds the decoders uniformly random bytes and

@@ -1,6 +1,6 @@
 /*
  * NAME
- *   report.fuzz.test - the parser behind `sluice verify` on forged reports (issue 8)
+ *   report.fuzz.test - the parser behind `sluice verify` on forged reports
  *
  * DESCRIPTION
  *   report.test.ts and verify.test.ts fuzz parseReport and verifyReport with

@@ -64,7 +64,7 @@ describe('SignerPool needs a build', () => {
   });
 });
 
-describe.skipIf(!built)('SignerPool with workers (dist/)', () => {
+describe.skipIf(!built)(`SignerPool with workers (dist/)${built ? '' : ' [skipped: packages/report/dist not built: run make build]'}`, () => {
   it('signs concurrently on workers; every report verifies; ML-DSA is hedged', async () => {
     const pool = new SignerPool(keysA.secret, { workers: 2, workerUrl: distWorker });
     try {

@@ -259,7 +259,7 @@ describe('test vector: docs/report-format.md quotes it correctly', () => {
 const python = '/usr/bin/python3';
 const hasPythonCryptography = spawnSync(python, ['-c', 'import cryptography'], { stdio: 'ignore' }).status === 0;
 
-describe.skipIf(!hasPythonCryptography)('test vector: independent Python verifier (JCS + Ed25519 only)', () => {
+describe.skipIf(!hasPythonCryptography)(`test vector: independent Python verifier (JCS + Ed25519 only)${hasPythonCryptography ? '' : ' [skipped: python3 cannot import cryptography (Debian python3-cryptography)]'}`, () => {
   const script = fileURLToPath(new URL('../scripts/verify_report.py', import.meta.url));
   const pubPath = join(tmp, 'py.pub');
   const filePath = join(tmp, 'py.file');

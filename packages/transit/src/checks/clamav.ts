@@ -84,6 +84,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as native from '@sluice/native';
+import { errnoCode, describe } from '@sluice/core';
 import { CheckUnavailable, type Check, type CheckInput, type CheckRun } from './check.js';
 import { preadFully } from './read.js';
 import { Slots } from './slots.js';
@@ -179,12 +180,8 @@ interface Transport {
   scan(input: CheckInput, signal: AbortSignal): Promise<string>;
 }
 
-const codeOf = (err: unknown): string =>
-  err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string'
-    ? (err as { code: string }).code
-    : err instanceof Error
-      ? err.message
-      : String(err);
+/** codeOf - an errno code, or else a one-line description of what was thrown. */
+const codeOf = (err: unknown): string => errnoCode(err) ?? describe(err);
 
 const BROKEN = new Set(['EPIPE', 'ECONNRESET']);
 

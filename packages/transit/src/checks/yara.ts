@@ -71,20 +71,12 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as native from '@sluice/native';
+import { errnoCode, describe, type Config } from '@sluice/core';
 import { CheckUnavailable, type Check, type CheckInput, type CheckRun } from './check.js';
 import { Slots } from './slots.js';
 
-export interface YaraConfig {
-  /** The operator's rules source file (it may include others). */
-  rules: string;
-  /** The yara program, e.g. /usr/bin/yara. */
-  command: string;
-  /** The yarac program, e.g. /usr/bin/yarac. */
-  compiler: string;
-  timeoutMs: number;
-  maxConcurrent: number;
-  maxBytes: number;
-}
+/** YaraConfig - the `transit.yara` section (docs/configuration.md), without `enabled`. */
+export type YaraConfig = Omit<Config['transit']['yara'], 'enabled'>;
 
 export interface YaraCheck extends Check {
   /** yarac's warnings at compile time (one per line), for the log. */
@@ -195,12 +187,8 @@ const oneLineOf = (s: string): string =>
     .filter((l) => l !== '')
     .join('; ');
 
-const codeOf = (err: unknown): string =>
-  err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string'
-    ? (err as { code: string }).code
-    : err instanceof Error
-      ? err.message
-      : String(err);
+/** codeOf - an errno code, or else a one-line description of what was thrown. */
+const codeOf = (err: unknown): string => errnoCode(err) ?? describe(err);
 
 /** sealedMemfd - a read-only descriptor of a sealed memfd holding `bytes`. */
 function sealedMemfd(name: string, bytes: string | Uint8Array): number {
