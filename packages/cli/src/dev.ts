@@ -7,7 +7,8 @@
  *
  * DESCRIPTION
  *   Creates DIR/inbox, DIR/outbox, DIR/rejected, DIR/run (sockets),
- *   DIR/ingress (spool, 0700), DIR/egress (delivery journal, 0700) and
+ *   DIR/ingress (spool, 0700), DIR/transit (copies RAM cannot hold, 0700),
+ *   DIR/egress (delivery journal, 0700) and
  *   DIR/keys (a signing key made on first use), writes DIR/sluice.json
  *   unless it exists (edit it to change checks or limits), and runs
  *   ingress, transit and egress as three separate processes. Their JSON log
@@ -48,6 +49,7 @@ export function devLayout(dir: string) {
     rejected: path.join(d, 'rejected'),
     run: path.join(d, 'run'),
     spool: path.join(d, 'ingress'),
+    transitState: path.join(d, 'transit'),
     state: path.join(d, 'egress'),
     keys: path.join(d, 'keys'),
     secretKey: path.join(d, 'keys', `${KEY_NAME}.key`),
@@ -81,6 +83,7 @@ export function devConfig(dir: string, overrides: { limits?: Partial<Config['lim
       allowUsers: [uid],
       egressSocket: l.egressSocket,
       egressUser: uid,
+      state: l.transitState,
       ...overrides.transit,
     },
     egress: {
@@ -103,6 +106,7 @@ export function prepareDev(dir: string): ReturnType<typeof devLayout> & { newKey
   for (const d of [l.inbox, l.outbox, l.rejected]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
   ensureDir(l.run, 0o700);
   ensureDir(l.spool, 0o700);
+  ensureDir(l.transitState, 0o700);
   ensureDir(l.state, 0o700);
   ensureDir(l.keys, 0o700);
   let newKey = false;

@@ -10,11 +10,14 @@
  *   must decode strictly (ProtocolError -> RefusedTransfer with its reason), it must
  *   have come with exactly one descriptor (the native layer already refused
  *   records with more), and the descriptor must pass inspectDescriptor
- *   against the claimed size before sealedCopy reads a byte.
+ *   against the claimed size before privateCopy reads a byte. Where the copy
+ *   goes is policy.place's to say, given the checked size and the record
+ *   (default: a sealed memfd).
  *
  *   The received descriptor is closed on every path before this returns or
  *   throws: the caller never holds the sender's descriptor. The returned
- *   copy.fd is a read-only descriptor of a sealed memfd, owned by the caller.
+ *   copy.fd is a read-only descriptor of the private copy (copy.place says
+ *   where it is), owned by the caller, as is whatever policy.place reserved.
  *
  *   Comparing copy.sha256 with the claim is left to the caller, because a
  *   mismatch after a complete copy is a verdict to report (the bytes are
@@ -23,7 +26,7 @@
 import * as fs from 'node:fs';
 import { ProtocolError } from '@sluice/protocol';
 import { Refused } from './errors.js';
-import { sealedCopy, type SealedCopy } from './copy.js';
+import { privateCopy, type CopyPlace, type PrivateCopy } from './copy.js';
 
 /** RefusedTransfer - a refusal, with the record when it decoded (so the sender can be answered by id). */
 export class RefusedTransfer<T> extends Refused {
@@ -35,18 +38,20 @@ export class RefusedTransfer<T> extends Refused {
   }
 }
 
-export interface ReceivePolicy {
+export interface ReceivePolicy<T = unknown> {
   maxBytes: number;
   signal?: AbortSignal;
+  /** Where the copy of this checked descriptor goes (default: memory); may wait for room, or throw. */
+  place?: (size: number, rec: T) => CopyPlace | Promise<CopyPlace>;
 }
 
-/** receiveTransfer - decode, check the descriptor, copy and seal; always closes `fd`. */
+/** receiveTransfer - decode, check the descriptor, take the private copy; always closes `fd`. */
 export async function receiveTransfer<T extends { size: number }>(
   data: Uint8Array,
   fd: number,
   decode: (buf: Uint8Array) => T,
-  policy: ReceivePolicy,
-): Promise<{ rec: T; copy: SealedCopy }> {
+  policy: ReceivePolicy<T>,
+): Promise<{ rec: T; copy: PrivateCopy }> {
   let rec: T | undefined;
   try {
     try {
@@ -56,7 +61,9 @@ export async function receiveTransfer<T extends { size: number }>(
       throw err;
     }
     if (fd < 0) throw new RefusedTransfer('no-descriptor', 'a transfer record must carry exactly one descriptor', rec);
-    const copy = await sealedCopy(fd, { maxBytes: policy.maxBytes, claimedSize: rec.size }, { signal: policy.signal });
+    const decoded = rec;
+    const place = policy.place ? (size: number) => policy.place!(size, decoded) : undefined;
+    const copy = await privateCopy(fd, { maxBytes: policy.maxBytes, claimedSize: rec.size }, { signal: policy.signal, place });
     return { rec, copy };
   } catch (err) {
     if (err instanceof Refused && !(err instanceof RefusedTransfer)) throw new RefusedTransfer(err.reason, err.message, rec);

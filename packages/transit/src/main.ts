@@ -13,7 +13,9 @@
  *   Trusts: nothing it did not check itself. Before a byte is read the
  *   descriptor must be read-only, a regular file of the claimed size within
  *   policy. Then it copies the bytes into a memfd, hashing them, and seals
- *   it. Every check runs on that sealed copy; size and digest are compared
+ *   it; a copy its RAM budget cannot hold goes to a nameless 0600 file in
+ *   its own 0700 directory instead, or waits for room (budget.ts). Every
+ *   check runs on that private copy; size and digest are compared
  *   with ingress's claim (a mismatch is a rejection, reported).
  *   Forwards: a read-only descriptor of its own sealed copy, never the one
  *   it received, with the verdict and every check's result, to egress.
@@ -24,7 +26,8 @@
  *
  * SECURITY
  *   Runs as sluice-transit, no capabilities, no network unless a TCP clamd is
- *   configured. Holds file bytes only in sealed memfds, never on disk.
+ *   configured. Holds file bytes in sealed memfds, and what they cannot
+ *   hold in nameless files only it can open (transit.state, 0700).
  */
 import * as fs from 'node:fs';
 import {
@@ -55,12 +58,14 @@ import {
 } from '@sluice/protocol';
 import { runChecks, type CheckResult } from './checks/index.js';
 import { buildChecks } from './build-checks.js';
+import { BudgetBusy, openCopyBudget } from './budget.js';
 
 runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
   const c = cfg.transit;
   const limits = { maxRecordBytes: cfg.limits.maxRecordBytes, maxFileSize: cfg.limits.maxFileBytes, maxNameBytes: cfg.limits.maxNameBytes };
   // Compiles YARA rules and starts waiting for clamd; throws (startup-failed) when a scanner cannot be set up.
   const { checks, stop: stopChecks } = await buildChecks(cfg, log);
+  const budget = openCopyBudget(cfg, log);
   const egressAcks = new PendingAcks<Ack>();
   let active = 0;
   const waiting: (() => void)[] = [];
@@ -146,11 +151,17 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
     let sealed = -1;
     let rec: IngressTransfer | undefined;
     let tlog: Logger = log;
+    const held = budget.holder(log);
     try {
       let copy;
       try {
-        ({ rec, copy } = await receiveTransfer(data, fd, (b) => decodeIngressTransfer(b, limits), { maxBytes: cfg.limits.maxFileBytes }));
+        ({ rec, copy } = await receiveTransfer(data, fd, (b) => decodeIngressTransfer(b, limits), { maxBytes: cfg.limits.maxFileBytes, place: held.place }));
       } catch (err) {
+        if (err instanceof BudgetBusy && err.record) {
+          log.child({ id: err.record.id }).warn({ event: 'retry', reason: err.reason, detail: err.message }, 'no room for the copy; ingress will resend');
+          reply(conn, err.record, 'retry', err.reason, log.child({ id: err.record.id }));
+          return;
+        }
         if (!(err instanceof RefusedTransfer)) throw err;
         const r = err.record as IngressTransfer | undefined;
         (r ? log.child({ id: r.id }) : log).warn({ event: 'record-refused', peer: conn.peer, reason: err.reason, detail: err.message }, 'transfer refused');
@@ -164,7 +175,7 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
         return;
       }
       const sha256hex = copy.sha256.toString('hex');
-      tlog.info({ event: 'received', peer: conn.peer, size: copy.size, sha256: sha256hex, name: escapeForLog(rec.name) }, 'sealed private copy taken');
+      tlog.info({ event: 'received', peer: conn.peer, size: copy.size, sha256: sha256hex, name: escapeForLog(rec.name), copy: copy.place }, `private copy taken (${copy.place})`);
 
       let results: Omit<CheckResult, 'retry'>[];
       let retry = false;
@@ -233,10 +244,12 @@ runDaemon('transit', async ({ cfg, log, onStop, listenFd }) => {
       reply(conn, rec, ack.status, ack.reason, tlog);
     } catch (err) {
       tlog.error({ event: 'transfer-failed', reason: describe(err) }, 'transfer failed; ingress will resend');
-      if (rec) reply(conn, rec, 'retry', describe(err), tlog);
+      const r = rec ?? held.record; // the copy itself failed (ENOSPC, EIO): the record decoded all the same
+      if (r) reply(conn, r, 'retry', describe(err), tlog);
     } finally {
       // Often the last reference to the memfd: the close frees its pages (47 ms per 256 MiB), so on the threadpool.
       if (sealed >= 0) await closeFd(sealed);
+      held.release();
       releaseForward?.();
       release?.();
     }
