@@ -122,9 +122,17 @@ describe('deploy/ agrees with docs/privsep.md', () => {
       expect([d.user, d.group, d.mode], d.path).toEqual([row.owner, row.group, row.mode]);
     }
     // Each directory the configuration names is one of them.
-    for (const p of [cfg.ingress.inbox, cfg.ingress.spool, cfg.egress.outbox, cfg.egress.rejected, cfg.egress.state]) {
+    for (const p of [cfg.ingress.inbox, cfg.ingress.spool, cfg.transit.state, cfg.egress.outbox, cfg.egress.rejected, cfg.egress.state]) {
       expect(dirs.map((d) => d.path)).toContain(p);
     }
+  });
+
+  it("transit.memoryMaxBytes is the transit unit's MemoryMax=, and the budget fits in it (docs/capacity.md)", () => {
+    const m = /^(\d+)([KMG]?)$/.exec(one(readUnit('sluice-transit.service'), 'Service', 'MemoryMax'));
+    expect(m).not.toBeNull();
+    const unit = Number(m![1]) * 1024 ** ' KMG'.indexOf(m![2] || ' ');
+    expect(cfg.transit.memoryMaxBytes).toBe(unit);
+    expect(cfg.limits.maxFileBytes).toBeLessThanOrEqual(Math.max(cfg.transit.copyDiskBytes, cfg.transit.copyMemoryBytes));
   });
 
   it('the users and groups the tables name are the ones sysusers.d creates', () => {

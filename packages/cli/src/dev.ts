@@ -7,7 +7,8 @@
  *
  * DESCRIPTION
  *   Creates DIR/inbox, DIR/outbox, DIR/rejected, DIR/run (sockets),
- *   DIR/ingress (spool, 0700), DIR/egress (delivery journal, 0700) and
+ *   DIR/ingress (spool, 0700), DIR/transit (copies RAM cannot hold, 0700),
+ *   DIR/egress (delivery journal, 0700) and
  *   DIR/keys (a signing key made on first use), writes DIR/sluice.json
  *   unless it exists (edit it to change checks or limits), and runs
  *   ingress, transit and egress as three separate processes. Their JSON log
@@ -59,6 +60,7 @@ export function devLayout(dir: string) {
     rejected: path.join(d, 'rejected'),
     run: path.join(d, 'run'),
     spool: path.join(d, 'ingress'),
+    transitState: path.join(d, 'transit'),
     state: path.join(d, 'egress'),
     keys: path.join(d, 'keys'),
     secretKey: path.join(d, 'keys', `${KEY_NAME}.key`),
@@ -92,6 +94,7 @@ export function devConfig(dir: string, overrides: { limits?: Partial<Config['lim
       allowUsers: [uid],
       egressSocket: l.egressSocket,
       egressUser: uid,
+      state: l.transitState,
       ...overrides.transit,
     },
     egress: {
@@ -114,6 +117,7 @@ const DEV_DIRS = (l: ReturnType<typeof devLayout>): [string, number][] => [
   [l.rejected, 0o755],
   [l.run, 0o700],
   [l.spool, 0o700],
+  [l.transitState, 0o700],
   [l.state, 0o700],
   [l.keys, 0o700],
 ];
@@ -129,6 +133,7 @@ function configuredDirs(cfg: Config): [string, number][] {
   return [
     [cfg.ingress.inbox, 0o755],
     [cfg.ingress.spool, 0o700],
+    [cfg.transit.state, 0o700],
     [cfg.egress.outbox, 0o755],
     [cfg.egress.rejected, 0o755],
     [cfg.egress.state, 0o700],

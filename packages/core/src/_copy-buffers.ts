@@ -32,6 +32,9 @@ export const COPY_CHUNK = 4 << 20;
 /** The alignment O_DIRECT needs of offsets, lengths and memory here (ext4, 4 KiB blocks). */
 export const DIRECT_ALIGN = 4096;
 
+/** Files of this size and more are written with O_DIRECT by the stages that copy into a file (direct.ts). */
+export const DIRECT_MIN_BYTES = 1 << 20;
+
 /** At most this many spare buffers are kept (32 MiB): enough for the copies a stage runs at once. */
 const SPARE_MAX = 8;
 

@@ -86,3 +86,47 @@ describe('sluice config check', () => {
     fs.rmSync(dir, { recursive: true });
   });
 });
+
+describe('limits that cannot hold together', () => {
+  const GiB = 1024 ** 3;
+  const MiB = 1024 ** 2;
+  const problems = (doc: unknown): string[] => {
+    try {
+      parseConfig(doc);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+
+  it('the defaults and deploy/sluice.json hold together', () => {
+    expect(problems({})).toEqual([]);
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    expect(() => parseConfigText(fs.readFileSync(path.join(here, '../../../deploy/sluice.json'), 'utf8'))).not.toThrow();
+  });
+
+  it('refuses a maxFileBytes that neither of transit\'s budgets can hold, naming the keys', () => {
+    const p = problems({ limits: { maxFileBytes: 20 * GiB } });
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^limits\.maxFileBytes \(20480 MiB\).*transit\.copyDiskBytes is 16384 MiB.*transit\.copyMemoryBytes 512 MiB/);
+    // RAM alone may hold every file: then no disk is needed.
+    expect(problems({ limits: { maxFileBytes: 100 * MiB }, transit: { copyDiskBytes: 0 } })).toEqual([]);
+    expect(problems({ limits: { maxFileBytes: 600 * MiB }, transit: { copyDiskBytes: 0 } })[0]).toMatch(/^limits\.maxFileBytes/);
+  });
+
+  it('refuses a RAM budget that, with the transfers in flight, exceeds transit.memoryMaxBytes, naming the keys', () => {
+    const tooMany = problems({ transit: { maxInFlight: 64 } });
+    expect(tooMany).toHaveLength(1);
+    expect(tooMany[0]).toMatch(/transit\.copyMemoryBytes \(512 MiB\) \+ transit\.maxInFlight \(64\) x 16 MiB \+ 160 MiB .* is 1696 MiB, over transit\.memoryMaxBytes \(1024 MiB/);
+    expect(problems({ transit: { copyMemoryBytes: 900 * MiB } })[0]).toMatch(/over transit\.memoryMaxBytes/);
+    expect(problems({ transit: { copyMemoryBytes: 900 * MiB, memoryMaxBytes: 2 * GiB } })).toEqual([]);
+    // YARA processes count too.
+    const yara = problems({ transit: { copyMemoryBytes: 700 * MiB, yara: { enabled: true, maxConcurrent: 4 } } });
+    expect(yara[0]).toMatch(/transit\.yara\.maxConcurrent \(4\) x 64 MiB/);
+  });
+
+  it('reports both at once, and only once every key is valid on its own', () => {
+    expect(problems({ limits: { maxFileBytes: 20 * GiB }, transit: { maxInFlight: 64 } })).toHaveLength(2);
+    expect(problems({ limits: { maxFileBytes: 20 * GiB }, transit: { maxInFlight: 'four' } })).toEqual([expect.stringMatching(/^transit\.maxInFlight: expected an integer/)]);
+  });
+});

@@ -16,6 +16,11 @@
  *
  *   Users may be given by name (resolved through /etc/passwd) or by uid.
  *   Modes are strings of octal digits ("0660"), since JSON has no octal.
+ *
+ *   Then the limits must hold together (budgetProblems): a file the limits
+ *   admit must fit somewhere transit can hold it, and what transit may hold
+ *   in RAM must fit in its unit's MemoryMax (docs/capacity.md). Each
+ *   problem names every key it involves.
  */
 import * as fs from 'node:fs';
 
@@ -73,6 +78,11 @@ export const SCHEMA: Record<string, Spec> = {
       maxInFlight: { kind: 'int', default: 4, min: 1, max: 1024, doc: 'Transfers copied or checked at once.' },
       ackTimeoutMs: { kind: 'int', default: 300_000, min: 1_000, max: 86_400_000, doc: "Time to wait for egress's ack." },
       checkTimeoutMs: { kind: 'int', default: 60_000, min: 10, max: 3_600_000, doc: 'Timeout of each content check.' },
+      state: { kind: 'path', default: '/var/lib/sluice/transit', doc: 'Transit-private directory (0700) for the copies RAM cannot hold: nameless files (O_TMPFILE), never linked.' },
+      memoryMaxBytes: { kind: 'int', default: 1 * GiB, min: 64 * MiB, max: Number.MAX_SAFE_INTEGER, doc: "Transit's memory limit: its unit's MemoryMax= (1G in deploy/sluice-transit.service); the check keeps transit's RAM within it." },
+      copyMemoryBytes: { kind: 'int', default: 512 * MiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Bytes of private copies transit may hold in RAM (sealed memfds) at once.' },
+      copyDiskBytes: { kind: 'int', default: 16 * GiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Bytes of private copies transit may hold on disk, in transit.state, at once.' },
+      copyWaitMs: { kind: 'int', default: 60_000, min: 100, max: 3_600_000, doc: 'How long a file waits for room in RAM or on disk before it is answered RETRY.' },
       allowTypes: {
         kind: 'strings',
         default: ['png', 'jpg', 'gif', 'webp', 'pdf', 'txt', 'csv', 'json'],
@@ -152,6 +162,11 @@ export interface Config {
     maxInFlight: number;
     ackTimeoutMs: number;
     checkTimeoutMs: number;
+    state: string;
+    memoryMaxBytes: number;
+    copyMemoryBytes: number;
+    copyDiskBytes: number;
+    copyWaitMs: number;
     allowTypes: string[];
     extensionMatch: boolean;
     clamav: {
@@ -311,12 +326,46 @@ function scannerProblems(doc: Record<string, unknown>): string[] {
     .map((k) => `transit.${k}.enabled: must be set to true or false when other transit.${k} keys are given`);
 }
 
+/** Transit's memory besides its copies: Node, V8's heap, the copy buffers kept for reuse (docs/capacity.md). */
+export const TRANSIT_BASE_BYTES = 160 * MiB;
+
+/** Transit's memory per transfer copied or checked at once, besides its copy: three 4 MiB copy buffers and the checks' reads. */
+export const TRANSIT_TRANSFER_BYTES = 16 * MiB;
+
+/** Transit's memory per yara process running at once (its rules and scanner state; the file's pages are the copy's). */
+export const TRANSIT_YARA_BYTES = 64 * MiB;
+
+const mib = (n: number): string => (n % MiB === 0 ? `${n / MiB} MiB` : `${n} bytes`);
+
+/** budgetProblems - limits that cannot hold together, each naming its keys (docs/capacity.md). */
+export function budgetProblems(cfg: Config): string[] {
+  const problems: string[] = [];
+  const t = cfg.transit;
+  const holdable = Math.max(t.copyMemoryBytes, t.copyDiskBytes);
+  if (cfg.limits.maxFileBytes > holdable) {
+    problems.push(
+      `limits.maxFileBytes (${mib(cfg.limits.maxFileBytes)}) is larger than transit can ever hold a copy of: transit.copyDiskBytes is ${mib(t.copyDiskBytes)} and transit.copyMemoryBytes ${mib(t.copyMemoryBytes)}; raise transit.copyDiskBytes or lower limits.maxFileBytes`,
+    );
+  }
+  const yara = t.yara.enabled ? t.yara.maxConcurrent * TRANSIT_YARA_BYTES : 0;
+  const ram = TRANSIT_BASE_BYTES + t.copyMemoryBytes + t.maxInFlight * TRANSIT_TRANSFER_BYTES + yara;
+  if (ram > t.memoryMaxBytes) {
+    problems.push(
+      `transit.copyMemoryBytes (${mib(t.copyMemoryBytes)}) + transit.maxInFlight (${t.maxInFlight}) x ${mib(TRANSIT_TRANSFER_BYTES)}` +
+        (yara ? ` + transit.yara.maxConcurrent (${t.yara.maxConcurrent}) x ${mib(TRANSIT_YARA_BYTES)}` : '') +
+        ` + ${mib(TRANSIT_BASE_BYTES)} for the process is ${mib(ram)}, over transit.memoryMaxBytes (${mib(t.memoryMaxBytes)}, the unit's MemoryMax=); lower the first, or raise the last with MemoryMax=`,
+    );
+  }
+  return problems;
+}
+
 /** parseConfig - validate a parsed JSON document; throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, source = 'configuration'): Config {
   const problems: string[] = [];
   if (!isPlainObject(doc)) throw new ConfigError(source, [`top level: expected a JSON object, got ${show(doc)}`]);
   const cfg = validateSection('', SCHEMA, doc, problems) as unknown as Config;
   problems.push(...scannerProblems(doc));
+  if (problems.length === 0) problems.push(...budgetProblems(cfg));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return cfg;
 }

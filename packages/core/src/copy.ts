@@ -6,6 +6,7 @@
  *   const facts = inspectDescriptor(fd, { maxBytes, claimedSize });
  *   const { size, sha256 } = await copyAndHash(fd, dst, facts.size);
  *   const { fd: ro, size, sha256 } = await sealedCopy(fd, { maxBytes, claimedSize });
+ *   const { fd: ro, place } = await privateCopy(fd, policy, { place: async (size) => 'memory' or { dir } });
  *
  * DESCRIPTION
  *   Invariants 1 (own copy) and 2 (check the descriptor before a byte is
@@ -27,8 +28,15 @@
  *      through /proc/PID/fd/N reopened for writing.
  *   4. Hand back a new read-only descriptor of the sealed copy.
  *
+ *   privateCopy is the same four steps with a choice of place, asked of
+ *   the caller once the descriptor passed step 1 and its size is known
+ *   (a stage bounds its copies' bytes: transit's budget.ts): a sealed
+ *   memfd ('memory'), or a nameless 0600 file in the stage's own 0700
+ *   directory ({ dir }, _unlinked.ts), which cannot be sealed; steps 2 and
+ *   4 are the same for both. sealedCopy is privateCopy in memory.
+ *
  *   How the bytes move (read-ahead, pooled aligned buffers, O_DIRECT
- *   destinations) is _pipeline.ts, _copy-buffers.ts and direct.ts.
+ *   destinations) is _pipeline.ts, _copy-buffers.ts, _unlinked.ts and direct.ts.
  *
  * SECURITY
  *   A received descriptor shares its open file description with the
@@ -41,13 +49,15 @@
  *
  * OWNERSHIP
  *   None of these functions close the descriptor they are given; the caller
- *   that owns it closes it in `finally`. sealedCopy owns the memfd it
- *   creates and closes it on every path.
+ *   that owns it closes it in `finally`. privateCopy owns the memfd or file
+ *   it creates and closes it on every path; the caller owns what `place`
+ *   reserved, and releases it once it has closed the returned descriptor.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { native, constants as C, ALL_SEALS } from '@sluice/native';
 import { pipelinedCopy } from './_pipeline.js';
+import { openUnlinked } from './_unlinked.js';
 import { Refused } from './errors.js';
 
 export interface DescriptorPolicy {
@@ -81,6 +91,22 @@ export interface SealedCopy extends CopyResult {
   fd: number;
 }
 
+/** Where a private copy goes: a sealed memfd, or a nameless file in this directory (the stage's own, 0700). */
+export type CopyPlace = 'memory' | { dir: string };
+
+export interface PrivateCopy extends CopyResult {
+  /** A read-only descriptor of the copy; the caller owns it. */
+  fd: number;
+  /** Where the copy is: a sealed memfd, or a nameless 0600 file on disk. */
+  place: 'memory' | 'disk';
+}
+
+export interface PrivateCopyOptions {
+  signal?: AbortSignal | undefined;
+  /** Chooses the place for a checked descriptor of `size` bytes (default: memory); may wait for room. */
+  place?: ((size: number) => CopyPlace | Promise<CopyPlace>) | undefined;
+}
+
 /** inspectDescriptor - refuse a descriptor that is not a read-only regular file of acceptable size; reads no byte. */
 export function inspectDescriptor(fd: number, policy: DescriptorPolicy): DescriptorFacts {
   const flags = native.fdFlags(fd);
@@ -111,16 +137,23 @@ export async function copyAndHash(src: number, dst: number, size: number, opts: 
 
 /** sealedCopy - check a received descriptor, copy it into a memfd while hashing, seal it, hand back a read-only descriptor. */
 export async function sealedCopy(src: number, policy: DescriptorPolicy, opts: { signal?: AbortSignal | undefined } = {}): Promise<SealedCopy> {
+  const { fd, size, sha256 } = await privateCopy(src, policy, { signal: opts.signal });
+  return { fd, size, sha256 };
+}
+
+/** privateCopy - check a received descriptor, ask where its copy goes, copy while hashing (and seal a memfd), hand back a read-only descriptor. */
+export async function privateCopy(src: number, policy: DescriptorPolicy, opts: PrivateCopyOptions = {}): Promise<PrivateCopy> {
   const facts = inspectDescriptor(src, policy);
-  const memfd = native.memfdCreate('sluice-copy');
+  const place = opts.place ? await opts.place(facts.size) : 'memory';
+  const dst = place === 'memory' ? { fd: native.memfdCreate('sluice-copy'), direct: false } : openUnlinked(place.dir, facts.size);
   try {
-    if (facts.size > 0) fs.ftruncateSync(memfd, facts.size);
-    const copied = await copyAndHash(src, memfd, facts.size, { signal: opts.signal });
-    native.addSeals(memfd, ALL_SEALS);
-    const ro = fs.openSync(`/proc/self/fd/${memfd}`, fs.constants.O_RDONLY); // libuv adds O_CLOEXEC
-    return { fd: ro, ...copied };
+    if (place === 'memory' && facts.size > 0) fs.ftruncateSync(dst.fd, facts.size);
+    const copied = await copyAndHash(src, dst.fd, facts.size, { signal: opts.signal, dstDirect: dst.direct });
+    if (place === 'memory') native.addSeals(dst.fd, ALL_SEALS);
+    const ro = fs.openSync(`/proc/self/fd/${dst.fd}`, fs.constants.O_RDONLY); // libuv adds O_CLOEXEC
+    return { fd: ro, ...copied, place: place === 'memory' ? 'memory' : 'disk' };
   } finally {
-    fs.closeSync(memfd);
+    fs.closeSync(dst.fd);
   }
 }
 

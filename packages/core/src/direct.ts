@@ -29,11 +29,11 @@
  * BUGS
  *   A filesystem that refuses O_DIRECT (EINVAL at open: ramfs, some
  *   others) is the caller's to notice; it then copies with copyAndHash.
+ *   (A private copy's unlinked file notices it itself: _unlinked.ts.)
  */
 import { copyAndHash, type CopyOptions, type CopyResult } from './copy.js';
 
-/** Files of this size and more are written with O_DIRECT by the stages that copy into a file. */
-export const DIRECT_MIN_BYTES = 1 << 20;
+export { DIRECT_MIN_BYTES } from './_copy-buffers.js';
 
 /** copyAndHashDirect - copyAndHash into a destination the caller opened with O_DIRECT. */
 export function copyAndHashDirect(src: number, dst: number, size: number, opts: CopyOptions = {}): Promise<CopyResult> {

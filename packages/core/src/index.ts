@@ -5,6 +5,7 @@
  * DESCRIPTION
  *   copy      checking a received descriptor and taking the private copy
  *   direct    copies into files a stage opened with O_DIRECT
+ *   _unlinked the nameless 0600 file a copy goes to when memory cannot hold it
  *   fds       counting this process's descriptors (leak checks)
  *   receive   the table of what each hop accepts; the one receive path
  *   channel   SEQPACKET listeners and connectors, peer checks, ack matching
@@ -21,6 +22,7 @@ export * from './copy.js';
 export * from './direct.js';
 export * from './fds.js';
 export { COPY_CHUNK, DIRECT_ALIGN } from './_copy-buffers.js';
+export { openUnlinked } from './_unlinked.js';
 export * from './receive.js';
 export * from './verdict.js';
 export * from './slots.js';

@@ -20,7 +20,7 @@
  *   Egress's acks arrive through the receive path (main.ts) into
  *   egressAcks, matched by id.
  */
-import { describe, escapeForLog, type Config, type Connector, type Logger, type PendingAcks, type SealedCopy } from '@sluice/core';
+import { describe, escapeForLog, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
 import { encodeTransitTransfer, truncateUtf8, BOUNDS, type Ack, type AckStatus, type IngressTransfer, type Verdict } from '@sluice/protocol';
 import type { CheckResult } from './checks/index.js';
 
@@ -34,7 +34,7 @@ export interface Downstream {
 export async function forward(
   d: Downstream,
   rec: IngressTransfer,
-  copy: SealedCopy,
+  copy: PrivateCopy,
   verdict: Verdict,
   results: readonly CheckResult[],
   tlog: Logger,

@@ -48,6 +48,7 @@ import {
 import type { Ack } from '@sluice/protocol';
 import { buildChecks } from './build-checks.js';
 import { Transfers } from './transfer.js';
+import { openCopyBudget } from './budget.js';
 
 runDaemon('transit', async ({ cfg, log, onStop, listen }) => {
   const c = cfg.transit;
@@ -71,7 +72,8 @@ runDaemon('transit', async ({ cfg, log, onStop, listen }) => {
     },
     onDisconnected: () => egressAcks.failAll(Object.assign(new Error('egress disconnected'), { code: 'EPIPE' })),
   });
-  const transfers = new Transfers({ cfg, log, checks, egress, egressAcks });
+  const budget = openCopyBudget(cfg, log);
+  const transfers = new Transfers({ cfg, log, checks, egress, egressAcks, budget });
 
   const { listener, where } = listen(c, (conn: Connection) => {
     conn.onRecord = receiver(conn, {

@@ -8,9 +8,11 @@
  *   await transfers.receive(conn, rec, fd)   // resolves once the sealed copy is taken
  *
  * DESCRIPTION
- *   receive() waits for a checking slot, then takes transit's own sealed
- *   copy of the descriptor ingress sent (core's sealedCopy: inspect, copy
- *   while hashing, seal) and resolves: the receive path then closes
+ *   receive() waits for a checking slot, then takes transit's own private
+ *   copy of the descriptor ingress sent (core's privateCopy: inspect, copy
+ *   while hashing; a sealed memfd while the RAM budget allows, else a
+ *   nameless 0600 file in transit.state, else it waits: budget.ts) and
+ *   resolves: the receive path then closes
  *   ingress's descriptor, right after the copy. A copy refused (a writable
  *   descriptor, a file that grew, ...) is thrown as Refused, for the
  *   receive path to log and answer REFUSED. The rest runs on its own:
@@ -39,7 +41,7 @@ import {
   describe,
   escapeForLog,
   reportReason,
-  sealedCopy,
+  privateCopy,
   sendAck,
   Refused,
   Slots,
@@ -48,11 +50,12 @@ import {
   type Connector,
   type Logger,
   type PendingAcks,
-  type SealedCopy,
+  type PrivateCopy,
 } from '@sluice/core';
 import type { Ack, IngressTransfer } from '@sluice/protocol';
 import { runChecks, type Check, type CheckResult } from './checks/index.js';
 import { forward } from './forward.js';
+import { BudgetBusy, type CopyBudget } from './budget.js';
 
 export interface TransferOptions {
   cfg: Config;
@@ -60,6 +63,8 @@ export interface TransferOptions {
   checks: readonly Check[];
   egress: Connector;
   egressAcks: PendingAcks<Ack>;
+  /** Where copies may go, in bytes: RAM, disk, or a bounded wait. */
+  budget: CopyBudget;
 }
 
 /** How many records may wait for a checking slot, per slot. */
@@ -79,24 +84,31 @@ export class Transfers {
     return this.checking.waiting < this.o.cfg.transit.maxInFlight * WAITING_PER_SLOT;
   }
 
-  /** receive - a checking slot and the sealed copy; the checks and forwarding then run on without `fd`. */
+  /** receive - a checking slot and the private copy; the checks and forwarding then run on without `fd`. */
   async receive(conn: Connection, rec: IngressTransfer, fd: number): Promise<void> {
     const release = await this.checking.acquire();
     const tlog = this.o.log.child({ id: rec.id });
-    let copy: SealedCopy;
+    const held = this.o.budget.holder(this.o.log);
+    let copy: PrivateCopy;
     try {
-      copy = await sealedCopy(fd, { maxBytes: this.o.cfg.limits.maxFileBytes, claimedSize: rec.size });
+      copy = await privateCopy(fd, { maxBytes: this.o.cfg.limits.maxFileBytes, claimedSize: rec.size }, { place: (size) => held.place(size, rec) });
     } catch (err) {
+      held.release();
       release();
+      if (err instanceof BudgetBusy) {
+        tlog.warn({ event: 'retry', reason: err.reason, detail: err.message }, 'no room for the copy; ingress will resend');
+        sendAck(conn, rec, 'retry', err.reason, tlog);
+        return;
+      }
       if (err instanceof Refused) throw err;
       failed(conn, rec, err, tlog);
       return;
     }
-    void this.run(conn, rec, copy, release, tlog);
+    void this.run(conn, rec, copy, held.release, release, tlog);
   }
 
   /** run - check, decide, forward, answer ingress; owns the sealed copy and the checking slot. */
-  private async run(conn: Connection, rec: IngressTransfer, copy: SealedCopy, releaseChecking: () => void, tlog: Logger): Promise<void> {
+  private async run(conn: Connection, rec: IngressTransfer, copy: PrivateCopy, releaseBudget: () => void, releaseChecking: () => void, tlog: Logger): Promise<void> {
     let release: (() => void) | null = releaseChecking;
     let releaseForwarding: (() => void) | null = null;
     try {
@@ -105,7 +117,7 @@ export class Transfers {
         return;
       }
       const sha256hex = copy.sha256.toString('hex');
-      tlog.info({ event: 'received', peer: conn.peer, size: copy.size, sha256: sha256hex, name: escapeForLog(rec.name) }, 'sealed private copy taken');
+      tlog.info({ event: 'received', peer: conn.peer, size: copy.size, sha256: sha256hex, name: escapeForLog(rec.name), copy: copy.place }, `private copy taken (${copy.place})`);
 
       const results = await this.check(rec, copy, sha256hex);
       const { verdict, retry } = decide(results);
@@ -126,15 +138,16 @@ export class Transfers {
     } catch (err) {
       failed(conn, rec, err, tlog);
     } finally {
-      // Often the last reference to the memfd: closing it frees its pages, so on the threadpool.
+      // Often the last reference to the copy: closing it frees its pages or blocks, so on the threadpool.
       await closeFd(copy.fd);
+      releaseBudget();
       releaseForwarding?.();
       release?.();
     }
   }
 
   /** check - the results the verdict is made of: integrity and pickup first, then every configured check. */
-  private async check(rec: IngressTransfer, copy: SealedCopy, sha256hex: string): Promise<CheckResult[]> {
+  private async check(rec: IngressTransfer, copy: PrivateCopy, sha256hex: string): Promise<CheckResult[]> {
     if (!copy.sha256.equals(Buffer.from(rec.sha256))) {
       const claimed = Buffer.from(rec.sha256).toString('hex');
       return [{ name: 'integrity', outcome: 'fail', reason: `digest ${sha256hex} differs from the ${claimed} ingress claimed`, engine: '' }];
