@@ -33,9 +33,9 @@ const MiB = 1024 * 1024;
 
 /**
  * How much a stage's RSS may grow over the attack. A stage's outgoing
- * queue holds at most 2,048 records per connection (docs/capacity.md),
- * a few MiB with their promises; the rest is room for the garbage
- * collector's slack. Without the bound, the queue grows by tens of MiB a
+ * queues hold at most 2,048 records per connection and 8,192 in all
+ * (docs/capacity.md), a few MiB with their promises; the rest is room for
+ * the garbage collector's slack and the honest transfer. Without the bound, the queue grows by tens of MiB a
  * second and passes this within seconds.
  */
 const RSS_GROWTH_BOUND = 96 * MiB;

@@ -10,6 +10,7 @@ import {
   Listener,
   OUTGOING_QUEUE_RECORDS,
   OUTGOING_QUEUE_RECORD_MULTIPLE,
+  OUTGOING_QUEUE_TOTAL_SHARE,
   PendingAcks,
   RateLimited,
   connectionsFor,
@@ -227,6 +228,30 @@ describe('Connection: the outgoing queue', () => {
     await until(() => eof(client));
     fs.closeSync(client);
     l.done();
+  });
+
+  it('bounds what all connections queue together: beyond it, the longest queue is disconnected (queue-total)', async () => {
+    const per = 8; // so the total is OUTGOING_QUEUE_TOTAL_SHARE x 8
+    const l = listen({ outgoingQueueRecords: per });
+    const clients = Array.from({ length: OUTGOING_QUEUE_TOTAL_SHARE + 1 }, () => native.connect(l.sock));
+    await until(() => l.conns.length === clients.length);
+    const pending: Promise<void>[] = [];
+    /** fill - send until `n` records wait in the connection's own queue (the kernel's buffer fills first). */
+    const fill = (conn: Connection, n: number) => {
+      for (let i = 0; i < 100_000 && conn.queuedRecords < n && !conn.isClosed; i++) pending.push(conn.send(Buffer.from('x')).catch(() => {}));
+    };
+    const [last, ...first] = [l.conns.at(-1)!, ...l.conns.slice(0, -1)];
+    for (const conn of first) fill(conn, per - 1); // each below its own bound; the total is 4 short of its bound
+    expect(first.every((c) => !c.isClosed && c.queuedRecords === per - 1)).toBe(true);
+    expect(l.lines.filter((x) => x.event === 'peer-not-reading')).toEqual([]);
+    fill(last, 5); // the fifth of these passes the total
+    expect(last.isClosed).toBe(false);
+    expect(last.queuedRecords).toBe(5);
+    expect(first.filter((c) => c.isClosed).length).toBe(1);
+    expect(l.lines.filter((x) => x.event === 'peer-not-reading')).toMatchObject([{ reason: 'queue-total', queued: per - 1 }]);
+    for (const fd of clients) fs.closeSync(fd);
+    l.done();
+    await Promise.all(pending);
   });
 
   it('lets a slow reader catch up: a queue that drains below its bound keeps the connection', async () => {

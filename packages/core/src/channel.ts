@@ -28,10 +28,12 @@
  * BOUNDS (docs/capacity.md, "Connections and outgoing queues")
  *   Outgoing queue. A record send() cannot hand to the kernel at once waits
  *   in the connection's queue: at most OUTGOING_QUEUE_RECORDS records and
- *   OUTGOING_QUEUE_RECORD_MULTIPLE x maxRecordBytes bytes. A send beyond
- *   either means the peer is not reading what it is sent: the connection is
- *   closed (event `peer-not-reading`) and every queued send fails, so the
- *   caller's state for them is released. Reading from such a peer is not
+ *   OUTGOING_QUEUE_RECORD_MULTIPLE x maxRecordBytes bytes; all connections
+ *   of the process together OUTGOING_QUEUE_TOTAL_SHARE times that. A send
+ *   beyond a connection's bound means its peer is not reading what it is
+ *   sent: the connection is closed (event `peer-not-reading`) and every
+ *   queued send fails, so the caller's state for them is released. Beyond
+ *   the total, the connection with the longest queue is closed so. Reading from such a peer is not
  *   paused instead: an honest peer never gets there (both stages read all
  *   the time, and what they send is bounded by maxInFlight, at most 1,024),
  *   and a reconnect costs an honest upstream nothing (it resends).
@@ -84,6 +86,13 @@ export const OUTGOING_QUEUE_RECORDS = 2048;
 /** Bytes a connection queues, as a multiple of maxRecordBytes (1 MiB at its 64 KiB default). */
 export const OUTGOING_QUEUE_RECORD_MULTIPLE = 16;
 /**
+ * All connections of a process together queue at most this many times one
+ * connection's bounds (8,192 records, 64 x maxRecordBytes bytes); beyond,
+ * the connection with the longest queue is disconnected. Without it the
+ * bound would grow with the number of connections a peer opens.
+ */
+export const OUTGOING_QUEUE_TOTAL_SHARE = 4;
+/**
  * Connections one peer uid may hold on a Listener. An upstream stage keeps
  * one; the rest is room for a reconnect that overlaps the old connection's
  * close and for tools that open a few at once.
@@ -105,6 +114,9 @@ export const LOG_INTERVAL_MS = 10_000;
 const ACCEPT_EXHAUSTED = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 /** accept() errors about one connection that went away before it was accepted: take the next. */
 const ACCEPT_PEER_GONE = new Set(['ECONNABORTED', 'EPROTO', 'EPERM']);
+
+/** backlog - what every connection of this process has queued: the connections with a non-empty queue, and the sums. */
+const backlog = { conns: new Set<Connection>(), records: 0, bytes: 0 };
 
 /** activity - a clock that orders connections by their last activity (accept or record received). */
 let activity = 0;
@@ -227,25 +239,52 @@ export class Connection {
    */
   send(data: Uint8Array, fd = -1): Promise<void> {
     if (this.closed) return Promise.reject(closedError('connection closed'));
-    if (this.queue.length >= this.maxQueueRecords || this.queuedBytes + data.length > this.maxQueueBytes) {
-      this.log.warn(
-        {
-          event: 'peer-not-reading',
-          peer: this.peer,
-          reason: this.queue.length >= this.maxQueueRecords ? 'queue-records' : 'queue-bytes',
-          queued: this.queue.length,
-          queuedBytes: this.queuedBytes,
-        },
-        'peer does not read what it is sent; disconnecting',
-      );
-      this.close('connection closed: the peer was not reading');
-      return Promise.reject(closedError('connection closed: the peer was not reading'));
+    if (this.queue.length >= this.maxQueueRecords) return this.notReading('queue-records');
+    if (this.queuedBytes + data.length > this.maxQueueBytes) return this.notReading('queue-bytes');
+    while (
+      backlog.records >= OUTGOING_QUEUE_TOTAL_SHARE * this.maxQueueRecords ||
+      backlog.bytes + data.length > OUTGOING_QUEUE_TOTAL_SHARE * this.maxQueueBytes
+    ) {
+      let longest: Connection | null = null;
+      for (const c of backlog.conns) if (!longest || c.queue.length > longest.queue.length) longest = c;
+      if (!longest) break; // the sums say full but no queue holds anything: cannot happen; never loop
+      const failed = longest.notReading('queue-total');
+      if (longest === this) return failed;
+      failed.catch(() => {});
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ data, fd, resolve, reject });
       this.queuedBytes += data.length;
+      backlog.conns.add(this);
+      backlog.records++;
+      backlog.bytes += data.length;
       this.flush();
     });
+  }
+
+  /** queuedRecords - records waiting for the kernel on this connection. */
+  get queuedRecords(): number {
+    return this.queue.length;
+  }
+
+  /** notReading - the peer does not drain its queue: log, close, and return the failed send. */
+  private notReading(reason: 'queue-records' | 'queue-bytes' | 'queue-total'): Promise<void> {
+    this.log.warn(
+      { event: 'peer-not-reading', peer: this.peer, reason, queued: this.queue.length, queuedBytes: this.queuedBytes },
+      'peer does not read what it is sent; disconnecting',
+    );
+    this.close('connection closed: the peer was not reading');
+    return Promise.reject(closedError('connection closed: the peer was not reading'));
+  }
+
+  /** dequeue - the first queued record has been sent or has failed: drop it from every count. */
+  private dequeue(): Outgoing {
+    const out = this.queue.shift()!;
+    this.queuedBytes -= out.data.length;
+    backlog.records--;
+    backlog.bytes -= out.data.length;
+    if (this.queue.length === 0) backlog.conns.delete(this);
+    return out;
   }
 
   /** close - stop polling, fail queued sends (with `why`), close the socket. Idempotent. */
@@ -253,8 +292,8 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.poller.close();
-    const failed = this.queue.splice(0);
-    this.queuedBytes = 0;
+    const failed: Outgoing[] = [];
+    while (this.queue.length > 0) failed.push(this.dequeue());
     for (const out of failed) out.reject(closedError(why));
     fs.closeSync(this.fd);
     for (const h of this.closeHandlers) h();
@@ -288,8 +327,7 @@ export class Connection {
       try {
         sent = native.send(this.fd, out.data, out.fd);
       } catch (err) {
-        this.queue.shift();
-        this.queuedBytes -= out.data.length;
+        this.dequeue();
         out.reject(err as Error);
         this.log.warn({ event: 'send-failed', peer: this.peer, reason: errnoCode(err) ?? describe(err) }, 'send failed');
         this.close();
@@ -299,8 +337,7 @@ export class Connection {
         this.poller.start(C.POLL_READABLE | C.POLL_WRITABLE | C.POLL_DISCONNECT);
         return;
       }
-      this.queue.shift();
-      this.queuedBytes -= out.data.length;
+      this.dequeue();
       out.resolve();
     }
     if (!this.closed) this.poller.start(C.POLL_READABLE | C.POLL_DISCONNECT);
