@@ -45,7 +45,11 @@
  *   connection (accepted or last sent a record longest ago) is evicted
  *   instead, after what it already sent has been read (event
  *   `connection-evicted`): an upstream that reconnects always gets in,
- *   however many idle connections someone holds.
+ *   however many idle connections someone holds. Accepting stops while a
+ *   bound is exceeded, and one connection is evicted at a time, each after
+ *   the event loop has polled its sockets once more: connections whose
+ *   peers already closed them are seen closing (their last records handled
+ *   as any others) and are neither counted nor evicted.
  *
  *   Descriptor exhaustion. When accept() fails for want of descriptors or
  *   memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the Listener stops polling its
@@ -114,6 +118,11 @@ export const LOG_INTERVAL_MS = 10_000;
 const ACCEPT_EXHAUSTED = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 /** accept() errors about one connection that went away before it was accepted: take the next. */
 const ACCEPT_PEER_GONE = new Set(['ECONNABORTED', 'EPROTO', 'EPERM']);
+
+/** afterPoll - run `fn` once the event loop has been through its poll phase once more (an immediate that queues one). */
+const afterPoll = (fn: () => void): void => {
+  setImmediate(() => setImmediate(fn));
+};
 
 /** backlog - what every connection of this process has queued: the connections with a non-empty queue, and the sums. */
 const backlog = { conns: new Set<Connection>(), records: 0, bytes: 0 };
@@ -442,6 +451,7 @@ export class Listener {
   private readonly perUid = new Map<number, number>();
   private readonly acceptFailed: RateLimited;
   private paused = false;
+  private evicting = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryMs = ACCEPT_RETRY_MIN_MS;
   private closed = false;
@@ -504,7 +514,7 @@ export class Listener {
 
   /** acceptAll - accept pending connections (a wakeup's worth); check each peer's uid before anything else. */
   private acceptAll(status: number): void {
-    if (this.closed || this.paused || status < 0) return;
+    if (this.closed || this.paused || this.evicting || status < 0) return;
     for (let i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
       let fd: number;
       try {
@@ -533,7 +543,6 @@ export class Listener {
         this.opts.log.warn({ event: 'peer-refused', peer, reason: `uid ${peer.uid} is not allowed` }, 'peer refused');
         continue;
       }
-      this.makeRoom(peer.uid);
       let conn: Connection;
       try {
         conn = new Connection(fd, this.opts);
@@ -554,34 +563,47 @@ export class Listener {
       });
       this.opts.log.info({ event: 'peer-connected', peer }, 'peer connected');
       this.opts.onConnection(conn);
+      if (this.overBound() !== null) {
+        // Accept no more until the bounds hold again. Evict after a whole turn of the event loop
+        // (one more poll phase), so that connections whose peers closed them before this one
+        // arrived have been seen closing and are not counted, let alone evicted.
+        this.evicting = true;
+        this.poller.stop();
+        afterPoll(() => this.evictStep());
+        return;
+      }
     }
   }
 
+  /** overBound - the uid over maxConnectionsPerPeer (or -1: the total over maxConnections), or null when the bounds hold. */
+  private overBound(): number | null {
+    for (const [uid, n] of this.perUid) if (n > this.maxConnectionsPerPeer) return uid;
+    return this.conns.size > this.maxConnections ? -1 : null;
+  }
+
   /**
-   * makeRoom - before a new connection from `uid` is added: while that uid
-   * holds maxConnectionsPerPeer, or all hold maxConnections, evict the least
-   * recently active connection (of that uid, or of anyone).
+   * evictStep - one eviction per poll of the event loop while a bound is exceeded:
+   * the least recently active connection of the uid over its bound (or of
+   * anyone, over the total) is read one last time and closed. Then accepting
+   * goes on.
    */
-  private makeRoom(uid: number): void {
-    for (;;) {
-      let reason: string;
-      let limit: number;
-      let victim: Connection | null = null;
-      if ((this.perUid.get(uid) ?? 0) >= this.maxConnectionsPerPeer) {
-        [reason, limit] = ['connections-per-peer', this.maxConnectionsPerPeer];
-        for (const c of this.conns) if (c.peer.uid === uid && (!victim || c.lastActive < victim.lastActive)) victim = c;
-      } else if (this.conns.size >= this.maxConnections) {
-        [reason, limit] = ['connections-total', this.maxConnections];
-        for (const c of this.conns) if (!victim || c.lastActive < victim.lastActive) victim = c;
-      } else {
-        return;
-      }
-      if (!victim) return; // the counts say full but nothing is there: cannot happen; never loop
-      const peer = victim.peer;
-      if (victim.evict()) {
-        this.opts.log.warn({ event: 'connection-evicted', peer, reason, limit }, 'least recently active connection closed to make room');
-      }
+  private evictStep(): void {
+    if (this.closed) return;
+    const over = this.overBound();
+    if (over === null) {
+      this.evicting = false;
+      if (!this.paused) this.poller.start(C.POLL_READABLE);
+      return;
     }
+    const [reason, limit] = over >= 0 ? ['connections-per-peer', this.maxConnectionsPerPeer] : ['connections-total', this.maxConnections];
+    let victim: Connection | null = null;
+    for (const c of this.conns) if ((over < 0 || c.peer.uid === over) && (!victim || c.lastActive < victim.lastActive)) victim = c;
+    if (!victim) throw new Error('connection counts out of step with the connections held'); // a bug, never input
+    const peer = victim.peer;
+    if (victim.evict()) {
+      this.opts.log.warn({ event: 'connection-evicted', peer, reason, limit }, 'least recently active connection closed to make room');
+    }
+    afterPoll(() => this.evictStep());
   }
 
   /** pause - stop polling the listening socket for a while (no descriptor to accept with). */
@@ -599,7 +621,7 @@ export class Listener {
     this.paused = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    this.poller.start(C.POLL_READABLE);
+    if (!this.evicting) this.poller.start(C.POLL_READABLE);
   }
 }
 
