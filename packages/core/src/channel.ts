@@ -33,10 +33,11 @@
  *   beyond a connection's bound means its peer is not reading what it is
  *   sent: the connection is closed (event `peer-not-reading`) and every
  *   queued send fails, so the caller's state for them is released. Beyond
- *   the total, the connection with the longest queue is closed so. Reading from such a peer is not
- *   paused instead: an honest peer never gets there (both stages read all
- *   the time, and what they send is bounded by maxInFlight, at most 1,024),
- *   and a reconnect costs an honest upstream nothing (it resends).
+ *   the total, the connection with the longest queue is closed so. Reading
+ *   from such a peer is not paused instead: an honest peer never gets there
+ *   (both stages read all the time, and what they send is bounded by
+ *   maxInFlight, at most 1,024), and a reconnect costs an honest upstream
+ *   nothing (it resends).
  *
  *   Connections. A Listener holds at most maxConnectionsPerPeer
  *   (MAX_CONNECTIONS_PER_PEER) connections per peer uid and maxConnections
