@@ -93,13 +93,15 @@ export class Target {
   }
 
   /** start - a dev pipeline with room for big attack files; aim at `hop`. */
-  static async start(hop: Hop): Promise<Target> {
-    const p = await Pipeline.start((dir) =>
-      devConfig(dir, {
-        limits: { maxFileBytes: 256 * 1024 * 1024 },
-        // Nothing is dropped into the inbox by these tests; keep ingress quiet.
-        ingress: { rescanIntervalMs: 60_000 },
-      }),
+  static async start(hop: Hop, opts: { wrap?: string[] } = {}): Promise<Target> {
+    const p = await Pipeline.start(
+      (dir) =>
+        devConfig(dir, {
+          limits: { maxFileBytes: 256 * 1024 * 1024 },
+          // Nothing is dropped into the inbox by these tests; keep ingress quiet.
+          ingress: { rescanIntervalMs: 60_000 },
+        }),
+      opts,
     );
     const started = p.lines.filter((l) => l.stage === hop && l.event === 'started').at(-1);
     const t = new Target(p, hop, Number(started!.pid));

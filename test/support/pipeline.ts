@@ -53,12 +53,14 @@ export class Pipeline {
   }
 
   /** start - write a dev configuration (with overrides) and start `sluice dev`; resolves when all three stages are up. */
-  static async start(config: (dir: string) => unknown = () => undefined, opts: { connections?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Pipeline> {
+  static async start(config: (dir: string) => unknown = () => undefined, opts: { connections?: number; env?: NodeJS.ProcessEnv; wrap?: string[] } = {}): Promise<Pipeline> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-'));
     const doc = config(dir);
     if (doc !== undefined) fs.writeFileSync(path.join(dir, 'sluice.json'), JSON.stringify(doc));
     const env = opts.env ? { ...process.env, ...opts.env } : process.env;
-    const child = spawn(process.execPath, [CLI, 'dev', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    // wrap: a command that runs `sluice dev` (e.g. prlimit with its options), so every stage inherits what it sets.
+    const argv = [...(opts.wrap ?? []), process.execPath, CLI, 'dev', '--dir', dir];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], env });
     const p = new Pipeline(dir, child);
     await p.waitFor(() => ['ingress', 'transit', 'egress'].every((s) => p.lines.some((l) => l.stage === s && l.event === 'started')), 30_000, 'all stages started');
     // Connected downstream too, so the first file is not sent into a retry.
