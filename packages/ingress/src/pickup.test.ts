@@ -133,6 +133,70 @@ describe('an upload reopened for writing after its copy', () => {
   });
 });
 
+/**
+ * stallThreadpool - occupy every libuv threadpool thread with an open() of a FIFO that has no
+ * writer, so nothing of ingress's that runs there (creating the spool copy, reading the upload)
+ * moves until release(). What runs on the JS thread (lstat, open, F_SETLEASE, the SIGIO handler)
+ * still does.
+ */
+function stallThreadpool(): { release: () => Promise<void> } {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const fifo = path.join(root, 'stall.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const opened = Array.from({ length: threads }, () => new Promise<void>((resolve) => fs.open(fifo, 'r', (err, fd) => (err ? resolve() : fs.close(fd, () => resolve())))));
+  return {
+    release: async () => {
+      // Each open for writing meets one of the blocked readers; the last ones find none left and would block.
+      const w = fs.openSync(fifo, fs.constants.O_RDWR); // O_RDWR on a FIFO never blocks, and counts as a writer
+      await Promise.all(opened);
+      fs.closeSync(w);
+    },
+  };
+}
+
+/** leasesOf - read leases this process holds now, by inode number (/proc/locks). */
+function leasesOf(inodes: number[]): number {
+  const mine = fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => /\bLEASE\b/.test(l) && l.includes(` ${process.pid} `));
+  return mine.filter((l) => inodes.some((ino) => new RegExp(`:${ino} `).test(l))).length;
+}
+
+describe('a writer that opens one upload while two are being copied', () => {
+  it('only the copy of the file it opened is thrown away (pickup-deferred, writer-opened); the other is committed at its first attempt', async () => {
+    const mineFile = path.join(inboxDir, 'mine.txt');
+    const theirsFile = path.join(inboxDir, 'theirs.txt');
+    fs.writeFileSync(mineFile, 'my upload, version one\n');
+    fs.writeFileSync(theirsFile, "another uploader's upload\n");
+    const inodes = [fs.statSync(mineFile).ino, fs.statSync(theirsFile).ino];
+    const stall = stallThreadpool();
+    const committed: SpoolMeta[] = [];
+    let writer: ReturnType<typeof spawn> | null = null;
+    const sigio = new Promise<void>((resolve) => process.once('SIGIO', () => resolve()));
+    try {
+      // Both copies start at once (parallel = 2): each takes its lease on the JS thread, then waits
+      // for the threadpool to create its spool file.
+      start((m) => committed.push(m), 3_600_000);
+      await until(() => leasesOf(inodes) === 2, 'both uploads leased');
+      expect(fs.readdirSync(spool.dir).filter((n) => n.endsWith('.data'))).toEqual([]); // no copy got further
+      // The uploader of mine.txt opens it for writing: its open() waits while the kernel breaks that lease.
+      writer = spawn(process.execPath, ['-e', `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(mineFile)}, 'r+'); fs.ftruncateSync(fd, 0); fs.writeSync(fd, 'my upload, version two\\n'); fs.closeSync(fd)`], { stdio: 'ignore' });
+      await sigio; // ingress's SIGIO handler was registered first, so it has run
+      await until(breakingLease, 'the kernel breaking a lease');
+    } finally {
+      await stall.release();
+    }
+    await until(() => committed.some((m) => m.name === 'theirs.txt'), "the other uploader's file committed");
+    const exited = new Promise((r) => (writer!.exitCode !== null ? r(writer!.exitCode) : writer!.on('exit', r)));
+    expect(await exited).toBe(0);
+    await until(() => committed.some((m) => m.name === 'mine.txt'), 'mine.txt picked up once its writer was done');
+
+    const deferred = lines.filter((l) => l.event === 'pickup-deferred');
+    expect(deferred.map((l) => [l.name, l.reason])).toEqual([['mine.txt', 'writer-opened']]);
+    expect(committed.filter((m) => m.name === 'theirs.txt').map((m) => m.sha256)).toEqual([sha("another uploader's upload\n")]);
+    // Nothing lost: what was picked up of mine.txt is the version its writer left.
+    expect(committed.filter((m) => m.name === 'mine.txt').map((m) => m.sha256)).toEqual([sha('my upload, version two\n')]);
+  });
+});
+
 // How uploads are found. The periodic rescan is an hour away in the first two tests, so only the
 // rescan at start (the first) and inotify (the second) can find anything.
 describe('finding uploads', () => {

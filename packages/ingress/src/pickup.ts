@@ -26,7 +26,8 @@
  *      still holds it open, so it is not picked up however long it sleeps;
  *      it is checked again every recheckIntervalMs. The lease is held during
  *      the copy: a writer that opens the file meanwhile breaks it (SIGIO),
- *      and the copy is thrown away and retried later.
+ *      and that copy (only that one: F_GETLEASE tells which lease broke) is
+ *      thrown away and retried later.
  *   5. Copy into the spool with positional reads, hashing (copyAndHash;
  *      copyAndHashDirect with O_DIRECT from DIRECT_MIN_BYTES on),
  *      check that size and mtime did not move, commit the spool entry
@@ -84,16 +85,43 @@ export interface InboxOptions {
   canAccept: (copying: number) => boolean;
 }
 
+/** A copy in progress and the upload's descriptor, whose read lease it holds. */
+interface LeasedCopy {
+  fd: number;
+  ac: AbortController;
+}
+
 /** Copies holding a lease; a SIGIO means a writer opened one of them. */
-const leased = new Set<AbortController>();
+const leased = new Set<LeasedCopy>();
 let sigioInstalled = false;
 function installSigio(): void {
   if (sigioInstalled) return;
   sigioInstalled = true;
   // Without a handler, SIGIO's default action would kill the process.
-  process.on('SIGIO', () => {
-    for (const ac of leased) ac.abort(new Refused('writer-opened', 'a writer opened the file during the copy'));
-  });
+  process.on('SIGIO', onSigio);
+}
+
+/**
+ * onSigio - abort exactly the copies whose lease a writer is breaking.
+ *
+ * One SIGIO (it carries no descriptor: F_SETSIG is not used, and standard
+ * signals do not queue, so one delivery may stand for several breaks) says
+ * only that some lease is being broken. F_GETLEASE on each descriptor says
+ * which: F_UNLCK while a writer's open() waits for it. Every other copy goes
+ * on; aborting them all would let one uploader who opens their own file
+ * throw away everyone else's copies. A descriptor F_GETLEASE cannot answer
+ * for is aborted too (fail closed: its copy is retried later).
+ */
+function onSigio(): void {
+  for (const copy of leased) {
+    let held: boolean;
+    try {
+      held = native.getLease(copy.fd) === C.F_RDLCK;
+    } catch {
+      held = false;
+    }
+    if (!held) copy.ac.abort(new Refused('writer-opened', 'a writer opened the file during the copy'));
+  }
 }
 
 export class Inbox {
@@ -295,6 +323,7 @@ export class Inbox {
     const id = newTransferId();
     const tmp = this.o.spool.tmpPath(id);
     const ac = new AbortController();
+    const copy: LeasedCopy = { fd, ac };
     let leasedNow = false;
     try {
       const fst = fs.fstatSync(fd);
@@ -305,7 +334,7 @@ export class Inbox {
       try {
         native.setLease(fd, C.F_RDLCK);
         leasedNow = true;
-        leased.add(ac);
+        leased.add(copy);
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'EAGAIN') {
@@ -364,7 +393,7 @@ export class Inbox {
       }
       throw err;
     } finally {
-      leased.delete(ac);
+      leased.delete(copy); // before the descriptor is closed: its number may be reused at once
       if (leasedNow) {
         try {
           native.setLease(fd, C.F_UNLCK);
