@@ -197,6 +197,23 @@ describe('a writer that opens one upload while two are being copied', () => {
   });
 });
 
+describe('the size limit, checked on the open descriptor too', () => {
+  it('a file that grew past maxFileBytes between lstat and open is refused (too-large) with the size fstat reports, not copied', async () => {
+    const file = path.join(inboxDir, 'grows.bin');
+    fs.writeFileSync(file, 'small at lstat\n');
+    const committed: SpoolMeta[] = [];
+    const ib = make((m) => committed.push(m), 3_600_000, 1024); // not started: the test plays look()'s part
+    const seen = fs.lstatSync(file);
+    fs.appendFileSync(file, Buffer.alloc(64 * 1024, 0x41)); // same inode, now over the limit
+    await (ib as unknown as { take(name: Buffer, st: fs.Stats): Promise<void> }).take(Buffer.from('grows.bin'), seen);
+    expect(committed).toHaveLength(1);
+    expect(committed[0]).toMatchObject({ name: 'grows.bin', size: 0, refusal: `too-large: ${64 * 1024 + 15} bytes, over the limit of 1024` });
+    expect(fs.statSync(spool.dataPath(committed[0]!.id)).size).toBe(0);
+    expect(lines.filter((l) => l.event === 'upload-refused').map((l) => [l.name, l.reason])).toEqual([['grows.bin', 'too-large']]);
+    expect(fs.existsSync(file)).toBe(false);
+  });
+});
+
 // How uploads are found. The periodic rescan is an hour away in the first two tests, so only the
 // rescan at start (the first) and inotify (the second) can find anything.
 describe('finding uploads', () => {

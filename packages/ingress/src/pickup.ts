@@ -20,7 +20,9 @@
  *      rejection report downstream) and removes the inbox entry (directories
  *      are reported once and left in place).
  *   3. open(O_RDONLY|O_NOFOLLOW|O_NONBLOCK) and fstat: it must be the very
- *      inode lstat saw (otherwise it was swapped; look again later).
+ *      inode lstat saw (otherwise it was swapped; look again later), and
+ *      its size is checked against the limit again (it may have grown
+ *      since lstat; the copy takes the size fstat reports).
  *   4. Complete? A read lease (F_SETLEASE F_RDLCK) is granted only while no
  *      process has the file open for writing. A paused or stalled uploader
  *      still holds it open, so it is not picked up however long it sleeps;
@@ -329,6 +331,12 @@ export class Inbox {
       const fst = fs.fstatSync(fd);
       if (fst.dev !== st.dev || fst.ino !== st.ino || !fst.isFile()) {
         this.waiting.set(key, name); // replaced under us; look again later
+        return;
+      }
+      // The size lstat saw is not the size the copy would take: the copy takes what fstat says now
+      // (the file may have grown since lstat), so the limit is checked again here.
+      if (fst.size > this.o.maxFileBytes) {
+        await this.refuse(name, fst, 'too-large', `${fst.size} bytes, over the limit of ${this.o.maxFileBytes}`, true);
         return;
       }
       try {
