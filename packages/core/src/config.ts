@@ -56,6 +56,7 @@ export const SCHEMA: Record<string, Spec> = {
       transitUser: { kind: 'user', default: 'sluice-transit', doc: 'User transit must run as; null skips the check.' },
       rescanIntervalMs: { kind: 'int', default: 30_000, min: 100, max: 3_600_000, doc: 'Full rescan of the inbox, besides inotify.' },
       recheckIntervalMs: { kind: 'int', default: 1_000, min: 50, max: 60_000, doc: 'How often a file still open for writing is checked again.' },
+      maxQueuedNames: { kind: 'int', default: 10_000, min: 10, max: 1_000_000, doc: 'Most inbox names ingress holds in memory, waiting for a look (about 1 KiB each for long names); a rescan stops reading the inbox there, and the rest are found by a later one.' },
       maxInFlight: { kind: 'int', default: 8, min: 1, max: 1024, doc: 'Transfers sent to transit and not yet acknowledged.' },
       ackTimeoutMs: { kind: 'int', default: 600_000, min: 1_000, max: 86_400_000, doc: 'Time to wait for the final ack before resending.' },
       retryDelayMs: { kind: 'int', default: 5_000, min: 10, max: 3_600_000, doc: 'Delay before a transfer that got no ack or a RETRY is sent again.' },
@@ -139,6 +140,7 @@ export interface Config {
     transitUser: string | number | null;
     rescanIntervalMs: number;
     recheckIntervalMs: number;
+    maxQueuedNames: number;
     maxInFlight: number;
     ackTimeoutMs: number;
     retryDelayMs: number;

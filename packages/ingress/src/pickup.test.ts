@@ -42,7 +42,7 @@ afterEach(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, maxFileBytes = 1 << 20): Inbox {
+function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, maxFileBytes = 1 << 20, maxQueuedNames = 10_000): Inbox {
   return new Inbox({
     dir: inboxDir,
     spool,
@@ -50,6 +50,7 @@ function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, ma
     maxFileBytes,
     rescanIntervalMs,
     recheckIntervalMs: 50,
+    maxQueuedNames,
     onCommitted,
     canAccept: () => true,
   });
@@ -212,6 +213,46 @@ describe('the size limit, checked on the open descriptor too', () => {
     expect(lines.filter((l) => l.event === 'upload-refused').map((l) => [l.name, l.reason])).toEqual([['grows.bin', 'too-large']]);
     expect(fs.existsSync(file)).toBe(false);
   });
+});
+
+describe('the bound on names held in memory (maxQueuedNames)', () => {
+  it('20,000 files in the inbox, a bound of 1,000: never more than 1,000 names held, and every file is picked up exactly once', async () => {
+    // On tmpfs: the case is about memory, not about 20,000 fsyncs.
+    fs.rmSync(root, { recursive: true, force: true });
+    root = fs.mkdtempSync(path.join('/dev/shm', 'sluice-pickup-'));
+    inboxDir = path.join(root, 'inbox');
+    fs.mkdirSync(inboxDir);
+    fs.mkdirSync(path.join(root, 'spool'), { mode: 0o700 });
+    spool = new Spool(path.join(root, 'spool'));
+    const N = 20_000;
+    const BOUND = 1_000;
+    const long = 'n'.repeat(200); // long names: what the bound is about
+    for (let i = 0; i < N; i++) fs.writeFileSync(path.join(inboxDir, `${long}-${i}`), `${i}\n`);
+    const committed = new Map<string, number>();
+    // The periodic rescan is an hour away and no inotify event comes for files already there:
+    // everything past the first 1,000 must be found by reading the inbox again once there is room.
+    inbox = make((m) => committed.set(m.name, (committed.get(m.name) ?? 0) + 1), 3_600_000, 1 << 20, BOUND);
+    // Every insertion into either map is measured, not a sample of them.
+    const maps = inbox as unknown as { queue: Map<string, Buffer>; waiting: Map<string, Buffer> };
+    let most = 0;
+    for (const m of [maps.queue, maps.waiting]) {
+      const set = m.set.bind(m);
+      m.set = (k, v) => {
+        const r = set(k, v);
+        most = Math.max(most, maps.queue.size + maps.waiting.size);
+        return r;
+      };
+    }
+    inbox.start();
+    await until(() => committed.size === N, `all ${N} files committed`, 600_000);
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(BOUND);
+    expect([...committed.values()].filter((n) => n !== 1)).toEqual([]);
+    await until(() => fs.readdirSync(inboxDir).length === 0, 'an empty inbox');
+    const full = lines.filter((l) => l.event === 'inbox-queue-full');
+    expect(full.length).toBeGreaterThanOrEqual(N / BOUND - 1);
+    expect(full[0]).toMatchObject({ queued: BOUND, maxQueuedNames: BOUND });
+  }, 660_000);
 });
 
 // How uploads are found. The periodic rescan is an hour away in the first two tests, so only the

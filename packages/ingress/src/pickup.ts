@@ -40,6 +40,13 @@
  *      up again when the writer is done, so its new version is not lost
  *      (takeOut).
  *
+ *   Names wait in memory (queued for a look, or still open for writing and
+ *   looked at again) up to maxQueuedNames. A rescan reads the inbox one
+ *   entry at a time and stops at that bound (inbox-queue-full); inotify
+ *   events for new names are dropped there too. Once the queue has drained,
+ *   the inbox is read again from its start, where what was taken is gone:
+ *   a name turned away is found later, never lost.
+ *
  *   Taking the lease needs to own the file or CAP_LEASE. Without either,
  *   completeness cannot be proven, so the file is not picked up (fail
  *   closed) and `lease-unavailable` is logged.
@@ -81,6 +88,8 @@ export interface InboxOptions {
   maxFileBytes: number;
   rescanIntervalMs: number;
   recheckIntervalMs: number;
+  /** Bound on the names held in memory waiting for a look (queued + waiting); ingress.maxQueuedNames. */
+  maxQueuedNames: number;
   /** Called after a transfer is durable in the spool and gone from the inbox. */
   onCommitted: (meta: SpoolMeta) => void;
   /** Backpressure: given the copies in progress, may another start? While not, files wait in the inbox. */
@@ -129,10 +138,12 @@ function onSigio(): void {
 export class Inbox {
   private readonly o: InboxOptions;
   private readonly dirBuf: Buffer;
-  /** Names waiting to be looked at (key: base64 of the raw name). */
+  /** Names waiting to be looked at (key: base64 of the raw name). With `waiting`, at most maxQueuedNames. */
   private readonly queue = new Map<string, Buffer>();
-  /** Names still open for writing, looked at again every recheckIntervalMs. */
+  /** Names still open for writing, looked at again every recheckIntervalMs. A name is in one of the two maps at most. */
   private readonly waiting = new Map<string, Buffer>();
+  /** A name was turned away at the bound since the inbox was last read to its end: read it again once the queue drains. */
+  private readAgain = false;
   /** Names being looked at now; an event for one of them asks for another look afterwards. */
   private readonly inProgress = new Map<string, boolean>();
   /** Directories already reported (dev:ino), so a rescan does not report them again. */
@@ -182,7 +193,12 @@ export class Inbox {
     return this.active + this.queue.size;
   }
 
-  /** rescan - look at every entry (start, periodic safety net, after backpressure eases). */
+  /** held - names held in memory for a later look (queued or waiting); never more than maxQueuedNames. */
+  get held(): number {
+    return this.queue.size + this.waiting.size;
+  }
+
+  /** rescan - look at every entry (start, periodic safety net, after backpressure eases), up to the bound. */
   rescan(): void {
     if (this.stopped) return;
     // Names already queued wait only for room; re-reading the whole inbox for each finished
@@ -192,28 +208,63 @@ export class Inbox {
       this.pump();
       return;
     }
-    let names: Buffer[];
+    // One entry at a time, never the whole listing: an inbox of a million names must cost no more
+    // memory than maxQueuedNames of them. Where the bound stops the reading, the next read starts
+    // again from the beginning, where the names already taken are gone.
+    this.readAgain = false;
+    let dir: fs.Dir | null = null;
     try {
-      names = fs.readdirSync(this.o.dir, { encoding: 'buffer' });
+      // latin1 maps each byte of a name to one character and back: the raw bytes, whatever they are.
+      dir = fs.opendirSync(this.o.dir, { encoding: 'latin1' });
+      for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
+        if (!this.consider(Buffer.from(e.name, 'latin1'))) {
+          this.o.log.info(
+            { event: 'inbox-queue-full', queued: this.held, maxQueuedNames: this.o.maxQueuedNames },
+            'stopped reading the inbox at the bound on queued names; the rest are read once the queue drains',
+          );
+          break;
+        }
+      }
     } catch (err) {
       this.o.log.error({ event: 'rescan-failed', reason: describe(err) }, 'cannot read the inbox');
-      return;
+    } finally {
+      dir?.closeSync();
     }
-    for (const n of names) this.consider(n);
   }
 
-  /** consider - queue a name for a look, unless ignored or already queued. */
-  consider(name: Buffer): void {
-    if (this.stopped) return;
+  /**
+   * consider - queue a name for a look, unless ignored or already queued. False only when the name
+   * is new and maxQueuedNames are held: it is not remembered, and a read of the inbox once the
+   * queue has drained finds it again.
+   */
+  consider(name: Buffer): boolean {
+    if (this.stopped) return true;
     const text = name.toString('utf8');
-    if (isIgnored(text) || name.includes(0x2f)) return;
+    if (isIgnored(text) || name.includes(0x2f)) return true;
     const key = name.toString('base64');
     if (this.inProgress.has(key)) {
       this.inProgress.set(key, true); // one name is never handled twice at once: look again when done
+      return true;
+    }
+    if (!this.queue.has(key)) {
+      if (!this.waiting.delete(key) && this.held >= this.o.maxQueuedNames) {
+        this.readAgain = true;
+        return false;
+      }
+      this.queue.set(key, name);
+    }
+    this.pump();
+    return true;
+  }
+
+  /** later - look at a name again in recheckIntervalMs; at the bound it is left to the next read of the inbox. */
+  private later(key: string, name: Buffer): void {
+    if (this.queue.has(key) || this.waiting.has(key)) return;
+    if (this.held >= this.o.maxQueuedNames) {
+      this.readAgain = true;
       return;
     }
-    if (!this.queue.has(key)) this.queue.set(key, name);
-    this.pump();
+    this.waiting.set(key, name);
   }
 
   private pump(): void {
@@ -228,7 +279,7 @@ export class Inbox {
             { event: 'pickup-failed', name: escape(name), reason: errnoCode(err) ?? 'error', detail: describe(err) },
             'pickup failed; the upload stays in the inbox and is tried again',
           );
-          this.waiting.set(key, name);
+          this.later(key, name);
         })
         .finally(() => {
           this.active--;
@@ -236,6 +287,8 @@ export class Inbox {
           this.inProgress.delete(key);
           if (again) this.consider(name);
           this.pump();
+          // Names were turned away at the bound: read the inbox again now that there is room.
+          if (this.readAgain && this.queue.size === 0 && !this.stopped) setImmediate(() => this.rescan());
         });
     }
   }
@@ -268,7 +321,7 @@ export class Inbox {
     if (st.nlink === 0) {
       // lstat raced a rename over this name: it found the old inode just as its last link went.
       // Not a hard link and nothing to refuse; whatever now holds the name gets its own look.
-      this.waiting.set(name.toString('base64'), name);
+      this.later(name.toString('base64'), name);
       return;
     }
     if (st.nlink !== 1) {
@@ -330,7 +383,7 @@ export class Inbox {
     try {
       const fst = fs.fstatSync(fd);
       if (fst.dev !== st.dev || fst.ino !== st.ino || !fst.isFile()) {
-        this.waiting.set(key, name); // replaced under us; look again later
+        this.later(key, name); // replaced under us; look again later
         return;
       }
       // The size lstat saw is not the size the copy would take: the copy takes what fstat says now
@@ -347,7 +400,7 @@ export class Inbox {
         const code = errnoCode(err);
         if (code === 'EAGAIN') {
           this.o.log.debug({ event: 'upload-in-progress', name: escape(name) }, 'still open for writing');
-          this.waiting.set(key, name);
+          this.later(key, name);
           return;
         }
         if (code === 'EACCES' || code === 'EPERM') {
@@ -358,7 +411,7 @@ export class Inbox {
               'cannot prove the upload is complete (need file ownership or CAP_LEASE); not picking it up',
             );
           }
-          this.waiting.set(key, name);
+          this.later(key, name);
           return;
         }
         throw err;
@@ -396,7 +449,7 @@ export class Inbox {
       fs.rmSync(tmp, { force: true });
       if (err instanceof Refused) {
         this.o.log.info({ event: 'pickup-deferred', name: escape(name), reason: err.reason }, err.message);
-        this.waiting.set(key, name);
+        this.later(key, name);
         return;
       }
       throw err;
@@ -468,7 +521,7 @@ export class Inbox {
     const kept: SpoolMeta = { ...meta, source: null };
     this.o.spool.update(kept);
     const back = this.putBack(aside, name, meta.id);
-    this.waiting.set(back.toString('base64'), back);
+    this.later(back.toString('base64'), back);
     this.o.log.warn(
       { event: 'upload-reopened', id: meta.id, name: escape(name), detail: escape(back) },
       'a writer opened the upload after it was copied; the copy goes on, the file stays for another pickup',
