@@ -89,7 +89,7 @@ export const SCHEMA: Record<string, Spec> = {
           socket: { kind: 'path', default: '/run/clamav/clamd.ctl', doc: "clamd's local socket (FILDES: the sealed copy's descriptor is passed)." },
           host: { kind: 'string', default: '', doc: 'A remote clamd host name or address; when set, TCP INSTREAM is used instead of the socket.' },
           port: { kind: 'int', default: 3310, min: 1, max: 65535, doc: "clamd's TCP port (with host)." },
-          timeoutMs: { kind: 'int', default: 60_000, min: 100, max: 3_600_000, doc: 'Per-scan timeout; a scan slot is also waited for at most this long. Either expiring holds the file for retry.' },
+          timeoutMs: { kind: 'int', default: 60_000, min: 100, max: 3_600_000, doc: 'Per-scan timeout; a scan slot is also waited for at most this long. Either expiring holds the file for retry, unless clamd still answers after the scan timed out: then the file is rejected as a scan error.' },
           maxConcurrent: { kind: 'int', default: 4, min: 1, max: 256, doc: 'Scans sent to clamd at once.' },
           maxBytes: { kind: 'int', default: 25 * MiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Largest file sent to clamd; larger files are rejected as a scan error (keep it at most clamd's MaxFileSize, MaxScanSize and, over TCP, StreamMaxLength)." },
         },
