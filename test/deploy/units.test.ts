@@ -149,6 +149,13 @@ describe('deploy/ agrees with docs/privsep.md', () => {
     expect(tmpfiles.find((l) => l.path === '/etc/sluice/keys')).toMatchObject({ user: 'root', group: 'root', mode: '0700' });
   });
 
+  it('no stage leaves a core file (LimitCORE=0: its memory holds uploads, and egress\'s the signing key), and docs/privsep.md says so', () => {
+    for (const s of SERVICES) expect(one(readUnit(s), 'Service', 'LimitCORE'), s).toBe('0');
+    const doc = fs.readFileSync(path.join(root, 'docs/privsep.md'), 'utf8');
+    expect(doc).toContain('`LimitCORE=0`');
+    expect(doc).toMatch(/PR_SET_DUMPABLE/);
+  });
+
   it('every capability a unit keeps is justified in docs/privsep.md; MemoryDenyWriteExecute= is off in every unit, and the reason is written down', () => {
     const doc = fs.readFileSync(path.join(root, 'docs/privsep.md'), 'utf8');
     for (const row of processes) {

@@ -28,7 +28,10 @@
  *
  * SECURITY
  *   Runs as sluice-egress, no capabilities, no network. Refuses to start
- *   without a readable signing key (fail closed).
+ *   without a readable signing key (fail closed). Makes itself non-dumpable
+ *   (prctl(PR_SET_DUMPABLE, 0)) before it reads the key, and does not start
+ *   if it cannot: no core dump holds the key's seeds, and no other process
+ *   of its uid can read its memory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -72,6 +75,10 @@ const REPORT_SUFFIX = '.sluice.json';
 
 runDaemon('egress', async ({ cfg, log, onStop, listenFd }) => {
   const c = cfg.egress;
+  // Before the key is read: no core dump of it, and no other process of this uid reads this
+  // one's memory (ptrace, /proc/PID/mem). Fail closed: a prctl that fails stops egress here.
+  native.setDumpable(0);
+  if (native.getDumpable() !== 0) throw new Error('prctl(PR_SET_DUMPABLE, 0) did not take effect');
   // Fail closed: no key, no start. The key is never logged.
   const secret = loadSecretKey(c.signingKey);
   const keyId = keyIdOfSecret(secret);
