@@ -246,6 +246,12 @@ function validateValue(key: string, spec: Spec, value: unknown, problems: string
       }
       return value;
     case 'mode':
+      // Permission bits only: no mode Sluice sets (sockets, delivered files, reports) may carry
+      // setuid, setgid or sticky bits, whatever an operator writes.
+      if (typeof value === 'string' && /^0?[0-7]{4}$/.test(value) && parseInt(value, 8) > 0o777) {
+        problems.push(`${key}: ${show(value)} has setuid, setgid or sticky bits; only permission bits ("0000" to "0777") are allowed`);
+        return spec.default;
+      }
       if (typeof value !== 'string' || !/^0?[0-7]{3}$/.test(value)) {
         problems.push(`${key}: expected an octal mode string such as "0660", got ${show(value)}`);
         return spec.default;

@@ -255,6 +255,26 @@ describe('the bound on names held in memory (maxQueuedNames)', () => {
   }, 660_000);
 });
 
+describe('the mode of an upload', () => {
+  it('setuid, setgid and sticky bits (and every other bit of the upload\'s mode) never reach the spool copy: it is 0600', async () => {
+    const modes = [0o4755, 0o2750, 0o1777, 0o7777, 0o6711];
+    for (const m of modes) {
+      const f = path.join(inboxDir, `.mode-${m.toString(8)}`);
+      fs.writeFileSync(f, `mode ${m.toString(8)}\n`);
+      fs.chmodSync(f, m);
+      expect(fs.statSync(f).mode & 0o7777).toBe(m); // the bits really are there (root or owner may set them)
+      fs.renameSync(f, path.join(inboxDir, `mode-${m.toString(8)}`));
+    }
+    const committed: SpoolMeta[] = [];
+    start((m) => committed.push(m), 3_600_000);
+    await until(() => committed.length === modes.length, 'every upload spooled');
+    for (const m of committed) {
+      expect(m.refusal, m.name).toBe('');
+      expect(fs.statSync(spool.dataPath(m.id)).mode & 0o7777, m.name).toBe(0o600);
+    }
+  });
+});
+
 // How uploads are found. The periodic rescan is an hour away in the first two tests, so only the
 // rescan at start (the first) and inotify (the second) can find anything.
 describe('finding uploads', () => {
