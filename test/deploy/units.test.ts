@@ -85,7 +85,24 @@ describe('deploy/ agrees with docs/privsep.md', () => {
     const writable = [...words(u, 'Service', 'BindPaths'), ...words(u, 'Service', 'ReadWritePaths')].sort();
     const documented = paths.filter((p) => list(p['written by']!).includes(proc)).map((p) => p.path!).sort();
     expect(writable).toEqual(documented);
-    expect(one(u, 'Service', 'ProtectSystem')).toBe('strict');
+    // Everything else read-only: the OS tree (strict), or for ingress an empty read-only root (see below).
+    if (proc === 'ingress') expect(words(u, 'Service', 'TemporaryFileSystem')).toContain('/:ro');
+    else expect(one(u, 'Service', 'ProtectSystem')).toBe('strict');
+  });
+
+  it('ingress sees an allow-list: an empty read-only root, and bound into it exactly the paths "What ingress sees" lists', () => {
+    const u = readUnit('sluice-ingress.service');
+    const seen = mdTable(doc, 'What ingress sees');
+    const bare = (ws: string[]) => ws.map((w) => w.replace(/^-/, '')).sort();
+    const rows = (access: string) => seen.filter((r) => r.access === access).map((r) => r.path!).sort();
+    expect(words(u, 'Service', 'TemporaryFileSystem').sort()).toEqual(rows('empty').map((p) => `${p}:ro`));
+    expect(rows('empty')).toContain('/');
+    expect(bare(words(u, 'Service', 'BindReadOnlyPaths'))).toEqual(rows('read-only'));
+    expect(bare(words(u, 'Service', 'BindPaths'))).toEqual(rows('read-write'));
+    expect(seen.filter((r) => !['empty', 'read-only', 'read-write'].includes(r.access!))).toEqual([]);
+    // No deny-list left to keep up to date, and nothing read-only remounts the empty root away.
+    expect(u.Service!.InaccessiblePaths).toBeUndefined();
+    expect(one(u, 'Service', 'ProtectSystem')).toBe('yes');
   });
 
   it.each(sockets.map((r) => [r.socket!, r] as const))('%s: socket unit, owner, group, mode, peers', (sock, row) => {
