@@ -35,8 +35,9 @@
 #   The units name $PREFIX/lib/sluice and $NODE; the copies in deploy/
 #   name /usr/local/lib/sluice and /usr/bin/node and are rewritten here.
 #   PREFIX and NODE must lie under /usr: the units hide /opt, /srv, /home
-#   and the like from the stages (ProtectSystem=strict, ProtectHome=,
-#   InaccessiblePaths=).
+#   and the like from the stages (ProtectSystem=strict, ProtectHome=; for
+#   ingress, an empty root into which /usr, $NODE and $PREFIX/lib/sluice are
+#   bound, docs/privsep.md "What ingress sees").
 #
 #   DESTDIR is prepended to every path written, for staging and packaging.
 #   Nothing here creates users or directories on the running system: that

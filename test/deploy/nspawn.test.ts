@@ -65,6 +65,9 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
     must('systemd-machine-id-setup', [`--root=${rootDir}`]);
     // What `make install` put under /etc; the rest comes with the overlay on /usr.
     must('cp', ['-a', `${dest}/etc/.`, path.join(rootDir, 'etc')]);
+    // A directory no unit names, on no deny-list: ingress must not see it anyway.
+    fs.mkdirSync(path.join(rootDir, 'data'));
+    fs.writeFileSync(path.join(rootDir, 'data/secret.txt'), 'an operator\'s file\n', { mode: 0o600 });
 
     nspawn = new Daemon('nspawn', 'systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', '-D', rootDir, `--overlay=/usr:${dest}/usr:/usr`, '--console=pipe', '-b'], {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -140,6 +143,12 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
     const status = mustC('cat', [`/proc/${pid}/status`]);
     expect(/^CapEff:\s+(\S+)/m.exec(status)![1]).toBe('0000000010000004');
     const view = (dir: string) => inC('nsenter', ['-t', pid, '-m', 'ls', '-A', dir]).stdout.trim().split('\n').filter(Boolean).sort();
+    // An allow-list: an empty root with only what docs/privsep.md "What ingress sees" binds (and systemd's own).
+    expect(view('/')).toEqual(['dev', 'etc', 'lib', 'lib64', 'proc', 'run', 'sys', 'tmp', 'usr', 'var']);
+    expect(view('/usr/local')).toEqual(['lib']);
+    expect(view('/usr/local/lib')).toEqual(['sluice']);
+    expect(mustC('cat', ['/data/secret.txt'])).toBe("an operator's file\n"); // there, for the container's root
+    expect(inC('nsenter', ['-t', pid, '-m', 'cat', '/data/secret.txt']).status).not.toBe(0); // not there, for ingress
     expect(view('/etc')).toEqual(['group', 'ld.so.cache', 'passwd', 'sluice']);
     expect(view('/etc/sluice')).toEqual(['sluice.json']);
     expect(view('/run')).toEqual(['sluice', 'systemd']);
@@ -150,6 +159,11 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
       const p = mustC('systemctl', ['show', '-p', 'MainPID', '--value', s]).trim();
       expect(/^CapEff:\s+(\S+)/m.exec(mustC('cat', [`/proc/${p}/status`]))![1], s).toBe('0000000000000000');
     }
+    // No core files, and egress, which holds the key, is not dumpable: proc(5) gives its files to root.
+    for (const s of ['sluice-ingress', 'sluice-transit', 'sluice-egress']) expect(mustC('systemctl', ['show', '-p', 'LimitCORE', '--value', s]).trim(), s).toBe('0');
+    const owner = (s: string) => mustC('stat', ['-c', '%U', `/proc/${mustC('systemctl', ['show', '-p', 'MainPID', '--value', s]).trim()}/status`]).trim();
+    expect(owner('sluice-egress')).toBe('root');
+    expect(owner('sluice-transit')).toBe('sluice-transit');
   });
 
   it(`stopping the target stops each stage cleanly (SIGTERM, \`stopping\`, \`stopped\`), none having restarted${skipped}`, async () => {

@@ -85,7 +85,24 @@ describe('deploy/ agrees with docs/privsep.md', () => {
     const writable = [...words(u, 'Service', 'BindPaths'), ...words(u, 'Service', 'ReadWritePaths')].sort();
     const documented = paths.filter((p) => list(p['written by']!).includes(proc)).map((p) => p.path!).sort();
     expect(writable).toEqual(documented);
-    expect(one(u, 'Service', 'ProtectSystem')).toBe('strict');
+    // Everything else read-only: the OS tree (strict), or for ingress an empty read-only root (see below).
+    if (proc === 'ingress') expect(words(u, 'Service', 'TemporaryFileSystem')).toContain('/:ro');
+    else expect(one(u, 'Service', 'ProtectSystem')).toBe('strict');
+  });
+
+  it('ingress sees an allow-list: an empty read-only root, and bound into it exactly the paths "What ingress sees" lists', () => {
+    const u = readUnit('sluice-ingress.service');
+    const seen = mdTable(doc, 'What ingress sees');
+    const bare = (ws: string[]) => ws.map((w) => w.replace(/^-/, '')).sort();
+    const rows = (access: string) => seen.filter((r) => r.access === access).map((r) => r.path!).sort();
+    expect(words(u, 'Service', 'TemporaryFileSystem').sort()).toEqual(rows('empty').map((p) => `${p}:ro`));
+    expect(rows('empty')).toContain('/');
+    expect(bare(words(u, 'Service', 'BindReadOnlyPaths'))).toEqual(rows('read-only'));
+    expect(bare(words(u, 'Service', 'BindPaths'))).toEqual(rows('read-write'));
+    expect(seen.filter((r) => !['empty', 'read-only', 'read-write'].includes(r.access!))).toEqual([]);
+    // No deny-list left to keep up to date, and nothing read-only remounts the empty root away.
+    expect(u.Service!.InaccessiblePaths).toBeUndefined();
+    expect(one(u, 'Service', 'ProtectSystem')).toBe('yes');
   });
 
   it.each(sockets.map((r) => [r.socket!, r] as const))('%s: socket unit, owner, group, mode, peers', (sock, row) => {
@@ -155,6 +172,13 @@ describe('deploy/ agrees with docs/privsep.md', () => {
     // Nobody else gets a credential, and the key directory is root's 0700.
     for (const s of ['sluice-ingress.service', 'sluice-transit.service']) expect(readUnit(s).Service!.LoadCredential).toBeUndefined();
     expect(tmpfiles.find((l) => l.path === '/etc/sluice/keys')).toMatchObject({ user: 'root', group: 'root', mode: '0700' });
+  });
+
+  it('no stage leaves a core file (LimitCORE=0: its memory holds uploads, and egress\'s the signing key), and docs/privsep.md says so', () => {
+    for (const s of SERVICES) expect(one(readUnit(s), 'Service', 'LimitCORE'), s).toBe('0');
+    const doc = fs.readFileSync(path.join(root, 'docs/privsep.md'), 'utf8');
+    expect(doc).toContain('`LimitCORE=0`');
+    expect(doc).toMatch(/PR_SET_DUMPABLE/);
   });
 
   it('every capability a unit keeps is justified in docs/privsep.md; MemoryDenyWriteExecute= is off in every unit, and the reason is written down', () => {

@@ -343,6 +343,24 @@ describe('files that change under ingress', () => {
   });
 });
 
+describe('modes', () => {
+  it('an upload with setuid, setgid and sticky bits (07755) arrives with egress.outputMode (0640) exactly, and so does its report', async () => {
+    await guarded('modes', async () => {
+      const part = path.join(p.inbox, '.setuid.sh.part');
+      fs.writeFileSync(part, 'setuid upload\n');
+      fs.chmodSync(part, 0o7755);
+      expect(fs.statSync(part).mode & 0o7777).toBe(0o7755);
+      fs.renameSync(part, path.join(p.inbox, 'setuid.txt'));
+      const found = await p.reportFor('setuid.txt');
+      expect(found.report.verdict).toBe('accepted');
+      const out = path.join(p.outbox, found.report.name.stored);
+      expect(fs.readFileSync(out, 'utf8')).toBe('setuid upload\n');
+      expect((fs.statSync(out).mode & 0o7777).toString(8)).toBe('640');
+      expect((fs.statSync(found.reportPath).mode & 0o7777).toString(8)).toBe('640');
+    });
+  });
+});
+
 describe('floods and leftovers', () => {
   it('*.part files never renamed (one still open, one a symlink to a FIFO) are never touched, across many rescans', async () => {
     await guarded('part', async () => {

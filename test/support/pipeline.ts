@@ -53,13 +53,23 @@ export class Pipeline {
   }
 
   /** start - write a dev configuration (with overrides) and start `sluice dev`; resolves when all three stages are up. */
-  static async start(config: (dir: string) => unknown = () => undefined, opts: { connections?: number; env?: NodeJS.ProcessEnv; wrap?: string[] } = {}): Promise<Pipeline> {
+  static async start(
+    config: (dir: string) => unknown = () => undefined,
+    opts: { connections?: number; env?: NodeJS.ProcessEnv; wrap?: string[]; uid?: number } = {},
+  ): Promise<Pipeline> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-'));
     const doc = config(dir);
     if (doc !== undefined) fs.writeFileSync(path.join(dir, 'sluice.json'), JSON.stringify(doc));
     const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+    let argv = [process.execPath, CLI, 'dev', '--dir', dir];
+    if (opts.uid !== undefined) {
+      // Root only: the whole pipeline under another uid (setpriv execs, so the child is sluice dev itself).
+      fs.chownSync(dir, opts.uid, opts.uid);
+      if (doc !== undefined) fs.chownSync(path.join(dir, 'sluice.json'), opts.uid, opts.uid);
+      argv = ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', ...argv];
+    }
     // wrap: a command that runs `sluice dev` (e.g. prlimit with its options), so every stage inherits what it sets.
-    const argv = [...(opts.wrap ?? []), process.execPath, CLI, 'dev', '--dir', dir];
+    argv = [...(opts.wrap ?? []), ...argv];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], env });
     const p = new Pipeline(dir, child);
     await p.waitFor(() => ['ingress', 'transit', 'egress'].every((s) => p.lines.some((l) => l.stage === s && l.event === 'started')), 30_000, 'all stages started');

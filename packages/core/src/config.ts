@@ -61,6 +61,7 @@ export const SCHEMA: Record<string, Spec> = {
       transitUser: { kind: 'user', default: 'sluice-transit', doc: 'User transit must run as; null skips the check.' },
       rescanIntervalMs: { kind: 'int', default: 30_000, min: 100, max: 3_600_000, doc: 'Full rescan of the inbox, besides inotify.' },
       recheckIntervalMs: { kind: 'int', default: 1_000, min: 50, max: 60_000, doc: 'How often a file still open for writing is checked again.' },
+      maxQueuedNames: { kind: 'int', default: 10_000, min: 10, max: 1_000_000, doc: 'Most inbox names ingress holds in memory, waiting for a look (about 1 KiB each for long names); a rescan stops reading the inbox there, and the rest are found by a later one.' },
       maxInFlight: { kind: 'int', default: 8, min: 1, max: 1024, doc: 'Transfers sent to transit and not yet acknowledged.' },
       ackTimeoutMs: { kind: 'int', default: 600_000, min: 1_000, max: 86_400_000, doc: 'Time to wait for the final ack before resending.' },
       retryDelayMs: { kind: 'int', default: 5_000, min: 10, max: 3_600_000, doc: 'Delay before a transfer that got no ack or a RETRY is sent again.' },
@@ -98,7 +99,7 @@ export const SCHEMA: Record<string, Spec> = {
           socket: { kind: 'path', default: '/run/clamav/clamd.ctl', doc: "clamd's local socket (FILDES: the sealed copy's descriptor is passed)." },
           host: { kind: 'string', default: '', doc: 'A remote clamd host name or address; when set, TCP INSTREAM is used instead of the socket.' },
           port: { kind: 'int', default: 3310, min: 1, max: 65535, doc: "clamd's TCP port (with host)." },
-          timeoutMs: { kind: 'int', default: 60_000, min: 100, max: 3_600_000, doc: 'Per-scan timeout; a scan slot is also waited for at most this long. Either expiring holds the file for retry.' },
+          timeoutMs: { kind: 'int', default: 60_000, min: 100, max: 3_600_000, doc: 'Per-scan timeout; a scan slot is also waited for at most this long. Either expiring holds the file for retry, unless clamd still answers after the scan timed out: then the file is rejected as a scan error.' },
           maxConcurrent: { kind: 'int', default: 4, min: 1, max: 256, doc: 'Scans sent to clamd at once.' },
           maxBytes: { kind: 'int', default: 25 * MiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Largest file sent to clamd; larger files are rejected as a scan error (keep it at most clamd's MaxFileSize, MaxScanSize and, over TCP, StreamMaxLength)." },
         },
@@ -149,6 +150,7 @@ export interface Config {
     transitUser: string | number | null;
     rescanIntervalMs: number;
     recheckIntervalMs: number;
+    maxQueuedNames: number;
     maxInFlight: number;
     ackTimeoutMs: number;
     retryDelayMs: number;
@@ -259,6 +261,12 @@ function validateValue(key: string, spec: Spec, value: unknown, problems: string
       }
       return value;
     case 'mode':
+      // Permission bits only: no mode Sluice sets (sockets, delivered files, reports) may carry
+      // setuid, setgid or sticky bits, whatever an operator writes.
+      if (typeof value === 'string' && /^0?[0-7]{4}$/.test(value) && parseInt(value, 8) > 0o777) {
+        problems.push(`${key}: ${show(value)} has setuid, setgid or sticky bits; only permission bits ("0000" to "0777") are allowed`);
+        return spec.default;
+      }
       if (typeof value !== 'string' || !/^0?[0-7]{3}$/.test(value)) {
         problems.push(`${key}: expected an octal mode string such as "0660", got ${show(value)}`);
         return spec.default;

@@ -33,12 +33,16 @@
  *
  * SECURITY
  *   Runs as sluice-egress, no capabilities, no network. Refuses to start
- *   without a readable signing key (fail closed).
+ *   without a readable signing key (fail closed). Makes itself non-dumpable
+ *   (prctl(PR_SET_DUMPABLE, 0)) before it reads the key, and does not start
+ *   if it cannot: no core dump holds the key's seeds, and no other process
+ *   of its uid can read its memory.
  *
  * DIAGNOSTICS
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
 import { runDaemon, ensureDir, HOPS, receiver, ackRefusal, wireLimits, type Connection } from '@sluice/core';
+import { native } from '@sluice/native';
 import { loadSecretKey, keyIdOfSecret, SignerPool } from '@sluice/report';
 import { Journal } from './journal.js';
 import { Outbox } from './outbox.js';
@@ -46,6 +50,10 @@ import { Deliveries } from './deliver.js';
 
 runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
   const c = cfg.egress;
+  // Before the key is read: no core dump of it, and no other process of this uid reads this
+  // one's memory (ptrace, /proc/PID/mem). Fail closed: a prctl that fails stops egress here.
+  native.setDumpable(0);
+  if (native.getDumpable() !== 0) throw new Error('prctl(PR_SET_DUMPABLE, 0) did not take effect');
   // Fail closed: no key, no start. The key is never logged.
   const secret = loadSecretKey(c.signingKey);
   const keyId = keyIdOfSecret(secret);

@@ -64,6 +64,7 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
     maxFileBytes: cfg.limits.maxFileBytes,
     rescanIntervalMs: c.rescanIntervalMs,
     recheckIntervalMs: c.recheckIntervalMs,
+    maxQueuedNames: c.maxQueuedNames,
     onCommitted: (meta) => forwarder.enqueue(meta),
     // Backpressure: with transit slow or down, uploads wait in the inbox, not in memory.
     canAccept: (copying) => forwarder.size + copying < c.maxInFlight * 4,

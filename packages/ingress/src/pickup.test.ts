@@ -42,7 +42,7 @@ afterEach(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, maxFileBytes = 1 << 20): Inbox {
+function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, maxFileBytes = 1 << 20, maxQueuedNames = 10_000): Inbox {
   return new Inbox({
     dir: inboxDir,
     spool,
@@ -50,6 +50,7 @@ function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, ma
     maxFileBytes,
     rescanIntervalMs,
     recheckIntervalMs: 50,
+    maxQueuedNames,
     onCommitted,
     canAccept: () => true,
   });
@@ -130,6 +131,147 @@ describe('an upload reopened for writing after its copy', () => {
     await ib.forgetRecovered(meta(id2, 'b.txt', null));
     expect(fs.readdirSync(inboxDir).sort()).toEqual(['b.txt']);
     expect(fs.readFileSync(path.join(inboxDir, 'b.txt'), 'utf8')).toBe('rewritten\n');
+  });
+});
+
+/**
+ * stallThreadpool - occupy every libuv threadpool thread with an open() of a FIFO that has no
+ * writer, so nothing of ingress's that runs there (creating the spool copy, reading the upload)
+ * moves until release(). What runs on the JS thread (lstat, open, F_SETLEASE, the SIGIO handler)
+ * still does.
+ */
+function stallThreadpool(): { release: () => Promise<void> } {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const fifo = path.join(root, 'stall.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const opened = Array.from({ length: threads }, () => new Promise<void>((resolve) => fs.open(fifo, 'r', (err, fd) => (err ? resolve() : fs.close(fd, () => resolve())))));
+  return {
+    release: async () => {
+      // Each open for writing meets one of the blocked readers; the last ones find none left and would block.
+      const w = fs.openSync(fifo, fs.constants.O_RDWR); // O_RDWR on a FIFO never blocks, and counts as a writer
+      await Promise.all(opened);
+      fs.closeSync(w);
+    },
+  };
+}
+
+/** leasesOf - read leases this process holds now, by inode number (/proc/locks). */
+function leasesOf(inodes: number[]): number {
+  const mine = fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => /\bLEASE\b/.test(l) && l.includes(` ${process.pid} `));
+  return mine.filter((l) => inodes.some((ino) => new RegExp(`:${ino} `).test(l))).length;
+}
+
+describe('a writer that opens one upload while two are being copied', () => {
+  it('only the copy of the file it opened is thrown away (pickup-deferred, writer-opened); the other is committed at its first attempt', async () => {
+    const mineFile = path.join(inboxDir, 'mine.txt');
+    const theirsFile = path.join(inboxDir, 'theirs.txt');
+    fs.writeFileSync(mineFile, 'my upload, version one\n');
+    fs.writeFileSync(theirsFile, "another uploader's upload\n");
+    const inodes = [fs.statSync(mineFile).ino, fs.statSync(theirsFile).ino];
+    const stall = stallThreadpool();
+    const committed: SpoolMeta[] = [];
+    let writer: ReturnType<typeof spawn> | null = null;
+    const sigio = new Promise<void>((resolve) => process.once('SIGIO', () => resolve()));
+    try {
+      // Both copies start at once (parallel = 2): each takes its lease on the JS thread, then waits
+      // for the threadpool to create its spool file.
+      start((m) => committed.push(m), 3_600_000);
+      await until(() => leasesOf(inodes) === 2, 'both uploads leased');
+      expect(fs.readdirSync(spool.dir).filter((n) => n.endsWith('.data'))).toEqual([]); // no copy got further
+      // The uploader of mine.txt opens it for writing: its open() waits while the kernel breaks that lease.
+      writer = spawn(process.execPath, ['-e', `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(mineFile)}, 'r+'); fs.ftruncateSync(fd, 0); fs.writeSync(fd, 'my upload, version two\\n'); fs.closeSync(fd)`], { stdio: 'ignore' });
+      await sigio; // ingress's SIGIO handler was registered first, so it has run
+      await until(breakingLease, 'the kernel breaking a lease');
+    } finally {
+      await stall.release();
+    }
+    await until(() => committed.some((m) => m.name === 'theirs.txt'), "the other uploader's file committed");
+    const exited = new Promise((r) => (writer!.exitCode !== null ? r(writer!.exitCode) : writer!.on('exit', r)));
+    expect(await exited).toBe(0);
+    await until(() => committed.some((m) => m.name === 'mine.txt'), 'mine.txt picked up once its writer was done');
+
+    const deferred = lines.filter((l) => l.event === 'pickup-deferred');
+    expect(deferred.map((l) => [l.name, l.reason])).toEqual([['mine.txt', 'writer-opened']]);
+    expect(committed.filter((m) => m.name === 'theirs.txt').map((m) => m.sha256)).toEqual([sha("another uploader's upload\n")]);
+    // Nothing lost: what was picked up of mine.txt is the version its writer left.
+    expect(committed.filter((m) => m.name === 'mine.txt').map((m) => m.sha256)).toEqual([sha('my upload, version two\n')]);
+  });
+});
+
+describe('the size limit, checked on the open descriptor too', () => {
+  it('a file that grew past maxFileBytes between lstat and open is refused (too-large) with the size fstat reports, not copied', async () => {
+    const file = path.join(inboxDir, 'grows.bin');
+    fs.writeFileSync(file, 'small at lstat\n');
+    const committed: SpoolMeta[] = [];
+    const ib = make((m) => committed.push(m), 3_600_000, 1024); // not started: the test plays look()'s part
+    const seen = fs.lstatSync(file);
+    fs.appendFileSync(file, Buffer.alloc(64 * 1024, 0x41)); // same inode, now over the limit
+    await (ib as unknown as { take(name: Buffer, st: fs.Stats): Promise<void> }).take(Buffer.from('grows.bin'), seen);
+    expect(committed).toHaveLength(1);
+    expect(committed[0]).toMatchObject({ name: 'grows.bin', size: 0, refusal: `too-large: ${64 * 1024 + 15} bytes, over the limit of 1024` });
+    expect(fs.statSync(spool.dataPath(committed[0]!.id)).size).toBe(0);
+    expect(lines.filter((l) => l.event === 'upload-refused').map((l) => [l.name, l.reason])).toEqual([['grows.bin', 'too-large']]);
+    expect(fs.existsSync(file)).toBe(false);
+  });
+});
+
+describe('the bound on names held in memory (maxQueuedNames)', () => {
+  it('20,000 files in the inbox, a bound of 1,000: never more than 1,000 names held, and every file is picked up exactly once', async () => {
+    // On tmpfs: the case is about memory, not about 20,000 fsyncs.
+    fs.rmSync(root, { recursive: true, force: true });
+    root = fs.mkdtempSync(path.join('/dev/shm', 'sluice-pickup-'));
+    inboxDir = path.join(root, 'inbox');
+    fs.mkdirSync(inboxDir);
+    fs.mkdirSync(path.join(root, 'spool'), { mode: 0o700 });
+    spool = new Spool(path.join(root, 'spool'));
+    const N = 20_000;
+    const BOUND = 1_000;
+    const long = 'n'.repeat(200); // long names: what the bound is about
+    for (let i = 0; i < N; i++) fs.writeFileSync(path.join(inboxDir, `${long}-${i}`), `${i}\n`);
+    const committed = new Map<string, number>();
+    // The periodic rescan is an hour away and no inotify event comes for files already there:
+    // everything past the first 1,000 must be found by reading the inbox again once there is room.
+    inbox = make((m) => committed.set(m.name, (committed.get(m.name) ?? 0) + 1), 3_600_000, 1 << 20, BOUND);
+    // Every insertion into either map is measured, not a sample of them.
+    const maps = inbox as unknown as { queue: Map<string, Buffer>; waiting: Map<string, Buffer> };
+    let most = 0;
+    for (const m of [maps.queue, maps.waiting]) {
+      const set = m.set.bind(m);
+      m.set = (k, v) => {
+        const r = set(k, v);
+        most = Math.max(most, maps.queue.size + maps.waiting.size);
+        return r;
+      };
+    }
+    inbox.start();
+    await until(() => committed.size === N, `all ${N} files committed`, 600_000);
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(BOUND);
+    expect([...committed.values()].filter((n) => n !== 1)).toEqual([]);
+    await until(() => fs.readdirSync(inboxDir).length === 0, 'an empty inbox');
+    const full = lines.filter((l) => l.event === 'inbox-queue-full');
+    expect(full.length).toBeGreaterThanOrEqual(N / BOUND - 1);
+    expect(full[0]).toMatchObject({ queued: BOUND, maxQueuedNames: BOUND });
+  }, 660_000);
+});
+
+describe('the mode of an upload', () => {
+  it('setuid, setgid and sticky bits (and every other bit of the upload\'s mode) never reach the spool copy: it is 0600', async () => {
+    const modes = [0o4755, 0o2750, 0o1777, 0o7777, 0o6711];
+    for (const m of modes) {
+      const f = path.join(inboxDir, `.mode-${m.toString(8)}`);
+      fs.writeFileSync(f, `mode ${m.toString(8)}\n`);
+      fs.chmodSync(f, m);
+      expect(fs.statSync(f).mode & 0o7777).toBe(m); // the bits really are there (root or owner may set them)
+      fs.renameSync(f, path.join(inboxDir, `mode-${m.toString(8)}`));
+    }
+    const committed: SpoolMeta[] = [];
+    start((m) => committed.push(m), 3_600_000);
+    await until(() => committed.length === modes.length, 'every upload spooled');
+    for (const m of committed) {
+      expect(m.refusal, m.name).toBe('');
+      expect(fs.statSync(spool.dataPath(m.id)).mode & 0o7777, m.name).toBe(0o600);
+    }
   });
 });
 

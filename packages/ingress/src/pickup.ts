@@ -23,13 +23,16 @@
  *      saw, which the report states as the size seen at pickup (nothing was
  *      copied, so it has no digest; docs/report-format.md).
  *   3. open(O_RDONLY|O_NOFOLLOW|O_NONBLOCK) and fstat: it must be the very
- *      inode lstat saw (otherwise it was swapped; look again later).
+ *      inode lstat saw (otherwise it was swapped; look again later), and
+ *      its size is checked against the limit again (it may have grown
+ *      since lstat; the copy takes the size fstat reports).
  *   4. Complete? A read lease (F_SETLEASE F_RDLCK) is granted only while no
  *      process has the file open for writing. A paused or stalled uploader
  *      still holds it open, so it is not picked up however long it sleeps;
  *      it is checked again every recheckIntervalMs. The lease is held during
  *      the copy: a writer that opens the file meanwhile breaks it (SIGIO),
- *      and the copy is thrown away and retried later.
+ *      and that copy (only that one: F_GETLEASE tells which lease broke) is
+ *      thrown away and retried later.
  *   5. Copy into the spool with positional reads, hashing (copyAndHash;
  *      copyAndHashDirect with O_DIRECT from DIRECT_MIN_BYTES on),
  *      check that size and mtime did not move, commit the spool entry
@@ -39,6 +42,13 @@
  *      the copy (F_GETLEASE); if one did, the file goes back and is picked
  *      up again when the writer is done, so its new version is not lost
  *      (takeOut).
+ *
+ *   Names wait in memory (queued for a look, or still open for writing and
+ *   looked at again) up to maxQueuedNames. A rescan reads the inbox one
+ *   entry at a time and stops at that bound (inbox-queue-full); inotify
+ *   events for new names are dropped there too. Once the queue has drained,
+ *   the inbox is read again from its start, where what was taken is gone:
+ *   a name turned away is found later, never lost.
  *
  *   Taking the lease needs to own the file or CAP_LEASE. Without either,
  *   completeness cannot be proven, so the file is not picked up (fail
@@ -81,31 +91,62 @@ export interface InboxOptions {
   maxFileBytes: number;
   rescanIntervalMs: number;
   recheckIntervalMs: number;
+  /** Bound on the names held in memory waiting for a look (queued + waiting); ingress.maxQueuedNames. */
+  maxQueuedNames: number;
   /** Called after a transfer is durable in the spool and gone from the inbox. */
   onCommitted: (meta: SpoolMeta) => void;
   /** Backpressure: given the copies in progress, may another start? While not, files wait in the inbox. */
   canAccept: (copying: number) => boolean;
 }
 
+/** A copy in progress and the upload's descriptor, whose read lease it holds. */
+interface LeasedCopy {
+  fd: number;
+  ac: AbortController;
+}
+
 /** Copies holding a lease; a SIGIO means a writer opened one of them. */
-const leased = new Set<AbortController>();
+const leased = new Set<LeasedCopy>();
 let sigioInstalled = false;
 function installSigio(): void {
   if (sigioInstalled) return;
   sigioInstalled = true;
   // Without a handler, SIGIO's default action would kill the process.
-  process.on('SIGIO', () => {
-    for (const ac of leased) ac.abort(new Refused('writer-opened', 'a writer opened the file during the copy'));
-  });
+  process.on('SIGIO', onSigio);
+}
+
+/**
+ * onSigio - abort exactly the copies whose lease a writer is breaking.
+ *
+ * One SIGIO (it carries no descriptor: F_SETSIG is not used, and standard
+ * signals do not queue, so one delivery may stand for several breaks) says
+ * only that some lease is being broken. F_GETLEASE on each descriptor says
+ * which: F_UNLCK while a writer's open() waits for it. Every other copy goes
+ * on; aborting them all would let one uploader who opens their own file
+ * throw away everyone else's copies. A descriptor F_GETLEASE cannot answer
+ * for is aborted too (fail closed: its copy is retried later).
+ */
+function onSigio(): void {
+  for (const copy of leased) {
+    let held: boolean;
+    try {
+      held = native.getLease(copy.fd) === C.F_RDLCK;
+    } catch {
+      held = false;
+    }
+    if (!held) copy.ac.abort(new Refused('writer-opened', 'a writer opened the file during the copy'));
+  }
 }
 
 export class Inbox {
   private readonly o: InboxOptions;
   private readonly dirBuf: Buffer;
-  /** Names waiting to be looked at (key: base64 of the raw name). */
+  /** Names waiting to be looked at (key: base64 of the raw name). With `waiting`, at most maxQueuedNames. */
   private readonly queue = new Map<string, Buffer>();
-  /** Names still open for writing, looked at again every recheckIntervalMs. */
+  /** Names still open for writing, looked at again every recheckIntervalMs. A name is in one of the two maps at most. */
   private readonly waiting = new Map<string, Buffer>();
+  /** A name was turned away at the bound since the inbox was last read to its end: read it again once the queue drains. */
+  private readAgain = false;
   /** Names being looked at now; an event for one of them asks for another look afterwards. */
   private readonly inProgress = new Map<string, boolean>();
   /** Directories already reported (dev:ino), so a rescan does not report them again. */
@@ -155,7 +196,12 @@ export class Inbox {
     return this.active + this.queue.size;
   }
 
-  /** rescan - look at every entry (start, periodic safety net, after backpressure eases). */
+  /** held - names held in memory for a later look (queued or waiting); never more than maxQueuedNames. */
+  get held(): number {
+    return this.queue.size + this.waiting.size;
+  }
+
+  /** rescan - look at every entry (start, periodic safety net, after backpressure eases), up to the bound. */
   rescan(): void {
     if (this.stopped) return;
     // Names already queued wait only for room; re-reading the whole inbox for each finished
@@ -165,28 +211,63 @@ export class Inbox {
       this.pump();
       return;
     }
-    let names: Buffer[];
+    // One entry at a time, never the whole listing: an inbox of a million names must cost no more
+    // memory than maxQueuedNames of them. Where the bound stops the reading, the next read starts
+    // again from the beginning, where the names already taken are gone.
+    this.readAgain = false;
+    let dir: fs.Dir | null = null;
     try {
-      names = fs.readdirSync(this.o.dir, { encoding: 'buffer' });
+      // latin1 maps each byte of a name to one character and back: the raw bytes, whatever they are.
+      dir = fs.opendirSync(this.o.dir, { encoding: 'latin1' });
+      for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
+        if (!this.consider(Buffer.from(e.name, 'latin1'))) {
+          this.o.log.info(
+            { event: 'inbox-queue-full', queued: this.held, maxQueuedNames: this.o.maxQueuedNames },
+            'stopped reading the inbox at the bound on queued names; the rest are read once the queue drains',
+          );
+          break;
+        }
+      }
     } catch (err) {
       this.o.log.error({ event: 'rescan-failed', reason: describe(err) }, 'cannot read the inbox');
-      return;
+    } finally {
+      dir?.closeSync();
     }
-    for (const n of names) this.consider(n);
   }
 
-  /** consider - queue a name for a look, unless ignored or already queued. */
-  consider(name: Buffer): void {
-    if (this.stopped) return;
+  /**
+   * consider - queue a name for a look, unless ignored or already queued. False only when the name
+   * is new and maxQueuedNames are held: it is not remembered, and a read of the inbox once the
+   * queue has drained finds it again.
+   */
+  consider(name: Buffer): boolean {
+    if (this.stopped) return true;
     const text = name.toString('utf8');
-    if (isIgnored(text) || name.includes(0x2f)) return;
+    if (isIgnored(text) || name.includes(0x2f)) return true;
     const key = name.toString('base64');
     if (this.inProgress.has(key)) {
       this.inProgress.set(key, true); // one name is never handled twice at once: look again when done
+      return true;
+    }
+    if (!this.queue.has(key)) {
+      if (!this.waiting.delete(key) && this.held >= this.o.maxQueuedNames) {
+        this.readAgain = true;
+        return false;
+      }
+      this.queue.set(key, name);
+    }
+    this.pump();
+    return true;
+  }
+
+  /** later - look at a name again in recheckIntervalMs; at the bound it is left to the next read of the inbox. */
+  private later(key: string, name: Buffer): void {
+    if (this.queue.has(key) || this.waiting.has(key)) return;
+    if (this.held >= this.o.maxQueuedNames) {
+      this.readAgain = true;
       return;
     }
-    if (!this.queue.has(key)) this.queue.set(key, name);
-    this.pump();
+    this.waiting.set(key, name);
   }
 
   private pump(): void {
@@ -201,7 +282,7 @@ export class Inbox {
             { event: 'pickup-failed', name: escapeForLog(name.toString('utf8')), reason: errnoCode(err) ?? 'error', detail: escapeForLog(describe(err)) },
             'pickup failed; the upload stays in the inbox and is tried again',
           );
-          this.waiting.set(key, name);
+          this.later(key, name);
         })
         .finally(() => {
           this.active--;
@@ -209,6 +290,8 @@ export class Inbox {
           this.inProgress.delete(key);
           if (again) this.consider(name);
           this.pump();
+          // Names were turned away at the bound: read the inbox again now that there is room.
+          if (this.readAgain && this.queue.size === 0 && !this.stopped) setImmediate(() => this.rescan());
         });
     }
   }
@@ -241,7 +324,7 @@ export class Inbox {
     if (st.nlink === 0) {
       // lstat raced a rename over this name: it found the old inode just as its last link went.
       // Not a hard link and nothing to refuse; whatever now holds the name gets its own look.
-      this.waiting.set(name.toString('base64'), name);
+      this.later(name.toString('base64'), name);
       return;
     }
     if (st.nlink !== 1) {
@@ -298,22 +381,29 @@ export class Inbox {
     const id = newTransferId();
     const tmp = this.o.spool.tmpPath(id);
     const ac = new AbortController();
+    const copy: LeasedCopy = { fd, ac };
     let leasedNow = false;
     try {
       const fst = fs.fstatSync(fd);
       if (fst.dev !== st.dev || fst.ino !== st.ino || !fst.isFile()) {
-        this.waiting.set(key, name); // replaced under us; look again later
+        this.later(key, name); // replaced under us; look again later
+        return;
+      }
+      // The size lstat saw is not the size the copy would take: the copy takes what fstat says now
+      // (the file may have grown since lstat), so the limit is checked again here.
+      if (fst.size > this.o.maxFileBytes) {
+        await this.refuse(name, fst, 'too-large', `${fst.size} bytes, over the limit of ${this.o.maxFileBytes}`, true);
         return;
       }
       try {
         native.setLease(fd, C.F_RDLCK);
         leasedNow = true;
-        leased.add(ac);
+        leased.add(copy);
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'EAGAIN') {
           this.o.log.debug({ event: 'upload-in-progress', name: escapeForLog(name.toString('utf8')) }, 'still open for writing');
-          this.waiting.set(key, name);
+          this.later(key, name);
           return;
         }
         if (code === 'EACCES' || code === 'EPERM') {
@@ -324,7 +414,7 @@ export class Inbox {
               'cannot prove the upload is complete (need file ownership or CAP_LEASE); not picking it up',
             );
           }
-          this.waiting.set(key, name);
+          this.later(key, name);
           return;
         }
         throw err;
@@ -362,12 +452,12 @@ export class Inbox {
       fs.rmSync(tmp, { force: true });
       if (err instanceof Refused) {
         this.o.log.info({ event: 'pickup-deferred', name: escapeForLog(name.toString('utf8')), reason: err.reason }, err.message);
-        this.waiting.set(key, name);
+        this.later(key, name);
         return;
       }
       throw err;
     } finally {
-      leased.delete(ac);
+      leased.delete(copy); // before the descriptor is closed: its number may be reused at once
       if (leasedNow) {
         try {
           native.setLease(fd, C.F_UNLCK);
@@ -434,7 +524,7 @@ export class Inbox {
     const kept: SpoolMeta = { ...meta, source: null };
     this.o.spool.update(kept);
     const back = this.putBack(aside, name, meta.id);
-    this.waiting.set(back.toString('base64'), back);
+    this.later(back.toString('base64'), back);
     this.o.log.warn(
       { event: 'upload-reopened', id: meta.id, name: escapeForLog(name.toString('utf8')), detail: escapeForLog(back.toString('utf8')) },
       'a writer opened the upload after it was copied; the copy goes on, the file stays for another pickup',

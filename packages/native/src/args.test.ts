@@ -34,6 +34,7 @@ const specs: Spec[] = [
   { fn: 'getLease', args: [['fd', 'fd', NOFD]] },
   { fn: 'linkFd', args: [['fd', 'fd', NOFD], ['path', 'str', NOPATH]] },
   { fn: 'poll', args: [['fd', 'fd', NOFD], ['callback', 'fn', () => {}]] },
+  { fn: 'setDumpable', args: [['value', 'int', 1]] },
 ];
 
 // Wrong JS types: TypeError for every kind of argument.

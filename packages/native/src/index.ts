@@ -39,6 +39,8 @@
  *   - SO_PEERPIDFD: available on this kernel, but nothing consumes a pidfd yet.
  *   - Write leases (F_WRLCK), F_SETSIG: only "is anyone writing?" is asked
  *     (setLease), and "did a writer open it while we held the lease?" (getLease).
+ *   - prctl() beyond PR_SET/GET_DUMPABLE (setDumpable, getDumpable); resource
+ *     limits (RLIMIT_CORE) are the unit's (LimitCORE=), not set from here.
  */
 import { createRequire } from 'node:module';
 
@@ -221,6 +223,16 @@ export interface NativeBinding {
    * Poller before closing its fd. Regular files throw EPERM (epoll).
    */
   poll(fd: number, callback: (status: number, events: number) => void): Poller;
+  /**
+   * prctl(PR_SET_DUMPABLE, value), value 0 or 1 (else RangeError). At 0 the
+   * process leaves no core dump, and a process of the same uid without
+   * CAP_SYS_PTRACE cannot ptrace it or open its /proc/PID/mem, environ or
+   * fd/ (proc(5): they become root's). For the whole process, every thread
+   * included; execve() resets it.
+   */
+  setDumpable(value: number): void;
+  /** prctl(PR_GET_DUMPABLE): 0, 1, or 2 (the kernel's SUID_DUMP_ROOT). */
+  getDumpable(): number;
   /** Constants the callers need to interpret results. */
   constants: {
     AF_UNIX: number;
@@ -275,6 +287,8 @@ export const {
   linkFd,
   alignedBuffer,
   poll,
+  setDumpable,
+  getDumpable,
 } = native;
 
 /** The four seals that make a memfd immutable for everyone, its creator included. */

@@ -26,6 +26,8 @@
  *	native.linkFd(fd, path)
  *	native.alignedBuffer(bytes)		-> ArrayBuffer (4096-aligned)
  *	native.poll(fd, callback)		-> Poller { start, stop, close }
+ *	native.setDumpable(0 | 1)
+ *	native.getDumpable()			-> 0 | 1 | 2
  *	native.constants
  * DESCRIPTION
  *	This is the only C in Sluice. Each function performs one system
@@ -40,6 +42,7 @@
  *	descriptors.c	memfdCreate ... alignedBuffer: memfds and seals,
  *			status flags, leases, linkat of an O_TMPFILE
  *	poller.c	poll: readiness on the Node event loop (uv_poll)
+ *	process.c	setDumpable, getDumpable: prctl(PR_SET/GET_DUMPABLE)
  *	common.c	reading arguments, throwing errors (sluice_native.h)
  *	sluice_native.c	this page, the constants and the module init
  *
@@ -102,6 +105,7 @@ NAPI_MODULE_INIT()
     if (sn_sockets_init(env, exports) == NULL
 	|| sn_descriptors_init(env, exports) == NULL
 	|| sn_poller_init(env, exports) == NULL
+	|| sn_process_init(env, exports) == NULL
 	|| (consts = make_constants(env)) == NULL)
 	return (NULL);
     CHECK(napi_set_named_property(env, exports, "constants", consts));

@@ -9,8 +9,9 @@
  *	napi_value sn_sockets_init(napi_env env, napi_value exports);
  *	napi_value sn_descriptors_init(napi_env env, napi_value exports);
  *	napi_value sn_poller_init(napi_env env, napi_value exports);
+ *	napi_value sn_process_init(napi_env env, napi_value exports);
  * DESCRIPTION
- *	Each concern (sockets.c, descriptors.c, poller.c) defines its own
+ *	Each concern (sockets.c, descriptors.c, poller.c, process.c) defines its own
  *	functions on `exports` from its *_init, called once per environment by
  *	the module init in sluice_native.c. The rest is the plumbing of
  *	common.c: reading arguments, throwing errors, handing values to JS.
@@ -83,6 +84,7 @@ napi_value sn_new_fd(napi_env env, int fd);
 napi_value sn_sockets_init(napi_env env, napi_value exports);
 napi_value sn_descriptors_init(napi_env env, napi_value exports);
 napi_value sn_poller_init(napi_env env, napi_value exports);
+napi_value sn_process_init(napi_env env, napi_value exports);
 
 #pragma GCC visibility pop
 

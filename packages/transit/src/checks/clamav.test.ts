@@ -148,6 +148,53 @@ describe('clamd not reachable: held for retry, never a pass', () => {
     }
   });
 
+  it('a scan clamd never finishes, though it answers VERSION: an error (rejected, not held for ever), its connection closed, its slot given back', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-clamav-'));
+    const sock = path.join(dir, 'stuck.sock');
+    const scans: net.Socket[] = [];
+    let closed = 0;
+    // Answers VERSION at once; takes every scan request and never answers it.
+    const srv = net.createServer((c) => {
+      c.once('data', (d) => {
+        if (d.toString().startsWith('zVERSION')) {
+          c.end('ClamAV 9.9.9\0');
+          return;
+        }
+        scans.push(c);
+        c.on('close', () => closed++);
+        c.resume();
+      });
+    });
+    await new Promise<void>((r) => srv.listen(sock, r));
+    try {
+      const check = clamavCheck({ socket: sock, timeoutMs: 300, maxConcurrent: 1, maxBytes: 1000 });
+      const before = openFds();
+      await withInput(Buffer.from('a file clamd chokes on'), async (input) => {
+        const out = await runChecks([check], input);
+        expect(out.retry).toBe(false);
+        expect(out.verdict).toBe('rejected');
+        expect(out.results[0]).toMatchObject({ outcome: 'error', reason: 'scan error: clamd did not finish scanning the file within 300 ms, though it answers', engine: 'ClamAV 9.9.9' });
+      });
+      // Our end of the scan's connection is closed: the server sees it go.
+      for (let i = 0; i < 500 && closed < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect([scans.length, closed]).toEqual([1, 1]);
+      // The one slot is free again: the next file's scan reaches clamd (it does not wait for a slot).
+      await withInput(Buffer.from('the next file'), async (input) => {
+        const r = await check.run(input, never);
+        expect(r).toMatchObject({ outcome: 'error', engine: 'ClamAV 9.9.9' });
+      });
+      for (let i = 0; i < 500 && closed < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect([scans.length, closed]).toEqual([2, 2]);
+      for (const c of scans) c.destroy(); // the server's ends live in this process too
+      for (let i = 0; i < 500 && openFds() !== before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(openFds()).toBe(before);
+    } finally {
+      for (const c of scans) c.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a stranger at the socket (not clamd) is unavailable, not a pass', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-clamav-'));
     const sock = path.join(dir, 'stranger.sock');
@@ -165,7 +212,7 @@ describe('clamd not reachable: held for retry, never a pass', () => {
     }
   });
 
-  it('at most maxConcurrent scans reach clamd at once; scans that cannot finish in time are held', async () => {
+  it('at most maxConcurrent scans reach clamd at once; scans that cannot finish in time are never passed', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-clamav-'));
     const sock = path.join(dir, 'slow.sock');
     let open = 0;
@@ -202,18 +249,21 @@ describe('clamd not reachable: held for retry, never a pass', () => {
       expect(most).toBeLessThanOrEqual(2);
       for (const input of inputs) fs.closeSync(input.fd);
 
-      // One slot, and a server that holds every scan: whether the second scan
-      // gives up waiting for the slot or waiting for its answer (slots.test.ts
-      // pins the slot wait down), both end as CheckUnavailable: held, not passed.
+      // One slot, and a server that holds every scan (but answers VERSION): the
+      // first scan times out while clamd still answers, so that file is an error.
+      // The second either gives up waiting for the slot (held: CheckUnavailable;
+      // slots.test.ts pins the slot wait down) or gets it and times out the same
+      // way. Never a pass.
       const one = clamavCheck({ socket: sock, timeoutMs: 200, maxConcurrent: 1, maxBytes: 1000 });
       const a = sealed(Buffer.from('a'));
       const b = sealed(Buffer.from('b'));
       const first = one.run(a, never).then((r) => r, (e: unknown) => e);
       for (let i = 0; i < 200 && conns.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
       const second = one.run(b, never).then((r) => r, (e: unknown) => e);
-      expect(await first).toBeInstanceOf(CheckUnavailable); // its own scan timed out
+      expect(await first).toMatchObject({ outcome: 'error', reason: 'scan error: clamd did not finish scanning the file within 200 ms, though it answers' });
       const err = await second;
-      expect(err).toBeInstanceOf(CheckUnavailable);
+      if (err instanceof CheckUnavailable) expect(err.message).toMatch(/scan slots stayed busy/);
+      else expect(err).toMatchObject({ outcome: 'error' });
       for (const c of conns.splice(0)) c.destroy();
       fs.closeSync(a.fd);
       fs.closeSync(b.fd);

@@ -49,8 +49,18 @@
  *   connection closed without an answer, a VERSION reply that is not
  *   clamd's, a command clamd says it does not offer (FILDES disabled), or
  *   no free scan slot within timeoutMs (at most maxConcurrent scans run at
- *   once). runChecks' own timeout for this check is 2 x timeoutMs + 5 s,
- *   so this check's own deadlines always fire first.
+ *   once).
+ *
+ *   A scan that clamd does not finish within timeoutMs is not simply held:
+ *   a file whose scan always takes longer would come back for ever and
+ *   take a scan slot for timeoutMs each time. So clamd is asked VERSION
+ *   once more (within PROBE_MS at most): if it answers, it is up and this
+ *   file is what it could not finish, an error (rejected, never passed);
+ *   if it does not, clamd is unavailable and the file is held. Either way
+ *   the scan's connection is closed and its slot given back before run()
+ *   settles. runChecks' own timeout for this check is 2 x timeoutMs +
+ *   PROBE_MS + 5 s (the slot wait, the scan, the probe), so this check's
+ *   own deadlines always fire first.
  *
  *   A file larger than maxBytes is not sent: error "not scanned". clamd
  *   silently skips what exceeds its MaxFileSize/MaxScanSize unless
@@ -119,6 +129,8 @@ export interface ClamavCheck extends Check {
 const REPLY_MAX = 4096;
 /** INSTREAM chunk size. */
 const CHUNK = 64 * 1024;
+/** Longest wait for the VERSION asked after a scan timed out (at most timeoutMs too). */
+const PROBE_MS = 5_000;
 /** Engine named when clamd was never asked (file too large) or the answer is unknown. */
 const ENGINE_UNKNOWN = 'ClamAV (clamd, version not known)';
 
@@ -454,8 +466,9 @@ export function clamavCheck(config: ClamavConfig): ClamavCheck {
   /** scanOnce - VERSION and the scan, under one deadline; the outcome for the report. */
   async function scanOnce(input: CheckInput, signal: AbortSignal): Promise<CheckRun> {
     const { deadline, clear } = deadlineOf(signal, timeoutMs);
+    let engine: string | null = null;
     try {
-      const engine = await version(deadline);
+      engine = await version(deadline);
       let reply: string;
       try {
         reply = await transport.scan(input, deadline);
@@ -482,8 +495,24 @@ export function clamavCheck(config: ClamavConfig): ClamavCheck {
           return { outcome: 'error', reason: `scan error: unexpected reply from clamd: ${JSON.stringify(r.reply.slice(0, 200))}`, engine };
       }
     } catch (err) {
-      if (deadline.aborted && !signal.aborted) throw new CheckUnavailable(`clamd at ${where} did not answer within ${timeoutMs} ms`);
-      throw err;
+      if (!deadline.aborted || signal.aborted) throw err;
+      // The deadline passed. Before the scan (no VERSION yet): clamd is not answering. During the
+      // scan: clamd answered VERSION a moment ago; if it still does, it is this file it cannot finish.
+      if (engine === null || !(await answers(signal))) throw new CheckUnavailable(`clamd at ${where} did not answer within ${timeoutMs} ms`);
+      return { outcome: 'error', reason: `scan error: clamd did not finish scanning the file within ${timeoutMs} ms, though it answers`, engine };
+    } finally {
+      clear();
+    }
+  }
+
+  /** answers - whether clamd answers VERSION within PROBE_MS (or timeoutMs, if shorter). */
+  async function answers(signal: AbortSignal): Promise<boolean> {
+    const { deadline, clear } = deadlineOf(signal, Math.min(PROBE_MS, timeoutMs));
+    try {
+      await version(deadline);
+      return true;
+    } catch {
+      return false;
     } finally {
       clear();
     }
@@ -491,8 +520,9 @@ export function clamavCheck(config: ClamavConfig): ClamavCheck {
 
   return {
     name: 'clamav',
-    // Backstop only: the slot wait and the scan each end by timeoutMs, as CheckUnavailable.
-    timeoutMs: Math.min(2 * timeoutMs + 5_000, 2_147_483_647),
+    // Backstop only: the slot wait and the scan each end by timeoutMs, the probe after a scan
+    // timeout by PROBE_MS.
+    timeoutMs: Math.min(2 * timeoutMs + PROBE_MS + 5_000, 2_147_483_647),
     engine: ENGINE_UNKNOWN,
     where,
     async run(input: CheckInput, signal: AbortSignal): Promise<CheckRun> {
