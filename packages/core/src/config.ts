@@ -61,6 +61,7 @@ export const SCHEMA: Record<string, Spec> = {
       transitUser: { kind: 'user', default: 'sluice-transit', doc: 'User transit must run as; null skips the check.' },
       rescanIntervalMs: { kind: 'int', default: 30_000, min: 100, max: 3_600_000, doc: 'Full rescan of the inbox, besides inotify.' },
       recheckIntervalMs: { kind: 'int', default: 1_000, min: 50, max: 60_000, doc: 'How often a file still open for writing is checked again.' },
+      spoolBytes: { kind: 'int', default: 32 * GiB, min: 1 * MiB, max: Number.MAX_SAFE_INTEGER, doc: 'Bytes of uploads the spool may hold at once (what fstat says of each, spooled and not yet acknowledged); beyond it new uploads wait in the inbox. At least limits.maxFileBytes; give the spool that much free disk.' },
       maxQueuedNames: { kind: 'int', default: 10_000, min: 10, max: 1_000_000, doc: 'Most inbox names ingress holds in memory, waiting for a look (about 1 KiB each for long names); a rescan stops reading the inbox there, and the rest are found by a later one.' },
       maxInFlight: { kind: 'int', default: 8, min: 1, max: 1024, doc: 'Transfers sent to transit and not yet acknowledged.' },
       ackTimeoutMs: { kind: 'int', default: 600_000, min: 1_000, max: 86_400_000, doc: 'Time to wait for the final ack before resending.' },
@@ -151,6 +152,7 @@ export interface Config {
     rescanIntervalMs: number;
     recheckIntervalMs: number;
     maxQueuedNames: number;
+    spoolBytes: number;
     maxInFlight: number;
     ackTimeoutMs: number;
     retryDelayMs: number;
@@ -353,6 +355,11 @@ export function budgetProblems(cfg: Config): string[] {
   if (cfg.limits.maxFileBytes > holdable) {
     problems.push(
       `limits.maxFileBytes (${mib(cfg.limits.maxFileBytes)}) is larger than transit can ever hold a copy of: transit.copyDiskBytes is ${mib(t.copyDiskBytes)} and transit.copyMemoryBytes ${mib(t.copyMemoryBytes)}; raise transit.copyDiskBytes or lower limits.maxFileBytes`,
+    );
+  }
+  if (cfg.limits.maxFileBytes > cfg.ingress.spoolBytes) {
+    problems.push(
+      `limits.maxFileBytes (${mib(cfg.limits.maxFileBytes)}) is larger than ingress.spoolBytes (${mib(cfg.ingress.spoolBytes)}): such a file could never be spooled; raise ingress.spoolBytes (and the spool's disk) or lower limits.maxFileBytes`,
     );
   }
   const yara = t.yara.enabled ? t.yara.maxConcurrent * TRANSIT_YARA_BYTES : 0;

@@ -37,6 +37,8 @@ export interface ForwarderOptions {
   connection: () => Connection | null;
   /** A transfer was delivered: room again for new pickups. */
   onDelivered: () => void;
+  /** An entry left the spool's line (delivered, or held for an operator): its bytes no longer count. */
+  onForgotten: (meta: SpoolMeta) => void;
 }
 
 export class Forwarder {
@@ -127,6 +129,7 @@ export class Forwarder {
         case 'delivered':
           await spool.forget(meta.id);
           this.queued.delete(meta.id);
+          this.o.onForgotten(meta);
           tlog.info({ event: 'done', reason }, 'delivered downstream; spool copy removed');
           this.o.onDelivered();
           return;
@@ -138,6 +141,7 @@ export class Forwarder {
           tlog.error({ event: 'held', reason }, 'transit refused the record; moved to spool/held for an operator');
           spool.hold(meta.id, ack.reason);
           this.queued.delete(meta.id);
+          this.o.onForgotten(meta); // held entries are an operator's (logged at error), outside the budget
           return;
       }
     } catch (err) {

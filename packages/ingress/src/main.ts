@@ -36,7 +36,7 @@
  */
 import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, wireLimits } from '@sluice/core';
 import { Spool } from './spool.js';
-import { Inbox } from './pickup.js';
+import { Inbox, SpoolBytes } from './pickup.js';
 import { Forwarder } from './forward.js';
 
 runDaemon('ingress', async ({ cfg, log, onStop }) => {
@@ -55,7 +55,15 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
     },
     onDisconnected: () => forwarder.disconnected(),
   });
-  const forwarder = new Forwarder({ cfg, log, spool, connection: () => connector.connection, onDelivered: () => inbox.rescan() });
+  const spoolBytes = new SpoolBytes(c.spoolBytes);
+  const forwarder = new Forwarder({
+    cfg,
+    log,
+    spool,
+    connection: () => connector.connection,
+    onDelivered: () => inbox.rescan(),
+    onForgotten: (meta) => spoolBytes.release(meta.size),
+  });
 
   const inbox = new Inbox({
     dir: c.inbox,
@@ -68,11 +76,13 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
     onCommitted: (meta) => forwarder.enqueue(meta),
     // Backpressure: with transit slow or down, uploads wait in the inbox, not in memory.
     canAccept: (copying) => forwarder.size + copying < c.maxInFlight * 4,
+    spoolBytes,
   });
 
   const recovered = spool.recover();
   for (const meta of recovered.entries) {
     await inbox.forgetRecovered(meta);
+    spoolBytes.add(meta.size);
     forwarder.enqueue(meta);
   }
   log.info({ event: 'recovered', queued: recovered.entries.length, removed: recovered.removed }, 'spool recovered');

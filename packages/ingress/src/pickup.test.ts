@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { DIRECT_MIN_BYTES } from '@sluice/core';
 import { pino } from 'pino';
-import { Inbox, asideName } from './pickup.js';
+import { Inbox, SpoolBytes, asideName } from './pickup.js';
 import { Spool, type SpoolMeta } from './spool.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -42,7 +42,13 @@ afterEach(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, maxFileBytes = 1 << 20, maxQueuedNames = 10_000): Inbox {
+function make(
+  onCommitted: (m: SpoolMeta) => void,
+  rescanIntervalMs = 60_000,
+  maxFileBytes = 1 << 20,
+  maxQueuedNames = 10_000,
+  spoolBytes = new SpoolBytes(Number.MAX_SAFE_INTEGER),
+): Inbox {
   return new Inbox({
     dir: inboxDir,
     spool,
@@ -53,6 +59,7 @@ function make(onCommitted: (m: SpoolMeta) => void, rescanIntervalMs = 60_000, ma
     maxQueuedNames,
     onCommitted,
     canAccept: () => true,
+    spoolBytes,
   });
 }
 
@@ -368,5 +375,35 @@ describe('the spool copy of a large upload (O_DIRECT from DIRECT_MIN_BYTES on)',
       inbox = null;
       execFileSync('umount', [path.join(root, 'spool')]);
     }
+  });
+});
+
+describe('the spool is bounded in bytes (ingress.spoolBytes)', () => {
+  it('an upload that does not fit waits in the inbox, untouched, until a spooled entry leaves; a sparse file counts its full size', async () => {
+    const budget = new SpoolBytes(3 << 20);
+    // Two sparse 1.5 MiB files (4 KiB on disk each): they count what fstat says, 3 MiB in all.
+    for (const n of ['a.bin', 'b.bin']) {
+      const fd = fs.openSync(path.join(inboxDir, n), 'w');
+      fs.writeSync(fd, Buffer.from('x'), 0, 1, (3 << 19) - 1);
+      fs.closeSync(fd);
+    }
+    const committed: SpoolMeta[] = [];
+    inbox = make((m) => committed.push(m), 60_000, 4 << 20, 10_000, budget);
+    inbox.start();
+    await until(() => committed.length === 2, 'both sparse files spooled');
+    expect(budget.bytes).toBe(3 << 20);
+    fs.writeFileSync(path.join(inboxDir, 'c.txt'), 'one byte too many\n');
+    await until(() => lines.some((l) => l.event === 'spool-full'), 'spool-full');
+    // Several rechecks later it is still waiting, in the inbox, and nothing was copied for it.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(committed).toHaveLength(2);
+    expect(fs.readFileSync(path.join(inboxDir, 'c.txt'), 'utf8')).toBe('one byte too many\n');
+    expect(budget.bytes).toBe(3 << 20);
+    // A delivered entry leaves the spool: its bytes are given back and the waiting upload is taken.
+    budget.release(committed[0].size);
+    await until(() => committed.length === 3, 'the waiting upload spooled');
+    expect(committed[2].size).toBe(18);
+    expect(budget.bytes).toBe((3 << 19) + 18);
+    expect(lines.filter((l) => l.event === 'spool-full')).toHaveLength(1);
   });
 });

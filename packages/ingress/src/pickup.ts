@@ -97,6 +97,34 @@ export interface InboxOptions {
   onCommitted: (meta: SpoolMeta) => void;
   /** Backpressure: given the copies in progress, may another start? While not, files wait in the inbox. */
   canAccept: (copying: number) => boolean;
+  /** The spool's byte budget: room for a copy of `bytes`, or false (the file waits in the inbox). */
+  spoolBytes: SpoolBytes;
+}
+
+/**
+ * SpoolBytes - bytes of uploads in the spool (ingress.spoolBytes): what fstat said of each,
+ * reserved before its copy starts, given back when the copy fails or the entry leaves the spool.
+ */
+export class SpoolBytes {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  /** reserve - count `bytes` if they fit; false if not. */
+  reserve(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+  /** release - give back what a reservation (or a recovered entry) counted. */
+  release(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+  /** add - count an entry already in the spool (recovered at start), even past the limit. */
+  add(bytes: number): void {
+    this.used += bytes;
+  }
+  get bytes(): number {
+    return this.used;
+  }
 }
 
 /** A copy in progress and the upload's descriptor, whose read lease it holds. */
@@ -140,6 +168,8 @@ function onSigio(): void {
 
 export class Inbox {
   private readonly o: InboxOptions;
+  /** `spool-full` said for the current episode (reset by the next copy that fits). */
+  private spoolFullSaid = false;
   private readonly dirBuf: Buffer;
   /** Names waiting to be looked at (key: base64 of the raw name). With `waiting`, at most maxQueuedNames. */
   private readonly queue = new Map<string, Buffer>();
@@ -383,6 +413,8 @@ export class Inbox {
     const ac = new AbortController();
     const copy: LeasedCopy = { fd, ac };
     let leasedNow = false;
+    /** Spool bytes reserved for this copy, until the committed entry counts them (or the copy fails). */
+    let reserved = 0;
     try {
       const fst = fs.fstatSync(fd);
       if (fst.dev !== st.dev || fst.ino !== st.ino || !fst.isFile()) {
@@ -395,6 +427,17 @@ export class Inbox {
         await this.refuse(name, fst, 'too-large', `${fst.size} bytes, over the limit of ${this.o.maxFileBytes}`, true);
         return;
       }
+      // The spool's disk is bounded in bytes (a sparse upload costs its full size here): no room, the file waits.
+      if (!this.o.spoolBytes.reserve(fst.size)) {
+        if (!this.spoolFullSaid) {
+          this.spoolFullSaid = true;
+          this.o.log.warn({ event: 'spool-full', name: escapeForLog(name.toString('utf8')), size: fst.size, spooled: this.o.spoolBytes.bytes, limit: this.o.spoolBytes.limit }, 'no room in the spool; uploads wait in the inbox');
+        }
+        this.later(key, name);
+        return;
+      }
+      reserved = fst.size;
+      this.spoolFullSaid = false;
       try {
         native.setLease(fd, C.F_RDLCK);
         leasedNow = true;
@@ -448,6 +491,7 @@ export class Inbox {
         'upload complete; spooled',
       );
       this.o.onCommitted(reopened ?? meta);
+      reserved = 0; // the entry counts them now, until it leaves the spool
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       if (err instanceof Refused) {
@@ -457,6 +501,7 @@ export class Inbox {
       }
       throw err;
     } finally {
+      if (reserved > 0) this.o.spoolBytes.release(reserved);
       leased.delete(copy); // before the descriptor is closed: its number may be reused at once
       if (leasedNow) {
         try {
