@@ -197,6 +197,33 @@ const codeOf = (err: unknown): string => errnoCode(err) ?? describe(err);
 
 const BROKEN = new Set(['EPIPE', 'ECONNRESET']);
 
+/** Reply - clamd's answer as it arrives: complete at its NUL, refused past REPLY_MAX bytes. */
+class Reply {
+  private readonly parts: Buffer[] = [];
+  private bytes = 0;
+
+  /** add - one chunk received; the answer once it is complete, else null. Throws past REPLY_MAX bytes. */
+  add(chunk: Buffer): string | null {
+    this.parts.push(chunk);
+    this.bytes += chunk.length;
+    const text = this.text();
+    if (text === null && this.bytes > REPLY_MAX) throw new Error(`clamd's reply exceeds ${REPLY_MAX} bytes`);
+    return text;
+  }
+
+  /** started - has any of the answer arrived? */
+  get started(): boolean {
+    return this.bytes > 0;
+  }
+
+  /** text - the answer up to its NUL, or null while it is incomplete. */
+  text(): string | null {
+    const all = Buffer.concat(this.parts);
+    const nul = all.indexOf(0);
+    return nul >= 0 ? all.subarray(0, nul).toString('utf8') : null;
+  }
+}
+
 /** ConnectionBroken - the connection ended before a complete reply: for run() to tell refusal from absence. */
 class ConnectionBroken extends CheckUnavailable {}
 
@@ -215,8 +242,7 @@ function unixExchange(path: string, parts: readonly Part[], signal: AbortSignal)
   }
   return new Promise<string>((resolve, reject) => {
     const queue = parts.map((p) => ({ ...p }));
-    const received: Buffer[] = [];
-    let bytes = 0;
+    const reply = new Reply();
     let done = false;
     let poller: native.Poller | undefined;
 
@@ -230,14 +256,9 @@ function unixExchange(path: string, parts: readonly Part[], signal: AbortSignal)
       else reject(err);
     };
     const onAbort = () => finish(signal.reason);
-    const replyText = (): string | null => {
-      const all = Buffer.concat(received);
-      const nul = all.indexOf(0);
-      return nul >= 0 ? all.subarray(0, nul).toString('utf8') : null;
-    };
     const ended = () => {
       // EOF: clamd may close right after a reply; a reply cut short is no reply.
-      const text = replyText();
+      const text = reply.text();
       if (text !== null) finish(null, text);
       else finish(new ConnectionBroken(`clamd at ${path} closed the connection without a complete answer`));
     };
@@ -276,11 +297,8 @@ function unixExchange(path: string, parts: readonly Part[], signal: AbortSignal)
           }
           if (r.fd >= 0) fs.closeSync(r.fd); // clamd never sends one; do not keep it
           if (r.data.length === 0) return ended();
-          received.push(r.data);
-          bytes += r.data.length;
-          const text = replyText();
+          const text = reply.add(r.data);
           if (text !== null) return finish(null, text);
-          if (bytes > REPLY_MAX) return finish(new Error(`clamd's reply exceeds ${REPLY_MAX} bytes`));
         }
       } catch (err) {
         finish(new CheckUnavailable(`talking to clamd at ${path}: ${codeOf(err)}`));
@@ -329,8 +347,7 @@ function tcpExchange(host: string, port: number, command: string, body: CheckInp
   signal.throwIfAborted();
   return new Promise<string>((resolve, reject) => {
     const where = `${host}:${port}`;
-    const received: Buffer[] = [];
-    let bytes = 0;
+    const reply = new Reply();
     let connected = false;
     let done = false;
     const sock = net.connect({ host, port, noDelay: true });
@@ -344,29 +361,25 @@ function tcpExchange(host: string, port: number, command: string, body: CheckInp
       else reject(err);
     };
     const onAbort = () => finish(signal.reason);
-    const replyText = (): string | null => {
-      const all = Buffer.concat(received);
-      const nul = all.indexOf(0);
-      return nul >= 0 ? all.subarray(0, nul).toString('utf8') : null;
-    };
 
     sock.on('data', (d: Buffer) => {
-      received.push(d);
-      bytes += d.length;
-      const text = replyText();
-      if (text !== null) finish(null, text);
-      else if (bytes > REPLY_MAX) finish(new Error(`clamd's reply exceeds ${REPLY_MAX} bytes`));
+      try {
+        const text = reply.add(d);
+        if (text !== null) finish(null, text);
+      } catch (err) {
+        finish(err);
+      }
     });
     sock.on('error', (err) => {
       if (!connected) finish(new CheckUnavailable(`cannot connect to clamd at ${where}: ${codeOf(err)}`));
       else {
-        const text = replyText();
+        const text = reply.text();
         if (text !== null) finish(null, text);
         else finish(new ConnectionBroken(`clamd at ${where} broke the connection (${codeOf(err)}) without a complete answer`));
       }
     });
     sock.on('close', () => {
-      const text = replyText();
+      const text = reply.text();
       if (text !== null) finish(null, text);
       else finish(new ConnectionBroken(`clamd at ${where} closed the connection without a complete answer`));
     });
@@ -383,7 +396,7 @@ function tcpExchange(host: string, port: number, command: string, body: CheckInp
       const buf = Buffer.alloc(Math.max(1, Math.min(CHUNK, input.size)));
       let position = 0;
       while (position < input.size) {
-        if (done || received.length > 0) return; // finished, or clamd answered early: stop sending
+        if (done || reply.started) return; // finished, or clamd answered early: stop sending
         const want = Math.min(buf.length, input.size - position);
         const got = await preadFully(input.fd, buf, want, position);
         if (got < want) throw new Error(`file ended at byte ${position + got}, before its recorded size of ${input.size} bytes`);
@@ -397,7 +410,7 @@ function tcpExchange(host: string, port: number, command: string, body: CheckInp
           sock.once('close', r);
         });
       }
-      if (!done && received.length === 0) sock.write(Buffer.alloc(4)); // zero length: end of stream
+      if (!done && !reply.started) sock.write(Buffer.alloc(4)); // zero length: end of stream
     }
   });
 }
