@@ -35,7 +35,7 @@ afterEach(() => {
 });
 
 function newOutbox(): Outbox {
-  const cfg = defaults() as Config;
+  const cfg: Config = defaults();
   cfg.egress = { ...cfg.egress, outbox: outboxDir, rejected: path.join(dir, 'rejected'), outputMode: 0o640 };
   return new Outbox({ cfg, log, signer });
 }
@@ -68,7 +68,7 @@ describe('chooseName', () => {
     expect(out.chooseName('outbox', 'report.pdf')).toBe('report (6).pdf');
   });
 
-  it('50,000 uses of one name already in the outbox: O(log n) lookups to find a free one, then four per delivery for 2,000 deliveries', () => {
+  it('50,000 uses of one name already in the outbox: O(log n) lookups to find a free one, then at most four per delivery for 2,000 deliveries', () => {
     const N = 50_000;
     take('same.txt');
     for (let n = 2; n <= N; n++) fs.writeFileSync(path.join(outboxDir, collisionName('same.txt', n)), '');

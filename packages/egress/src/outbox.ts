@@ -27,9 +27,9 @@
  *   between the two linkat calls. If the report's link fails all the same
  *   (ENOSPC growing the directory, EIO), the file linked a moment before is
  *   unlinked again (`output-unlinked`), and the resend links both. Only a
- *   power cut between the two calls can leave a lone file; the journal then
- *   holds the delivery unfinished and its resend links the report
- *   (docs/architecture.md, "The handoff rule").
+ *   crash exactly between the two calls (a kill, a power cut) can leave a
+ *   lone file; the journal then holds the delivery unfinished and its
+ *   resend links the report (docs/architecture.md, "The handoff rule").
  *
  *   Files of DIRECT_MIN_BYTES and more are copied with O_DIRECT: the disk
  *   takes the bytes from an aligned buffer, and the copy into the page
