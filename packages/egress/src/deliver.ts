@@ -179,7 +179,7 @@ export class Deliveries {
     await Promise.allSettled(this.inFlight.values());
   }
 
-  /** deliver - steps 1-6 of the header; a Refused escapes to the receive path, anything else is RETRY. */
+  /** deliver - steps 1-7 of the header; a Refused escapes to the receive path, anything else is RETRY. */
   private async deliver(conn: Connection, rec: TransitTransfer, fd: number): Promise<void> {
     const { outbox, journal, cfg } = this.o;
     const tlog = this.o.log.child({ id: rec.id });
