@@ -46,8 +46,9 @@
  *
  *   collisionName() gives the n-th alternative for a name already taken:
  *   "report.pdf", 2 -> "report (2).pdf", still within MAX_NAME_BYTES and still
- *   a fixed point of sanitizeName(). Egress tries n = 2, 3, ... until a name
- *   is free; an output never overwrites another.
+ *   a fixed point of sanitizeName(). Egress picks the n (a remembered next n,
+ *   else a galloping search: packages/egress/src/outbox.ts, chooseName); an
+ *   output never overwrites another.
  *
  *   escapeForLog() is the one escaper for untrusted text on its way into a
  *   log line, a terminal or a check's reason: C0 and C1 controls, DEL,

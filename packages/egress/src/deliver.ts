@@ -4,14 +4,28 @@
  *
  * SYNOPSIS
  *   const deliveries = new Deliveries({ cfg, log, outbox, journal, keyId });
- *   await deliveries.receive(conn, rec, fd)   // from the receive path; never closes fd
+ *   receiver(conn, { ..., handle: (rec, fd) => deliveries.receive(conn, rec, fd),
+ *                    close: (fd) => deliveries.close(fd), answer: answerRefusal(log) });
  *   await deliveries.settled()                // every delivery in progress, at stop
  *
  * DESCRIPTION
- *   At most egress.maxInFlight transfers at once; a record beyond that is
- *   refused as `overloaded` (answered RETRY), so a flooding transit cannot
- *   make egress hoard descriptors. A transfer sent again while its first
- *   delivery runs waits for it, then finds it in the journal.
+ *   Admission, before any work and without waiting:
+ *     - a transfer whose id is being delivered is refused at once
+ *       (`id-in-flight`, answered RETRY); it takes no slot and its
+ *       descriptor is closed by the receive path straight away. An honest
+ *       transit sends an id again only after it gave up waiting for the
+ *       first delivery's ack; RETRY (not REFUSED, which ingress holds for
+ *       an operator) brings it back later, when the journal acks it;
+ *     - beyond egress.maxInFlight deliveries, a record is refused as
+ *       `overloaded` (answered RETRY).
+ *   A delivery holds its slot from admission until the receive path has
+ *   closed its descriptor (close()), so the descriptors egress holds for
+ *   deliveries are bounded by maxInFlight x DESCRIPTORS_PER_DELIVERY.
+ *   A refused record's descriptor is closed synchronously, so a flood of
+ *   refusals holds no more than one read batch of the connection at once.
+ *   At start egress checks that this bound, with DESCRIPTOR_RESERVE for
+ *   everything else it holds, fits its descriptor limit (RLIMIT_NOFILE,
+ *   the unit's LimitNOFILE), and does not start otherwise.
  *
  *   For one transfer, in order:
  *     1. journal: the same id with other bytes is refused (`id-reused`, at
@@ -27,13 +41,25 @@
  *     5. the name and the report body are journalled (durable) before any
  *        link; a delivery the journal already holds is finished under its
  *        name;
- *     6. file (accepted only) and signed report linked, the directory
- *        fsynced, the journal told; then DELIVERED.
- *   A write error (ENOSPC, EIO) is `delivery-failed` and RETRY: nothing
- *   partial is visible, and the resend finishes the job.
+ *     6. the report signed, written and fsynced, unnamed;
+ *     7. file (accepted only) and report linked back to back (outbox.ts:
+ *        no file is left without its report), the directory fsynced, the
+ *        journal told; then DELIVERED.
+ *   A write error (ENOSPC, EIO, EMFILE) is `delivery-failed` and RETRY:
+ *   nothing partial is visible, and the resend finishes the job.
+ *
+ * BOUNDS
+ *   DESCRIPTORS_PER_DELIVERY: what one delivery holds at most at once: the
+ *   received descriptor, egress's unnamed copy (accepted) or /dev/null to
+ *   hash into (rejected), and the unnamed report. Shared by all
+ *   deliveries, in DESCRIPTOR_RESERVE: one directory fsync per directory
+ *   at a time, the journal (and its rewrite), the listener and
+ *   connections, Node's own.
  */
 import * as fs from 'node:fs';
 import {
+  ackRefusal,
+  closeFd,
   decide,
   describe,
   errnoCode,
@@ -64,34 +90,96 @@ export interface DeliveryOptions {
   keyId: string;
 }
 
+/** The most descriptors one delivery holds at once (header, BOUNDS). */
+export const DESCRIPTORS_PER_DELIVERY = 3;
+/** Descriptors egress keeps beside its deliveries' (header, BOUNDS; docs/capacity.md). */
+export const DESCRIPTOR_RESERVE = 128;
+
+/** Refusals a later resend of the same record may pass: answered RETRY, not REFUSED. */
+const RETRY_REASONS = new Set(['overloaded', 'id-in-flight']);
+
+/** answerRefusal - answer() for egress's receive path: RETRY for RETRY_REASONS, else as core's ackRefusal. */
+export function answerRefusal(log: Logger): (conn: Connection, rec: TransitTransfer, refusal: Refused) => void {
+  const refuse = ackRefusal<TransitTransfer>(log);
+  return (conn, rec, refusal) => {
+    if (RETRY_REASONS.has(refusal.reason)) sendAck(conn, rec, 'retry', `${refusal.reason}: ${refusal.message}`, log.child({ id: rec.id }));
+    else refuse(conn, rec, refusal);
+  };
+}
+
+/**
+ * checkDescriptorBudget - throw, naming the keys, if maxInFlight deliveries and the reserve do not fit
+ * the descriptor limit; `limit` is the soft RLIMIT_NOFILE (null: unknown, nothing to check).
+ */
+export function checkDescriptorBudget(maxInFlight: number, limit: number | null): void {
+  const need = maxInFlight * DESCRIPTORS_PER_DELIVERY + DESCRIPTOR_RESERVE;
+  if (limit !== null && need > limit) {
+    throw new Error(
+      `egress.maxInFlight ${maxInFlight} needs ${need} descriptors (${DESCRIPTORS_PER_DELIVERY} per delivery and ${DESCRIPTOR_RESERVE} more), ` +
+        `over the descriptor limit ${limit} (LimitNOFILE): lower egress.maxInFlight to at most ${Math.max(0, Math.floor((limit - DESCRIPTOR_RESERVE) / DESCRIPTORS_PER_DELIVERY))} or raise LimitNOFILE`,
+    );
+  }
+}
+
+/** openFileLimit - this process's soft RLIMIT_NOFILE, from /proc/self/limits (null if unlimited or unreadable). */
+export function openFileLimit(): number | null {
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
+  } catch {
+    return null;
+  }
+}
+
 export class Deliveries {
-  /** Transfers being handled, by id (a resend while the first is in progress waits for it). */
-  private readonly busy = new Map<string, Promise<void>>();
+  /** Transfers being delivered, by id: another record with one of these ids is refused (`id-in-flight`). */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Received descriptors of admitted deliveries, until the receive path has closed them. */
+  private readonly held = new Set<number>();
+  /** Slots taken: admitted deliveries whose descriptor is not closed yet (at most maxInFlight). */
+  private slots = 0;
 
   constructor(private readonly o: DeliveryOptions) {}
 
-  /** receive - one transfer, bounded and in order per id; `fd` is read until this settles. */
+  /** receive - admit one transfer (header) and deliver it; `fd` is read until this settles, and closed by close(). */
   async receive(conn: Connection, rec: TransitTransfer, fd: number): Promise<void> {
-    if (this.busy.size >= this.o.cfg.egress.maxInFlight && !this.busy.has(rec.id)) {
-      throw new Refused('overloaded', 'too many transfers in progress');
-    }
-    // The first delivery's refusal is its own: the resend is delivered (or refused) on its merits.
-    const prior = (this.busy.get(rec.id) ?? Promise.resolve()).catch(() => undefined);
-    const run = prior.then(() => this.deliver(conn, rec, fd));
-    this.busy.set(rec.id, run);
+    if (this.inFlight.has(rec.id)) throw new Refused('id-in-flight', 'a transfer with this id is being delivered; send it again after its ack');
+    if (this.slots >= this.o.cfg.egress.maxInFlight) throw new Refused('overloaded', 'too many transfers in progress');
+    this.slots++;
+    this.held.add(fd);
+    const run = this.deliver(conn, rec, fd);
+    this.inFlight.set(rec.id, run);
     try {
       await run;
     } finally {
-      if (this.busy.get(rec.id) === run) this.busy.delete(rec.id);
+      this.inFlight.delete(rec.id);
+    }
+  }
+
+  /**
+   * close - the receive path's close(fd). A delivery's descriptor may hold the last reference to
+   * transit's copy (freeing its pages takes a while), so it is closed on the threadpool and its slot
+   * given back once it is closed; a refused record's is closed at once.
+   */
+  async close(fd: number): Promise<void> {
+    if (!this.held.delete(fd)) {
+      fs.closeSync(fd);
+      return;
+    }
+    try {
+      await closeFd(fd);
+    } finally {
+      this.slots--;
     }
   }
 
   /** settled - resolves once every delivery in progress has ended. */
   async settled(): Promise<void> {
-    await Promise.allSettled(this.busy.values());
+    await Promise.allSettled(this.inFlight.values());
   }
 
-  /** deliver - steps 1-6 of the header; a Refused escapes to the receive path, anything else is RETRY. */
+  /** deliver - steps 1-7 of the header; a Refused escapes to the receive path, anything else is RETRY. */
   private async deliver(conn: Connection, rec: TransitTransfer, fd: number): Promise<void> {
     const { outbox, journal, cfg } = this.o;
     const tlog = this.o.log.child({ id: rec.id });
@@ -119,8 +207,13 @@ export class Deliveries {
       const entry = known ? known.entry : this.newEntry(rec, verdict, sha256hex);
       if (known && !known.durable) await journal.intend(entry); // its first flush failed: record it again before linking
       if (!known) await this.intend(entry);
-      if (entry.place === 'outbox' && !outbox.exists('outbox', entry.stored)) await outbox.link(out, 'outbox', entry.stored);
-      if (!outbox.exists(entry.place, entry.stored + REPORT_SUFFIX)) await outbox.writeReport(entry);
+      // Everything that needs a descriptor, space or a signer is done before the first link (outbox.ts).
+      const report = outbox.exists(entry.place, entry.stored + REPORT_SUFFIX) ? -1 : await outbox.signReport(entry);
+      try {
+        await outbox.publish(entry, out, report);
+      } finally {
+        if (report >= 0) fs.closeSync(report);
+      }
       await fsyncDirShared(outbox.dir(entry.place)); // one flush of the directory serves every transfer waiting for it
       journal.complete(entry.id); // not flushed: the outputs are durable, and a lost record is read back from the report
       outbox.reserved.delete(`${entry.place}/${entry.stored}`);

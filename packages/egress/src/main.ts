@@ -25,7 +25,12 @@
  *   delivered twice.
  *
  *   Consumers: a file is complete when its report exists (the report is
- *   linked last).
+ *   linked last, right after the file; a file is never left without it).
+ *
+ *   Bounds: at most egress.maxInFlight deliveries, each holding at most
+ *   DESCRIPTORS_PER_DELIVERY descriptors; a transfer whose id is being
+ *   delivered is refused at once (`id-in-flight`, RETRY). egress does not
+ *   start if that does not fit its descriptor limit (deliver.ts).
  *
  *   Records come in through core's receive path (HOPS.transitToEgress);
  *   deliver.ts takes a transfer from there to its ack, outbox.ts makes the
@@ -41,15 +46,16 @@
  * DIAGNOSTICS
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
-import { runDaemon, ensureDir, HOPS, receiver, ackRefusal, wireLimits, type Connection } from '@sluice/core';
+import { runDaemon, ensureDir, HOPS, receiver, wireLimits, type Connection } from '@sluice/core';
 import { native } from '@sluice/native';
 import { loadSecretKey, keyIdOfSecret, SignerPool } from '@sluice/report';
 import { Journal } from './journal.js';
 import { Outbox } from './outbox.js';
-import { Deliveries } from './deliver.js';
+import { Deliveries, answerRefusal, checkDescriptorBudget, openFileLimit } from './deliver.js';
 
 runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
   const c = cfg.egress;
+  checkDescriptorBudget(c.maxInFlight, openFileLimit()); // fail closed: a delivery must never meet EMFILE
   // Before the key is read: no core dump of it, and no other process of this uid reads this
   // one's memory (ptrace, /proc/PID/mem). Fail closed: a prctl that fails stops egress here.
   native.setDumpable(0);
@@ -78,7 +84,8 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
       limits: wireLimits(cfg),
       log,
       handle: (rec, fd) => deliveries.receive(conn, rec, fd),
-      answer: ackRefusal(log),
+      close: (fd) => deliveries.close(fd),
+      answer: answerRefusal(log),
     });
   });
   log.info({ event: 'listening', socket: where, key: keyId }, 'egress listening');

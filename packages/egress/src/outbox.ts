@@ -6,9 +6,9 @@
  *   const out = new Outbox({ cfg, log, signer });
  *   const { fd, copied } = await out.copyIn(src, size);   // accepted: our own copy, unnamed
  *   const copied = await hashOnly(src, size);             // rejected: our own digest only
- *   const stored = out.chooseName('outbox', original);
- *   await out.link(fd, 'outbox', stored);
- *   await out.writeReport(entry);
+ *   const stored = out.chooseName('outbox', original);  // O(log n) lookups, O(1) in the common case
+ *   const report = await out.signReport(entry);           // signed, written, fsynced, unnamed
+ *   await out.publish(entry, fd, report);                 // file then report, back to back
  *   out.inPlace(entry)                                    // both outputs linked?
  *
  * DESCRIPTION
@@ -18,6 +18,19 @@
  *   linked under its name with linkat, which never overwrites: a name taken
  *   meanwhile fails with EEXIST rather than replace another output.
  *
+ *   A file is never left in the outbox without its report. The report is
+ *   linked last, because its appearance is what tells a consumer the file
+ *   is complete. Everything that can fail for want of a descriptor, of
+ *   space or of a signer (signing; opening, writing and fsyncing both
+ *   unnamed files) is done before the first link; publish() then links the
+ *   file and its report in one synchronous step, nothing opened or awaited
+ *   between the two linkat calls. If the report's link fails all the same
+ *   (ENOSPC growing the directory, EIO), the file linked a moment before is
+ *   unlinked again (`output-unlinked`), and the resend links both. Only a
+ *   crash exactly between the two calls (a kill, a power cut) can leave a
+ *   lone file; the journal then holds the delivery unfinished and its
+ *   resend links the report (docs/architecture.md, "The handoff rule").
+ *
  *   Files of DIRECT_MIN_BYTES and more are copied with O_DIRECT: the disk
  *   takes the bytes from an aligned buffer, and the copy into the page
  *   cache, half of a buffered copy's CPU, goes (docs/performance.md). A
@@ -25,8 +38,24 @@
  *   then on, said once (`direct-io-unavailable`).
  *
  *   A stored name is sanitizeName() of the uploaded one, or its
- *   collisionName() when that is taken in the directory, as a file or as a
- *   report, or promised to an unfinished delivery (`reserved`).
+ *   collisionName(base, n) when that is taken in the directory, as a file or
+ *   as a report, or promised to an unfinished delivery (`reserved`). The
+ *   n is found without walking every taken one: NAME_HINTS_MAX names that
+ *   collided recently remember the next n to try (the least recently used
+ *   is forgotten first); from there, while that n is taken, n is tried at
+ *   doubling distances until a free one is found, and a binary search
+ *   between the last taken and that free one settles on a free n whose
+ *   predecessor is taken. So a name used n times costs O(log n) lookups
+ *   the first time after a start (or after its hint was forgotten) and
+ *   four (base and candidate, each as file and as report) after that. The
+ *   numbers need not be consecutive, and one a consumer freed below the
+ *   hint is not looked for again; a taken one is never used.
+ *
+ * BOUNDS
+ *   Descriptors: a delivery holds at most DESCRIPTORS_PER_DELIVERY at once
+ *   (deliver.ts says which). Memory: NAME_HINTS_MAX hints, each a name of
+ *   at most MAX_NAME_BYTES and a number; `reserved` holds at most
+ *   egress.journalMaxUnfinished names (the journal refuses more).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -50,6 +79,9 @@ import type { JournalEntry } from './journal.js';
 
 export type Place = JournalEntry['place'];
 
+/** The most names whose next collision number egress remembers (each at most MAX_NAME_BYTES and a number). */
+export const NAME_HINTS_MAX = 1024;
+
 export interface OutboxOptions {
   cfg: Config;
   log: Logger;
@@ -59,6 +91,8 @@ export interface OutboxOptions {
 export class Outbox {
   /** "place/name" promised to unfinished deliveries (two transfers must never pick the same one). */
   reserved = new Set<string>();
+  /** "place/base" of names that collided recently -> the next n to try (at most NAME_HINTS_MAX, least recently used first). */
+  private readonly hints = new Map<string, number>();
   private directOk = true;
 
   constructor(private readonly o: OutboxOptions) {
@@ -93,13 +127,40 @@ export class Outbox {
     }
   }
 
-  /** chooseName - a stored name free in the place, for the file and its report alike. */
+  /** chooseName - a stored name free in the place, for the file and its report alike (header: how n is found). */
   chooseName(place: Place, original: string): string {
     const base = sanitizeName(original);
-    for (let n = 1; ; n++) {
-      const name = n === 1 ? base : collisionName(base, n);
-      if (!this.reserved.has(`${place}/${name}`) && !this.exists(place, name) && !this.exists(place, name + REPORT_SUFFIX)) return name;
+    if (this.free(place, base)) return base;
+    const key = `${place}/${base}`;
+    const taken = (n: number) => !this.free(place, collisionName(base, n));
+    let n = this.hints.get(key) ?? 2;
+    if (taken(n)) {
+      // Gallop: lo is taken; hi moves away at doubling distances until it is free.
+      let lo = n;
+      let step = 1;
+      let hi = lo + step;
+      while (taken(hi)) {
+        lo = hi;
+        step *= 2;
+        hi = lo + step;
+      }
+      // Binary search between them: lo stays taken, hi stays free.
+      while (hi - lo > 1) {
+        const mid = lo + Math.floor((hi - lo) / 2);
+        if (taken(mid)) lo = mid;
+        else hi = mid;
+      }
+      n = hi;
     }
+    this.hints.delete(key); // most recently used last
+    this.hints.set(key, n + 1);
+    if (this.hints.size > NAME_HINTS_MAX) this.hints.delete(this.hints.keys().next().value as string);
+    return collisionName(base, n);
+  }
+
+  /** free - is a name unused in a place: no file, no report, not promised to an unfinished delivery? */
+  private free(place: Place, name: string): boolean {
+    return !this.reserved.has(`${place}/${name}`) && !this.exists(place, name) && !this.exists(place, name + REPORT_SUFFIX);
   }
 
   /** copyIn - egress's own copy, unnamed in the outbox, hashed as it is written. */
@@ -114,22 +175,51 @@ export class Outbox {
     }
   }
 
-  /** link - give an unnamed file its final name, after an fsync; never overwrite. */
-  async link(fd: number, place: Place, name: string): Promise<void> {
-    await fsyncFd(fd); // on the threadpool: other transfers' flushes run at the same time
-    native.linkFd(fd, path.join(this.dir(place), name));
-  }
-
-  /** writeReport - sign the body, write it unnamed, link it as <stored>.sluice.json. */
-  async writeReport(entry: JournalEntry): Promise<void> {
+  /** signReport - the signed report of a delivery, written and fsynced into an unnamed file; the caller closes it. */
+  async signReport(entry: JournalEntry): Promise<number> {
     // A body journalled by an earlier version names an earlier format; its members mean the same in this one.
     const text = await this.o.signer.signAndSerialize({ ...entry.body, format: REPORT_FORMAT } as unknown as ReportBody);
     const fd = await this.openTmp(entry.place);
     try {
       fs.writeFileSync(fd, text);
-      await this.link(fd, entry.place, entry.stored + REPORT_SUFFIX);
-    } finally {
+      await fsyncFd(fd); // on the threadpool: other transfers' flushes run at the same time
+    } catch (err) {
       fs.closeSync(fd);
+      throw err;
+    }
+    return fd;
+  }
+
+  /**
+   * publish - link a delivery's outputs that are not in place yet: the file (`file`, accepted only),
+   * then its report (`report`, -1 when it is in place), back to back; never overwrite. A report that
+   * cannot be linked takes back the file this call linked, so no file is left without its report.
+   */
+  async publish(entry: JournalEntry, file: number, report: number): Promise<void> {
+    const linkFile = entry.place === 'outbox' && !this.exists('outbox', entry.stored);
+    if (linkFile) await fsyncFd(file);
+    // From here on nothing is opened or awaited: the two links follow each other at once.
+    const filePath = path.join(this.dir(entry.place), entry.stored);
+    if (linkFile) native.linkFd(file, filePath);
+    if (report < 0) return;
+    try {
+      native.linkFd(report, filePath + REPORT_SUFFIX);
+    } catch (err) {
+      if (linkFile) this.unlinkLone(entry, errnoCode(err) ?? String(err));
+      throw err;
+    }
+  }
+
+  /** unlinkLone - take back a file whose report could not be linked; the resend brings a fresh copy and links both. */
+  private unlinkLone(entry: JournalEntry, why: string): void {
+    try {
+      fs.unlinkSync(path.join(this.dir('outbox'), entry.stored)); // the copy's descriptor is still open: no blocks are freed here
+      this.o.log.warn({ event: 'output-unlinked', id: entry.id, stored: entry.stored, reason: why }, 'the report could not be linked; the file is taken back until the resend links both');
+    } catch (err) {
+      this.o.log.error(
+        { event: 'output-without-report', id: entry.id, stored: entry.stored, reason: errnoCode(err) ?? String(err) },
+        'the report could not be linked and the file could not be taken back; the resend links the report',
+      );
     }
   }
 

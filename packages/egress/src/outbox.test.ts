@@ -1,0 +1,202 @@
+// outbox: free names without walking every taken one, and no file left without its report.
+//
+// chooseName is counted, not timed: every lookup goes through Outbox.exists (an lstat), and the
+// tests count those calls. A name used 50,000 times used to cost 100,000 lstats per delivery on
+// egress's only thread; now it costs O(log n) the first time and four after that.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { collisionName, defaults, REPORT_SUFFIX, type Config, type Logger } from '@sluice/core';
+import type { SignerPool } from '@sluice/report';
+import type { JournalEntry } from './journal.js';
+import { NAME_HINTS_MAX, Outbox } from './outbox.js';
+
+let dir: string;
+let outboxDir: string;
+const events: Record<string, unknown>[] = [];
+const log = {
+  info: (o: Record<string, unknown>) => events.push(o),
+  warn: (o: Record<string, unknown>) => events.push(o),
+  error: (o: Record<string, unknown>) => events.push(o),
+} as unknown as Logger;
+const signer = { signAndSerialize: async (body: Record<string, unknown>) => `${JSON.stringify({ ...body, signature: 'test' })}\n` } as unknown as SignerPool;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-outbox-'));
+  outboxDir = path.join(dir, 'outbox');
+  fs.mkdirSync(outboxDir);
+  fs.mkdirSync(path.join(dir, 'rejected'));
+  events.length = 0;
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function newOutbox(): Outbox {
+  const cfg: Config = defaults();
+  cfg.egress = { ...cfg.egress, outbox: outboxDir, rejected: path.join(dir, 'rejected'), outputMode: 0o640 };
+  return new Outbox({ cfg, log, signer });
+}
+
+/** counted - an Outbox whose lookups (exists: one lstat each) are counted. */
+function counted(): { out: Outbox; lookups: () => number } {
+  const out = newOutbox();
+  const spy = vi.spyOn(out, 'exists');
+  return { out, lookups: () => spy.mock.calls.length };
+}
+
+/** take - what a delivery does with a chosen name: the file and its report appear. */
+function take(name: string): void {
+  fs.writeFileSync(path.join(outboxDir, name), '');
+  fs.writeFileSync(path.join(outboxDir, name + REPORT_SUFFIX), '');
+}
+
+describe('chooseName', () => {
+  it('a free name is the sanitized upload; a taken one gets (2), (3), ... as before', () => {
+    const out = newOutbox();
+    expect(out.chooseName('outbox', 'report.pdf')).toBe('report.pdf');
+    take('report.pdf');
+    expect(out.chooseName('outbox', 'report.pdf')).toBe('report (2).pdf');
+    take('report (2).pdf');
+    expect(out.chooseName('outbox', 'report.pdf')).toBe('report (3).pdf');
+    // A lone report (its file taken away by a consumer) still takes the name; so does a reservation.
+    fs.writeFileSync(path.join(outboxDir, `report (4).pdf${REPORT_SUFFIX}`), '');
+    out.reserved.add('outbox/report (5).pdf');
+    take('report (3).pdf');
+    expect(out.chooseName('outbox', 'report.pdf')).toBe('report (6).pdf');
+  });
+
+  it('50,000 uses of one name already in the outbox: O(log n) lookups to find a free one, then at most four per delivery for 2,000 deliveries', () => {
+    const N = 50_000;
+    take('same.txt');
+    for (let n = 2; n <= N; n++) fs.writeFileSync(path.join(outboxDir, collisionName('same.txt', n)), '');
+    const { out, lookups } = counted();
+
+    const first = out.chooseName('outbox', 'same.txt');
+    expect(first).toBe(`same (${N + 1}).txt`);
+    // Walking 2..N would be 2 × N lookups; galloping and bisecting is about 4 × log2(N) ≈ 63.
+    expect(lookups()).toBeLessThanOrEqual(4 * Math.ceil(Math.log2(N)) + 4);
+    take(first);
+
+    const before = lookups();
+    const seen = new Set([first]);
+    for (let i = 0; i < 2_000; i++) {
+      const name = out.chooseName('outbox', 'same.txt');
+      expect(fs.existsSync(path.join(outboxDir, name)), `${name} was taken`).toBe(false);
+      expect(seen.has(name)).toBe(false);
+      seen.add(name);
+      take(name);
+    }
+    expect((lookups() - before) / 2_000).toBeLessThanOrEqual(4); // base (file, report), candidate (file, report)
+  });
+
+  it('names a consumer freed are never needed, names taken behind its back are never used', () => {
+    const { out, lookups } = counted();
+    take('x.txt');
+    for (let i = 0; i < 100; i++) take(out.chooseName('outbox', 'x.txt'));
+    // A consumer removes some; someone (a restore from backup) fills names above the hint.
+    for (let n = 10; n < 60; n++) fs.rmSync(path.join(outboxDir, collisionName('x.txt', n)));
+    for (let n = 102; n < 1_102; n++) take(collisionName('x.txt', n));
+    const before = lookups();
+    const name = out.chooseName('outbox', 'x.txt');
+    expect(name).toBe('x (1102).txt');
+    expect(fs.existsSync(path.join(outboxDir, name))).toBe(false);
+    expect(lookups() - before).toBeLessThanOrEqual(4 * Math.ceil(Math.log2(1_000)) + 4);
+  });
+
+  it(`more colliding names than NAME_HINTS_MAX (${NAME_HINTS_MAX}): the oldest hint is forgotten, and a forgotten name still costs O(log n), never a walk`, () => {
+    const { out, lookups } = counted();
+    const USES = 300;
+    take('old.txt');
+    for (let n = 2; n <= USES; n++) take(collisionName('old.txt', n));
+    expect(out.chooseName('outbox', 'old.txt')).toBe(`old (${USES + 1}).txt`);
+    take(`old (${USES + 1}).txt`);
+    // As many other names colliding once each as there are hints: old.txt's hint goes.
+    for (let i = 0; i < NAME_HINTS_MAX; i++) {
+      take(`n${i}`);
+      out.chooseName('outbox', `n${i}`);
+    }
+    const before = lookups();
+    expect(out.chooseName('outbox', 'old.txt')).toBe(`old (${USES + 2}).txt`);
+    expect(lookups() - before).toBeLessThanOrEqual(4 * Math.ceil(Math.log2(USES)) + 4);
+  });
+});
+
+describe('publish', () => {
+  const entry = (stored: string): JournalEntry => ({
+    id: 'pub-1',
+    sha256: 'ab'.repeat(32),
+    size: 5,
+    verdict: 'accepted',
+    place: 'outbox',
+    stored,
+    body: { transfer: 'pub-1' },
+  });
+
+  /** unnamed - an unnamed file in the outbox holding `text`, as copyIn makes it. */
+  function unnamed(text: string): number {
+    const fd = fs.openSync(outboxDir, 0o20200000 | fs.constants.O_RDWR, 0o640);
+    fs.writeSync(fd, text);
+    return fd;
+  }
+
+  it('links the file, then its report', async () => {
+    const out = newOutbox();
+    const file = unnamed('hello');
+    const report = await out.signReport(entry('a.txt'));
+    try {
+      await out.publish(entry('a.txt'), file, report);
+    } finally {
+      fs.closeSync(file);
+      fs.closeSync(report);
+    }
+    expect(fs.readFileSync(path.join(outboxDir, 'a.txt'), 'utf8')).toBe('hello');
+    expect(JSON.parse(fs.readFileSync(path.join(outboxDir, `a.txt${REPORT_SUFFIX}`), 'utf8'))).toMatchObject({ transfer: 'pub-1' });
+    expect(out.inPlace(entry('a.txt'))).toBe(true);
+  });
+
+  it('a report that cannot be linked (its name taken meanwhile: EEXIST) takes the file back: nothing is left without its report, and a second try links both', async () => {
+    const out = newOutbox();
+    const file = unnamed('hello');
+    const report = await out.signReport(entry('b.txt'));
+    const blocker = path.join(outboxDir, `b.txt${REPORT_SUFFIX}`);
+    fs.writeFileSync(blocker, 'not ours');
+    try {
+      await expect(out.publish(entry('b.txt'), file, report)).rejects.toMatchObject({ code: 'EEXIST' });
+      expect(fs.readdirSync(outboxDir)).toEqual([`b.txt${REPORT_SUFFIX}`]);
+      expect(fs.readFileSync(blocker, 'utf8')).toBe('not ours'); // never overwritten
+      expect(events).toContainEqual(expect.objectContaining({ event: 'output-unlinked', stored: 'b.txt', reason: 'EEXIST' }));
+    } finally {
+      fs.closeSync(file);
+      fs.closeSync(report);
+    }
+    // The resend: a fresh copy (an unnamed file that had a name once cannot be linked again).
+    fs.rmSync(blocker);
+    const again = unnamed('hello');
+    const report2 = await out.signReport(entry('b.txt'));
+    try {
+      await out.publish(entry('b.txt'), again, report2);
+    } finally {
+      fs.closeSync(again);
+      fs.closeSync(report2);
+    }
+    expect(fs.readdirSync(outboxDir).sort()).toEqual(['b.txt', `b.txt${REPORT_SUFFIX}`]);
+    expect(fs.readFileSync(path.join(outboxDir, 'b.txt'), 'utf8')).toBe('hello');
+  });
+
+  it('a file already in place (a power cut between the links) gets its report; the file is not linked twice', async () => {
+    const out = newOutbox();
+    fs.writeFileSync(path.join(outboxDir, 'c.txt'), 'hello');
+    const file = unnamed('hello');
+    const report = await out.signReport(entry('c.txt'));
+    try {
+      await out.publish(entry('c.txt'), file, report);
+    } finally {
+      fs.closeSync(file);
+      fs.closeSync(report);
+    }
+    expect(out.inPlace(entry('c.txt'))).toBe(true);
+  });
+});
