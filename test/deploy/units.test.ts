@@ -152,6 +152,12 @@ describe('deploy/ agrees with docs/privsep.md', () => {
     expect(cfg.limits.maxFileBytes).toBeLessThanOrEqual(Math.max(cfg.transit.copyDiskBytes, cfg.transit.copyMemoryBytes));
   });
 
+  it("egress.memoryMaxBytes is the egress unit's MemoryMax= (docs/capacity.md)", () => {
+    const m = /^(\d+)([KMG]?)$/.exec(one(readUnit('sluice-egress.service'), 'Service', 'MemoryMax'));
+    expect(m).not.toBeNull();
+    expect(cfg.egress.memoryMaxBytes).toBe(Number(m![1]) * 1024 ** ' KMG'.indexOf(m![2] || ' '));
+  });
+
   it('the users and groups the tables name are the ones sysusers.d creates', () => {
     const named = new Set<string>();
     for (const r of processes) [r.user!, ...list(r['supplementary groups']!)].forEach((n) => named.add(n));

@@ -118,6 +118,21 @@ describe('limits that cannot hold together', () => {
     expect(problems({ limits: { maxFileBytes: 600 * MiB }, transit: { copyDiskBytes: 0 } })[0]).toMatch(/^limits\.maxFileBytes/);
   });
 
+  it('refuses a maxFileBytes the ingress spool cannot hold, naming the keys', () => {
+    const p = problems({ ingress: { spoolBytes: 1 * GiB } });
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^limits\.maxFileBytes \(4096 MiB\) is larger than ingress\.spoolBytes \(1024 MiB\)/);
+    expect(problems({ ingress: { spoolBytes: 1 * GiB }, limits: { maxFileBytes: 1 * GiB } })).toEqual([]);
+  });
+
+  it('refuses deliveries, journal and signers that together exceed egress.memoryMaxBytes, naming the keys', () => {
+    const p = problems({ egress: { maxInFlight: 128 } });
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(/^egress\.maxInFlight \(128\) x 13 MiB \+ \(egress\.journalMaxDeliveries \+ egress\.journalMaxUnfinished\) \(210000\) x 512 bytes \+ egress\.signers \(2\) x 32 MiB \+ 160 MiB .* over egress\.memoryMaxBytes \(1024 MiB/);
+    expect(problems({ egress: { maxInFlight: 128, memoryMaxBytes: 4 * GiB } })).toEqual([]);
+    expect(problems({ egress: { journalMaxDeliveries: 5_000_000 } })[0]).toMatch(/^egress\.maxInFlight .* over egress\.memoryMaxBytes/);
+  });
+
   it('refuses a RAM budget that, with the transfers in flight, exceeds transit.memoryMaxBytes, naming the keys', () => {
     const tooMany = problems({ transit: { maxInFlight: 64 } });
     expect(tooMany).toHaveLength(1);

@@ -133,6 +133,7 @@ export const SCHEMA: Record<string, Spec> = {
       journalDays: { kind: 'int', default: 7, min: 1, max: 3650, doc: 'Days the journal remembers a delivery, to ack a late resend of it as a duplicate.' },
       journalMaxDeliveries: { kind: 'int', default: 200_000, min: 1_000, max: 10_000_000, doc: 'Most deliveries the journal remembers (about 300 bytes of memory each); beyond, the oldest is forgotten before journalDays.' },
       journalMaxUnfinished: { kind: 'int', default: 10_000, min: 100, max: 1_000_000, doc: 'Most unfinished deliveries the journal holds; beyond, a new delivery is refused with retry, and egress does not start on a journal with more.' },
+      memoryMaxBytes: { kind: 'int', default: 1 * GiB, min: 64 * MiB, max: Number.MAX_SAFE_INTEGER, doc: "Egress's memory limit: its unit's MemoryMax= (1G in deploy/sluice-egress.service); the check keeps what egress may hold (deliveries in flight, the journal, the signers) within it." },
       signingKey: { kind: 'path', default: '/etc/sluice/keys/signing.key', doc: 'Private signing key (mode 0400, egress only).' },
       outputMode: { kind: 'mode', default: 0o640, doc: 'Mode of delivered files and reports.' },
       signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },
@@ -202,6 +203,7 @@ export interface Config {
     journalDays: number;
     journalMaxDeliveries: number;
     journalMaxUnfinished: number;
+    memoryMaxBytes: number;
     signingKey: string;
     outputMode: number;
     signers: number;
@@ -345,6 +347,18 @@ export const TRANSIT_TRANSFER_BYTES = 16 * MiB;
 /** Transit's memory per yara process running at once (its rules and scanner state; the file's pages are the copy's). */
 export const TRANSIT_YARA_BYTES = 64 * MiB;
 
+/** Egress's memory besides what the keys below count: Node, V8's heap, the copy buffers kept for reuse. */
+export const EGRESS_BASE_BYTES = 160 * MiB;
+
+/** Egress's memory per delivery at once: three 4 MiB copy buffers, the report body and its signing. */
+export const EGRESS_DELIVERY_BYTES = 13 * MiB;
+
+/** Egress's memory per delivery or unfinished intent the journal remembers (measured up to about 490 bytes). */
+export const EGRESS_JOURNAL_ENTRY_BYTES = 512;
+
+/** Egress's memory per signer worker: a V8 isolate and pqclean's WebAssembly signer. */
+export const EGRESS_SIGNER_BYTES = 32 * MiB;
+
 const mib = (n: number): string => (n % MiB === 0 ? `${n / MiB} MiB` : `${n} bytes`);
 
 /** budgetProblems - limits that cannot hold together, each naming its keys (docs/capacity.md). */
@@ -369,6 +383,17 @@ export function budgetProblems(cfg: Config): string[] {
       `transit.copyMemoryBytes (${mib(t.copyMemoryBytes)}) + transit.maxInFlight (${t.maxInFlight}) x ${mib(TRANSIT_TRANSFER_BYTES)}` +
         (yara ? ` + transit.yara.maxConcurrent (${t.yara.maxConcurrent}) x ${mib(TRANSIT_YARA_BYTES)}` : '') +
         ` + ${mib(TRANSIT_BASE_BYTES)} for the process is ${mib(ram)}, over transit.memoryMaxBytes (${mib(t.memoryMaxBytes)}, the unit's MemoryMax=); lower the first, or raise the last with MemoryMax=`,
+    );
+  }
+  const e = cfg.egress;
+  const eram =
+    EGRESS_BASE_BYTES +
+    e.maxInFlight * EGRESS_DELIVERY_BYTES +
+    (e.journalMaxDeliveries + e.journalMaxUnfinished) * EGRESS_JOURNAL_ENTRY_BYTES +
+    e.signers * EGRESS_SIGNER_BYTES;
+  if (eram > e.memoryMaxBytes) {
+    problems.push(
+      `egress.maxInFlight (${e.maxInFlight}) x ${mib(EGRESS_DELIVERY_BYTES)} + (egress.journalMaxDeliveries + egress.journalMaxUnfinished) (${e.journalMaxDeliveries + e.journalMaxUnfinished}) x ${EGRESS_JOURNAL_ENTRY_BYTES} bytes + egress.signers (${e.signers}) x ${mib(EGRESS_SIGNER_BYTES)} + ${mib(EGRESS_BASE_BYTES)} for the process is ${mib(Math.ceil(eram / MiB) * MiB)}, over egress.memoryMaxBytes (${mib(e.memoryMaxBytes)}, the unit's MemoryMax=); lower the first, or raise the last with MemoryMax=`,
     );
   }
   return problems;
