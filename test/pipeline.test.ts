@@ -22,16 +22,6 @@ afterAll(async () => {
   expect(await p.stop()).toBe(0); // SIGTERM stops everything cleanly
 });
 
-/** verified - the report's signatures, and for accepted files the delivered bytes, check out. */
-function verified(found: { place: string; reportPath: string; report: { name: { stored: string } } }) {
-  const reportText = fs.readFileSync(found.reportPath, 'utf8');
-  const publicKey = loadPublicKey(p.publicKey);
-  if (found.place === 'outbox') {
-    const bytes = fs.readFileSync(path.join(p.outbox, found.report.name.stored));
-    return verifyReport({ reportText, publicKey, file: { size: bytes.length, sha256hex: sha(bytes) }, reportOnly: false });
-  }
-  return verifyReport({ reportText, publicKey, reportOnly: true });
-}
 
 describe('the demo samples', () => {
   it('each gets the right outcome, and a signed report with the right digest and verdict', async () => {
@@ -60,7 +50,7 @@ describe('the demo samples', () => {
         // Refused at pickup, never copied: no digest, and the size ingress saw.
         expect([found.report.sha256, found.report.size]).toEqual([null, s.bytes.length]);
       }
-      expect(verified(found).ok, `${s.name}: ${verified(found).reason}`).toBe(true);
+      expect(p.verify(found).ok, `${s.name}: ${p.verify(found).reason}`).toBe(true);
     }
     // Nothing left behind in the inbox.
     expect(fs.readdirSync(p.inbox).filter((n) => !n.startsWith('.'))).toEqual([]);
@@ -190,7 +180,7 @@ describe('hostile inbox entries', () => {
       expect(found.report.verdict).toBe('rejected');
       expect(found.report.reason).toMatch(reason);
       expect([found.report.sha256, found.report.size]).toEqual([null, size]);
-      expect(verified(found).ok).toBe(true);
+      expect(p.verify(found).ok).toBe(true);
       // No file matches a report about no bytes, not even an empty one.
       const withEmpty = verifyReport({ reportText: fs.readFileSync(found.reportPath, 'utf8'), publicKey: loadPublicKey(p.publicKey), file: empty, reportOnly: false });
       expect([withEmpty.code, withEmpty.exitCode]).toEqual(['mismatch', 4]);

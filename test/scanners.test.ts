@@ -18,7 +18,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { devConfig } from '../packages/cli/src/dev.js';
-import { loadPublicKey, verifyReport } from '../packages/report/src/index.js';
 import { Pipeline, type Found } from './support/pipeline.js';
 import { Clamd, EICAR_SIGNATURE, SKIP_REASON, eicar, engineFor } from './support/clamd.js';
 
@@ -55,16 +54,6 @@ const heldTimes = (p: Pipeline, id: string) => p.events('check-unavailable').fil
 /** hasReport - whether any report for an uploaded name exists yet. */
 const hasReport = (p: Pipeline, name: string) => p.reports().some((r) => r.report.name.original === name);
 
-/** verified - signatures, digest and verdict of a report check out (and the bytes, for an accepted file). */
-function verified(p: Pipeline, found: Found) {
-  const reportText = fs.readFileSync(found.reportPath, 'utf8');
-  const publicKey = loadPublicKey(p.publicKey);
-  if (found.place === 'outbox') {
-    const bytes = fs.readFileSync(path.join(p.outbox, found.report.name.stored));
-    return verifyReport({ reportText, publicKey, file: { size: bytes.length, sha256hex: sha(bytes) }, reportOnly: false });
-  }
-  return verifyReport({ reportText, publicKey, reportOnly: true });
-}
 
 describe.skipIf(!!SKIP_REASON)(`clamd over its local socket (FILDES) and yara, through sluice dev${SKIPPED}`, () => {
   let clamd: Clamd;
@@ -127,7 +116,7 @@ describe.skipIf(!!SKIP_REASON)(`clamd over its local socket (FILDES) and yara, t
       expect(found.report.reason).toContain(EICAR_SIGNATURE);
       expect(checkOf(found, 'clamav'), name).toEqual({ name: 'clamav', result: 'fail', reason: `infected: ${EICAR_SIGNATURE}`, engine: expect.stringMatching(ENGINE) });
       expect(fs.existsSync(path.join(p.rejected, found.report.name.stored))).toBe(false); // only the report
-      expect(verified(p, found).ok).toBe(true);
+      expect(p.verify(found).ok).toBe(true);
     }
     expect((await p.reportFor('embedded.txt')).report.sha256).toBe(sha(embedded));
 
@@ -143,7 +132,7 @@ describe.skipIf(!!SKIP_REASON)(`clamd over its local socket (FILDES) and yara, t
     expect(checkOf(clean, 'clamav')!.engine).toMatch(ENGINE); // engine and signature database version, signed
     expect(checkOf(clean, 'yara')!.engine).toMatch(/^yara 4\.\d+\.\d+, rules sha256:[0-9a-f]{16}$/);
     expect(fs.readFileSync(path.join(p.outbox, clean.report.name.stored), 'utf8')).toBe('nothing to see here\n');
-    expect(verified(p, clean).ok).toBe(true);
+    expect(p.verify(clean).ok).toBe(true);
   });
 
   it('a YARA match is rejected with the rule name', async () => {

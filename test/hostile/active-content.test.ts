@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
-import { CLI, Pipeline, type Found } from '../support/pipeline.js';
+import { CLI, Pipeline } from '../support/pipeline.js';
 import { sha256hex } from './impersonate.js';
 
 let p: Pipeline;
@@ -62,16 +61,6 @@ const PLAIN: { name: string; text: string }[] = [
   { name: 'order.json', text: '{"id": 17, "items": [{"sku": "A-1", "n": 2}]}\n' },
 ];
 
-/** verified - the report's signatures (and for an accepted file, the delivered bytes) check out. */
-function verified(found: Found): boolean {
-  const reportText = fs.readFileSync(found.reportPath, 'utf8');
-  const publicKey = loadPublicKey(p.publicKey);
-  if (found.place === 'outbox') {
-    const bytes = fs.readFileSync(path.join(p.outbox, found.report.name.stored));
-    return verifyReport({ reportText, publicKey, file: { size: bytes.length, sha256hex: sha256hex(bytes) }, reportOnly: false }).ok;
-  }
-  return verifyReport({ reportText, publicKey, reportOnly: true }).ok;
-}
 
 describe('active content through sluice dev (default configuration)', () => {
   it('rejects each script or markup upload with a signed report naming its type and how it was recognised; nothing of it is delivered', async () => {
@@ -83,7 +72,7 @@ describe('active content through sluice dev (default configuration)', () => {
       expect(found.report.checks.find((c) => c.name === 'file-type'), h.name).toMatchObject({ result: 'fail', reason: h.reason });
       expect(found.report.reason, h.name).toContain(`file-type: ${h.reason}`);
       expect(found.report.sha256, h.name).toBe(sha256hex(Buffer.from(h.text)));
-      expect(verified(found), `${h.name}: report signature`).toBe(true);
+      expect(p.verify(found).ok, `${h.name}: report signature`).toBe(true);
       expect(fs.existsSync(path.join(p.outbox, found.report.name.stored)), `${h.name} in the outbox`).toBe(false);
     }
     // `sluice verify` does not call any of them good: there is no accepted report to show it.

@@ -19,7 +19,6 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { devConfig } from '../../packages/cli/src/dev.js';
-import { loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
 import { Pipeline, type Found } from '../support/pipeline.js';
 import { PYTHON, fdCount, fdTargets, settledFdCount, sha256hex } from './impersonate.js';
 
@@ -70,16 +69,6 @@ async function clean(tag: string): Promise<void> {
   );
 }
 
-/** verified - the report's signatures (and for accepted files, the delivered bytes) check out. */
-function verified(found: Found): boolean {
-  const reportText = fs.readFileSync(found.reportPath, 'utf8');
-  const publicKey = loadPublicKey(p.publicKey);
-  if (found.place === 'outbox') {
-    const bytes = fs.readFileSync(path.join(p.outbox, found.report.name.stored));
-    return verifyReport({ reportText, publicKey, file: { size: bytes.length, sha256hex: sha256hex(bytes) }, reportOnly: false }).ok;
-  }
-  return verifyReport({ reportText, publicKey, reportOnly: true }).ok;
-}
 
 /**
  * guarded - run one case and then hold ingress to the rules: same process,
@@ -170,7 +159,7 @@ describe('links', () => {
         expect(found.place).toBe('rejected');
         expect(found.report).toMatchObject({ verdict: 'rejected', size: null, sha256: null }); // never copied
         expect(found.report.reason).toMatch(/not-regular: symlink/);
-        expect(verified(found)).toBe(true);
+        expect(p.verify(found).ok).toBe(true);
         expect(fs.existsSync(path.join(p.inbox, name))).toBe(false);
         await refusedOnce(name, 'not-regular');
       }
@@ -207,7 +196,7 @@ describe('links', () => {
       // only the size lstat saw.
       expect(found.report).toMatchObject({ verdict: 'rejected', size: Buffer.byteLength(SECRET), sha256: null });
       expect(found.report.reason).toMatch(/hard-link: \d+ bytes, regular file with 2 links/);
-      expect(verified(found)).toBe(true);
+      expect(p.verify(found).ok).toBe(true);
       await refusedOnce('linked.txt', 'hard-link');
       expect(fs.existsSync(path.join(p.inbox, 'linked.txt'))).toBe(false);
       // The secret's own name is untouched (ingress removed only the inbox name).
@@ -260,7 +249,7 @@ describe('special files', () => {
         expect(found.place).toBe('rejected');
         expect(found.report).toMatchObject({ verdict: 'rejected', size: null, sha256: null });
         expect(found.report.reason).toMatch(/not-regular: fifo/);
-        expect(verified(found)).toBe(true);
+        expect(p.verify(found).ok).toBe(true);
         await refusedOnce('pipe.txt', 'not-regular');
         expect(fs.existsSync(path.join(p.inbox, 'pipe.txt'))).toBe(false);
         // Still blocked in open() now that ingress is done with it: nobody ever opened it for reading.
@@ -304,7 +293,7 @@ describe('special files', () => {
       const disk = await p.reportFor('disk.img');
       expect(disk.report).toMatchObject({ verdict: 'rejected', size: null, sha256: null });
       expect(disk.report.reason).toMatch(/not-regular: block device/);
-      expect(verified(zero) && verified(disk)).toBe(true);
+      expect(p.verify(zero).ok && p.verify(disk).ok).toBe(true);
       await refusedOnce('zero.txt', 'not-regular');
       await refusedOnce('disk.img', 'not-regular');
     });
@@ -323,7 +312,7 @@ describe('files that change under ingress', () => {
         expect(k, `${f.report.name.stored} is not one whole version`).toBeGreaterThanOrEqual(0);
         expect(seen.has(k), `version ${k} delivered twice`).toBe(false);
         seen.add(k);
-        expect(verified(f)).toBe(true);
+        expect(p.verify(f).ok).toBe(true);
       }
       expect(seen.has(99)).toBe(true);
     });

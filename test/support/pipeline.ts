@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import { loadPublicKey, verifyReport, type VerifyResult } from '../../packages/report/src/index.js';
 
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 
@@ -111,6 +113,18 @@ export class Pipeline {
       }
     }
     return out;
+  }
+
+  /** verify - the report's signatures, digest and verdict, and for an accepted file the delivered bytes, as `sluice verify` checks them. */
+  verify(found: Found): VerifyResult {
+    const reportText = fs.readFileSync(found.reportPath, 'utf8');
+    const publicKey = loadPublicKey(this.publicKey);
+    if (found.place === 'outbox') {
+      const bytes = fs.readFileSync(path.join(this.outbox, found.report.name.stored));
+      const sha256hex = createHash('sha256').update(bytes).digest('hex');
+      return verifyReport({ reportText, publicKey, file: { size: bytes.length, sha256hex }, reportOnly: false });
+    }
+    return verifyReport({ reportText, publicKey, reportOnly: true });
   }
 
   /** reportFor - the report whose original name is `name`, waiting for it. */
