@@ -127,6 +127,9 @@ export class SpoolBytes {
   }
 }
 
+/** Directories in the inbox remembered as reported (the drop's sftp cannot make one; a local user could). */
+const REPORTED_DIRS_MAX = 1024;
+
 /** A copy in progress and the upload's descriptor, whose read lease it holds. */
 interface LeasedCopy {
   fd: number;
@@ -179,7 +182,10 @@ export class Inbox {
   private readAgain = false;
   /** Names being looked at now; an event for one of them asks for another look afterwards. */
   private readonly inProgress = new Map<string, boolean>();
-  /** Directories already reported (dev:ino), so a rescan does not report them again. */
+  /**
+   * Directories already reported (dev:ino), so a rescan does not report them again; at most
+   * REPORTED_DIRS_MAX, the oldest forgotten first (it is then reported once more, which costs a report).
+   */
   private readonly reportedDirs = new Set<string>();
   private active = 0;
   private readonly parallel = 2;
@@ -343,6 +349,7 @@ export class Inbox {
     if (st.isDirectory()) {
       const key = `${st.dev}:${st.ino}`;
       if (this.reportedDirs.has(key)) return;
+      if (this.reportedDirs.size >= REPORTED_DIRS_MAX) this.reportedDirs.delete(this.reportedDirs.values().next().value!);
       this.reportedDirs.add(key);
       await this.refuse(name, st, 'not-regular', 'directory', false);
       return;
