@@ -18,6 +18,7 @@
  *   Modes are strings of octal digits ("0660"), since JSON has no octal.
  */
 import * as fs from 'node:fs';
+import { largestFixedRecord } from '@sluice/protocol';
 
 type Spec =
   | { kind: 'string'; default: string; doc: string; nonEmpty?: boolean }
@@ -311,12 +312,25 @@ function scannerProblems(doc: Record<string, unknown>): string[] {
     .map((k) => `transit.${k}.enabled: must be set to true or false when other transit.${k} keys are given`);
 }
 
+/**
+ * limitsProblems - the wire limits must hold together: every IngressTransfer and Ack that
+ * names of up to limits.maxNameBytes allow must fit in limits.maxRecordBytes, or some
+ * honest transfer could never be sent.
+ */
+function limitsProblems(cfg: Config): string[] {
+  const need = largestFixedRecord(cfg.limits.maxNameBytes);
+  return cfg.limits.maxRecordBytes >= need
+    ? []
+    : [`limits.maxRecordBytes: ${cfg.limits.maxRecordBytes} cannot hold the largest record that limits.maxNameBytes ${cfg.limits.maxNameBytes} allows (${need} bytes); raise it or lower limits.maxNameBytes`];
+}
+
 /** parseConfig - validate a parsed JSON document; throws ConfigError with every problem. */
 export function parseConfig(doc: unknown, source = 'configuration'): Config {
   const problems: string[] = [];
   if (!isPlainObject(doc)) throw new ConfigError(source, [`top level: expected a JSON object, got ${show(doc)}`]);
   const cfg = validateSection('', SCHEMA, doc, problems) as unknown as Config;
   problems.push(...scannerProblems(doc));
+  if (problems.length === 0) problems.push(...limitsProblems(cfg));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return cfg;
 }

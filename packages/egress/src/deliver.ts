@@ -42,6 +42,7 @@ import {
   inspectDescriptor,
   reportReason,
   sendAck,
+  wireLimits,
   Refused,
   REPORT_SUFFIX,
   SOFTWARE_VERSION,
@@ -103,7 +104,7 @@ export class Deliveries {
       inspectDescriptor(fd, { maxBytes: cfg.limits.maxFileBytes, claimedSize: rec.size });
       if (known?.complete) {
         tlog.info({ event: 'duplicate-acked', stored: known.entry.stored }, 'already delivered; acking again');
-        sendAck(conn, rec, 'delivered', `already delivered as ${known.entry.stored}`, tlog);
+        sendAck(conn, rec, 'delivered', `already delivered as ${known.entry.stored}`, tlog, wireLimits(cfg));
         return;
       }
       const verdict = known?.entry.verdict ?? decide(rec.checks, rec.verdict).verdict;
@@ -128,12 +129,12 @@ export class Deliveries {
         { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: escapeForLog(entry.verdict === 'rejected' ? (entry.body.reason as string) : '') },
         entry.verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
       );
-      sendAck(conn, rec, 'delivered', entry.verdict, tlog);
+      sendAck(conn, rec, 'delivered', entry.verdict, tlog, wireLimits(cfg));
     } catch (err) {
       if (err instanceof Refused) throw err;
       const code = errnoCode(err);
       tlog.error({ event: 'delivery-failed', reason: code ?? describe(err) }, 'could not deliver; transit will be told to retry');
-      sendAck(conn, rec, 'retry', code ?? describe(err), tlog);
+      sendAck(conn, rec, 'retry', code ?? describe(err), tlog, wireLimits(cfg));
     } finally {
       if (out >= 0) fs.closeSync(out);
     }
