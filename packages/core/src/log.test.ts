@@ -56,6 +56,12 @@ describe('escapeLogLine: the net over every finished log line', () => {
     );
   });
 
+  it('never throws, even on a string that is not valid JSON', () => {
+    const out = escapeLogLine('{"a":"x\\u{1b}\u001b\u202e"}\n');
+    expect(() => JSON.parse(out)).not.toThrow();
+    for (const v of strings(JSON.parse(out))) expect(v).not.toMatch(UNSAFE);
+  });
+
   it('bounds what it had to escape', () => {
     const out = JSON.parse(escapeLogLine(JSON.stringify({ reason: '\u001b'.repeat(10_000) }))) as { reason: string };
     expect(out.reason.length).toBeLessThanOrEqual(LOG_NET_MAX_CHARS + 1);

@@ -47,7 +47,7 @@
  *   further (docs/logging.md).
  */
 import { pino, type Logger } from 'pino';
-import { logSafe } from './names.js';
+import { escapeForLog, logSafe } from './names.js';
 
 export type { Logger } from 'pino';
 
@@ -66,7 +66,13 @@ export function escapeLogLine(line: string): string {
   if (!MAYBE_UNSAFE.test(line)) return line;
   return line.replace(JSON_STRING, (token) => {
     if (!MAYBE_UNSAFE.test(token)) return token;
-    const s = JSON.parse(token) as string;
+    let s: string;
+    try {
+      s = JSON.parse(token) as string;
+    } catch {
+      // Not JSON (pino writes only JSON; a line from elsewhere may not be): escape the text as it stands.
+      return JSON.stringify(escapeForLog(token.slice(1, -1), LOG_NET_MAX_CHARS));
+    }
     const safe = logSafe(s, LOG_NET_MAX_CHARS);
     return safe === s ? token : JSON.stringify(safe);
   });
