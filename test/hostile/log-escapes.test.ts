@@ -11,9 +11,10 @@
  *   every log line of the whole pipeline the way an operator reads it:
  *   every line parses as JSON, and no string value in it, at any depth,
  *   decodes (as `jq -r` would) to a control, format, line or paragraph
- *   separator character. Each attack also goes through Target.attack, so
+ *   separator character. Each peer's attack goes through Target.attack, so
  *   the stage keeps serving: same pid, a clean file delivered afterwards,
- *   one event naming the attack, no descriptor leaked.
+ *   one event naming the attack, no descriptor leaked; the uploads are
+ *   followed by a clean delivery as well.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
