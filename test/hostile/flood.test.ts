@@ -30,6 +30,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { devConfig } from '../../packages/cli/src/dev.js';
+import { parseConfig, wireLimits } from '../../packages/core/src/index.js';
 import { fdCount, fdTargets, settledFdCount } from './impersonate.js';
 import { FakeTransit } from './sink.js';
 
@@ -65,8 +66,8 @@ it(`${N} empty files at once: each handed over exactly once, correctly; ingress 
   const inbox = path.join(dir, 'inbox');
   fs.mkdirSync(inbox);
   const sock = path.join(dir, 'transit.sock');
-  sink = FakeTransit.listen(sock);
   const cfg = devConfig(dir, { ingress: { transitSocket: sock, rescanIntervalMs: 2_000, recheckIntervalMs: 100 } });
+  sink = FakeTransit.listen(sock, wireLimits(parseConfig(cfg)));
   fs.writeFileSync(path.join(dir, 'sluice.json'), JSON.stringify(cfg));
 
   const lines: Record<string, unknown>[] = [];

@@ -114,7 +114,7 @@ export class Peer {
   /** ack - the next record, decoded as an Ack (throws on anything else), or null. */
   async ack(timeoutMs = 30_000): Promise<Ack | null> {
     const data = await this.next(timeoutMs);
-    return data === null ? null : decodeAck(data);
+    return data === null ? null : decodeAck(data, ATTACKER_LIMITS);
   }
 
   /** ended - true once the stage has closed its end (EOF seen). */

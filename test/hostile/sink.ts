@@ -3,7 +3,7 @@
  *   sink - a stand-in transit that checks and acks everything ingress sends
  *
  * SYNOPSIS
- *   const sink = FakeTransit.listen(`${dir}/transit.sock`);
+ *   const sink = FakeTransit.listen(`${dir}/transit.sock`, wireLimits(cfg));   // the limits ingress runs with
  *   ... run ingress with ingress.transitSocket pointing there ...
  *   sink.names        // uploaded name -> how many records carried it
  *   sink.problems     // anything ingress sent that transit would refuse
@@ -27,7 +27,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { native, constants as C, type Poller } from '../../packages/native/src/index.js';
-import { decodeIngressTransfer, encodeAck, ProtocolError } from '../../packages/protocol/src/index.js';
+import { decodeIngressTransfer, encodeAck, ProtocolError, type Limits } from '../../packages/protocol/src/index.js';
 
 export class FakeTransit {
   readonly names = new Map<string, number>();
@@ -36,11 +36,14 @@ export class FakeTransit {
   private readonly poller: Poller;
   private readonly conns = new Map<number, Poller>();
 
-  static listen(sock: string): FakeTransit {
-    return new FakeTransit(native.listen(sock, 0o600, 128));
+  static listen(sock: string, limits: Limits): FakeTransit {
+    return new FakeTransit(native.listen(sock, 0o600, 128), limits);
   }
 
-  private constructor(fd: number) {
+  private constructor(
+    fd: number,
+    private readonly limits: Limits,
+  ) {
     this.listenFd = fd;
     this.poller = native.poll(fd, () => this.accept());
     this.poller.start(C.POLL_READABLE);
@@ -99,7 +102,7 @@ export class FakeTransit {
   private handle(conn: number, data: Buffer, fd: number): void {
     let t;
     try {
-      t = decodeIngressTransfer(data);
+      t = decodeIngressTransfer(data, this.limits);
     } catch (err) {
       this.problems.push(`record: ${err instanceof ProtocolError ? err.reason : String(err)}`);
       return;
@@ -116,6 +119,6 @@ export class FakeTransit {
       if (t.size > 0) fs.readSync(fd, bytes, 0, t.size, 0);
       if (!createHash('sha256').update(bytes).digest().equals(Buffer.from(t.sha256))) problem('digest differs from the claim');
     }
-    if (native.send(conn, encodeAck({ id: t.id, sha256: t.sha256, status: 'delivered', reason: 'accepted' }), -1) < 0) problem('ack would block');
+    if (native.send(conn, encodeAck({ id: t.id, sha256: t.sha256, status: 'delivered', reason: 'accepted' }, this.limits), -1) < 0) problem('ack would block');
   }
 }

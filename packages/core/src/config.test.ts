@@ -4,7 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { largestFixedRecord } from '@sluice/protocol';
 import { ConfigError, defaults, parseConfig, parseConfigText, resolveUid, schemaKeys } from './config.js';
+import { wireLimits } from './receive.js';
 
 const problemsOf = (doc: unknown): string[] => {
   try {
@@ -46,6 +48,20 @@ describe('configuration', () => {
 
   it('reports every problem at once', () => {
     expect(problemsOf({ a: 1, b: 2, ingress: { maxInFlight: 0 } })).toHaveLength(3);
+  });
+
+  it('limits that cannot carry the largest record a name allows are refused, naming both keys', () => {
+    const largest = largestFixedRecord(4096);
+    expect(problemsOf({ limits: { maxNameBytes: 4096, maxRecordBytes: largest - 1 } })).toEqual([
+      `limits.maxRecordBytes: ${largest - 1} cannot hold the largest record that limits.maxNameBytes 4096 allows (${largest} bytes); raise it or lower limits.maxNameBytes`,
+    ]);
+    expect(problemsOf({ limits: { maxNameBytes: 4096, maxRecordBytes: largest } })).toEqual([]);
+  });
+
+  it('wireLimits: the one source of the protocol limits, files over 4 GiB included', () => {
+    const cfg = parseConfig({ limits: { maxFileBytes: 6 * 1024 ** 3, maxNameBytes: 2048, maxRecordBytes: 128 * 1024 } });
+    expect(wireLimits(cfg)).toEqual({ maxFileSize: 6 * 1024 ** 3, maxNameBytes: 2048, maxRecordBytes: 128 * 1024 });
+    expect(wireLimits(defaults()).maxRecordBytes).toBeGreaterThanOrEqual(largestFixedRecord(defaults().limits.maxNameBytes));
   });
 
   it('refuses text that is not JSON, saying so', () => {

@@ -23,6 +23,7 @@
  *   problem names every key it involves.
  */
 import * as fs from 'node:fs';
+import { largestFixedRecord } from '@sluice/protocol';
 
 type Spec =
   | { kind: 'string'; default: string; doc: string; nonEmpty?: boolean }
@@ -338,6 +339,18 @@ function scannerProblems(doc: Record<string, unknown>): string[] {
     .map((k) => `transit.${k}.enabled: must be set to true or false when other transit.${k} keys are given`);
 }
 
+/**
+ * limitsProblems - the wire limits must hold together: every IngressTransfer and Ack that
+ * names of up to limits.maxNameBytes allow must fit in limits.maxRecordBytes, or some
+ * honest transfer could never be sent.
+ */
+function limitsProblems(cfg: Config): string[] {
+  const need = largestFixedRecord(cfg.limits.maxNameBytes);
+  return cfg.limits.maxRecordBytes >= need
+    ? []
+    : [`limits.maxRecordBytes: ${cfg.limits.maxRecordBytes} cannot hold the largest record that limits.maxNameBytes ${cfg.limits.maxNameBytes} allows (${need} bytes); raise it or lower limits.maxNameBytes`];
+}
+
 /** Transit's memory besides its copies: Node, V8's heap, the copy buffers kept for reuse (docs/capacity.md). */
 export const TRANSIT_BASE_BYTES = 160 * MiB;
 
@@ -405,7 +418,7 @@ export function parseConfig(doc: unknown, source = 'configuration'): Config {
   if (!isPlainObject(doc)) throw new ConfigError(source, [`top level: expected a JSON object, got ${show(doc)}`]);
   const cfg = validateSection('', SCHEMA, doc, problems) as unknown as Config;
   problems.push(...scannerProblems(doc));
-  if (problems.length === 0) problems.push(...budgetProblems(cfg));
+  if (problems.length === 0) problems.push(...limitsProblems(cfg), ...budgetProblems(cfg));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return cfg;
 }

@@ -9,6 +9,7 @@
  *   sanitizeName(original: string): string
  *   collisionName(stored: string, n: number): string
  *   escapeForLog(s: string, max = 512): string
+ *   logSafe(s: string, max = 512): string
  *   splitExtension(name: string): { stem: string; ext: string }
  *
  * DESCRIPTION
@@ -58,6 +59,9 @@
  *   surrogates and "\" itself (so that every \u{…} in the output is ours)
  *   are written as \u{hex}; the result is at most `max` characters (512 by
  *   default) plus "…", never cut inside an escape or a surrogate pair.
+ *   logSafe() is escapeForLog() for the logger's own net (log.ts): it leaves
+ *   a string alone unless it holds something escapeForLog would escape
+ *   other than "\", so text escaped once is never escaped twice.
  *
  * SECURITY
  *   These functions only compute strings; they never touch the file system.
@@ -197,4 +201,14 @@ export function escapeForLog(s: string, max: number = MAX_LOG_CHARS): string {
     out += piece;
   }
   return out;
+}
+
+/**
+ * logSafe - `s` unchanged when escapeForLog would change nothing in it but
+ * "\" (plain text, or text escapeForLog already made), else escapeForLog(s, max).
+ * The logger's last line of defence (log.ts): idempotent over escapeForLog's output.
+ */
+export function logSafe(s: string, max: number = MAX_LOG_CHARS): string {
+  for (const ch of s) if (ch !== '\\' && LOG_UNSAFE.test(ch)) return escapeForLog(s, max);
+  return s;
 }

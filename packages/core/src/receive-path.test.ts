@@ -11,7 +11,10 @@ import { encodeAck, encodeIngressTransfer, type Ack, type IngressTransfer } from
 import type { Connection } from './channel.js';
 import { countOpenFds } from './fds.js';
 import { Refused } from './errors.js';
-import { HOPS, receiveRecord, type Hop, type ReceiveOptions } from './receive.js';
+import { defaults } from './config.js';
+import { HOPS, receiveRecord, wireLimits, type Hop, type ReceiveOptions } from './receive.js';
+
+const LIMITS = wireLimits(defaults());
 
 let dir: string;
 let file: string;
@@ -27,9 +30,9 @@ afterAll(() => {
 });
 
 const transfer = Buffer.from(
-  encodeIngressTransfer({ id: 'rp-1', name: 'f.txt', size: 6, sha256: new Uint8Array(32), receivedAt: '2026-12-05T10:00:00.000Z', refusal: '' }),
+  encodeIngressTransfer({ id: 'rp-1', name: 'f.txt', size: 6, sha256: new Uint8Array(32), receivedAt: '2026-12-05T10:00:00.000Z', refusal: '' }, LIMITS),
 );
-const ack = Buffer.from(encodeAck({ id: 'rp-1', sha256: new Uint8Array(32), status: 'delivered', reason: '' }));
+const ack = Buffer.from(encodeAck({ id: 'rp-1', sha256: new Uint8Array(32), status: 'delivered', reason: '' }, LIMITS));
 const garbage = Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02]);
 
 /** A connection as the receive path sees it: a peer to name in the log. */
@@ -53,7 +56,7 @@ async function run<T extends { id: string }>(
   const log = pino({ level: 'debug' }, { write: (s: string) => r.lines.push(JSON.parse(s)) });
   await receiveRecord(conn, data, fd, {
     hop,
-    limits: {},
+    limits: LIMITS,
     log,
     handle: () => {
       r.handled++;
@@ -137,7 +140,7 @@ describe('the receive path closes every descriptor exactly once', () => {
     const log = pino({ level: 'silent' });
     await receiveRecord(conn, transfer, fd, {
       hop: HOPS.ingressToTransit,
-      limits: {},
+      limits: LIMITS,
       log,
       handle: async (_rec, got) => {
         await new Promise((r) => setImmediate(r));
@@ -159,7 +162,7 @@ describe('the receive path closes every descriptor exactly once', () => {
     await expect(
       receiveRecord(conn, garbage, fd, {
         hop: HOPS.ingressToTransit,
-        limits: {},
+        limits: LIMITS,
         log,
         handle: () => {},
         close: () => {

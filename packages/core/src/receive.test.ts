@@ -11,7 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { PROTOCOL_REASONS } from '@sluice/protocol';
 import { Listener, type Connection } from './channel.js';
-import { HOPS, receiveRecord } from './receive.js';
+import { defaults } from './config.js';
+import { HOPS, receiveRecord, wireLimits } from './receive.js';
+
+const LIMITS = wireLimits(defaults());
 import { sealedCopy } from './copy.js';
 import { countOpenFds } from './fds.js';
 
@@ -48,7 +51,7 @@ function endpoint(dir: string, allowUids: number[]) {
       conn.onRecord = (data, fd) => {
         void receiveRecord(conn, data, fd, {
           hop: HOPS.ingressToTransit,
-          limits: {},
+          limits: LIMITS,
           log,
           handle: async (rec, fd) => {
             const copy = await sealedCopy(fd, { maxBytes: 1 << 30, claimedSize: rec.size });

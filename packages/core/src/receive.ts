@@ -8,7 +8,7 @@
  *   conn.onRecord = receiver({ hop: HOPS.ingressToTransit, limits: wireLimits(cfg), log,
  *                              handle, answer, admit });
  *   await receiveRecord(conn, data, fd, options);      // one record, as receiver() does it
- *   sendAck(conn, rec, 'delivered', reason, log);      // answer a transfer
+ *   sendAck(conn, rec, 'delivered', reason, log, limits); // answer a transfer
  *   answer: ackRefusal(log)                            // answer a refused transfer (REFUSED / RETRY)
  *   settleAck(acks, ack, conn, log);                   // an ack to the transfer waiting for it
  *
@@ -73,7 +73,7 @@ export interface Hop<T> {
   /** 'one': a transfer, exactly one descriptor; 'none': an ack, no descriptor. */
   readonly descriptor: 'one' | 'none';
   /** The strict decoder; throws ProtocolError. */
-  readonly decode: (data: Uint8Array, limits: Partial<Limits>) => T;
+  readonly decode: (data: Uint8Array, limits: Limits) => T;
 }
 
 /** HOPS - every record a stage accepts, from whom, and whether it carries a descriptor. */
@@ -91,12 +91,13 @@ export const HOPS: {
 
 export interface ReceiveOptions<T extends { id: string }> {
   hop: Hop<T>;
-  limits: Partial<Limits>;
+  /** The deployment's wire limits: wireLimits(cfg), the same for decoding and for the answers. */
+  limits: Limits;
   log: Logger;
   /** The work on one accepted record; `fd` (-1 on an ack hop) stays open until this settles. Throw Refused to refuse. */
   handle(rec: T, fd: number, conn: Connection): void | Promise<void>;
-  /** Tell the sender that a record which decoded was refused. */
-  answer?(conn: Connection, rec: T, refusal: Refused): void;
+  /** Tell the sender that a record which decoded was refused (encoding the answer with `limits`). */
+  answer?(conn: Connection, rec: T, refusal: Refused, limits: Limits): void;
   /** A bound checked before decoding: false refuses the record as `overloaded`. */
   admit?(): boolean;
   /** How the descriptor is closed (default: closeFd, on the threadpool: the last close of a memfd frees its pages). */
@@ -129,7 +130,7 @@ export async function receiveRecord<T extends { id: string }>(conn: Connection, 
         { event: 'record-refused', peer: conn.peer, reason: err.reason, detail: err.message },
         `${hop.message} refused`,
       );
-      if (rec) opts.answer?.(conn, rec, err);
+      if (rec) opts.answer?.(conn, rec, err, opts.limits);
     } else {
       log.error({ event: 'handler-error', peer: conn.peer, reason: describe(err) }, `${hop.message} handler failed`);
     }
@@ -147,9 +148,12 @@ async function closeQuietly(fd: number, opts: { close?(fd: number): void | Promi
   }
 }
 
-/** sendAck - answer one transfer; a lost ack is fine: the sender resends and is answered again. */
-export function sendAck(conn: Connection, rec: { id: string; sha256: Uint8Array }, status: AckStatus, reason: string, log: Logger): void {
-  conn.send(encodeAck({ id: rec.id, sha256: rec.sha256, status, reason: truncateUtf8(reason, BOUNDS.ackReasonMaxBytes) })).catch((err) => {
+/**
+ * sendAck - answer one transfer; a lost ack is fine: the sender resends and is answered again.
+ * Encoded with the deployment's limits; the configuration check makes maxRecordBytes hold the largest Ack.
+ */
+export function sendAck(conn: Connection, rec: { id: string; sha256: Uint8Array }, status: AckStatus, reason: string, log: Logger, limits: Limits): void {
+  conn.send(encodeAck({ id: rec.id, sha256: rec.sha256, status, reason: truncateUtf8(reason, BOUNDS.ackReasonMaxBytes) }, limits)).catch((err) => {
     log.info({ event: 'ack-undelivered', reason: describe(err) }, 'could not send the ack; the sender will resend');
   });
 }
@@ -158,9 +162,9 @@ export function sendAck(conn: Connection, rec: { id: string; sha256: Uint8Array 
  * ackRefusal - answer() for a transfer hop: an Ack carrying the refusal's reason and message;
  * RETRY for `overloaded` (the same record may pass later), REFUSED for anything else.
  */
-export function ackRefusal<T extends { id: string; sha256: Uint8Array }>(log: Logger): (conn: Connection, rec: T, refusal: Refused) => void {
-  return (conn, rec, refusal) =>
-    sendAck(conn, rec, refusal.reason === 'overloaded' ? 'retry' : 'refused', `${refusal.reason}: ${refusal.message}`, log.child({ id: rec.id }));
+export function ackRefusal<T extends { id: string; sha256: Uint8Array }>(log: Logger): (conn: Connection, rec: T, refusal: Refused, limits: Limits) => void {
+  return (conn, rec, refusal, limits) =>
+    sendAck(conn, rec, refusal.reason === 'overloaded' ? 'retry' : 'refused', `${refusal.reason}: ${refusal.message}`, log.child({ id: rec.id }), limits);
 }
 
 /** settleAck - hand an ack to the transfer waiting for it; an ack nobody waits for is logged and dropped. */
@@ -170,7 +174,10 @@ export function settleAck(acks: PendingAcks<Ack>, ack: Ack, conn: Connection, lo
   }
 }
 
-/** wireLimits - the decoders' bounds from the configuration. */
-export function wireLimits(cfg: Config): Partial<Limits> {
+/**
+ * wireLimits - the protocol's Limits from the configuration: the one source for every encoder
+ * and decoder of every stage (the protocol has no defaults of its own; docs/protocol.md).
+ */
+export function wireLimits(cfg: Config): Limits {
   return { maxRecordBytes: cfg.limits.maxRecordBytes, maxFileSize: cfg.limits.maxFileBytes, maxNameBytes: cfg.limits.maxNameBytes };
 }

@@ -32,6 +32,8 @@ const { encodeIngressTransfer } = await import(new URL('../../protocol/dist/inde
 
 const [sock, kind, file, claimHex] = process.argv.slice(2);
 const O_PATH = 0o10000000;
+// The sender's own limits, far above the receiver's: what the receiver accepts is its policy, not ours.
+const SENDER_LIMITS = { maxRecordBytes: 1 << 20, maxNameBytes: 1 << 20, maxFileSize: Number.MAX_SAFE_INTEGER };
 
 function record(size, sha256) {
   return Buffer.from(encodeIngressTransfer({
@@ -41,7 +43,7 @@ function record(size, sha256) {
     sha256,
     receivedAt: new Date().toISOString(),
     refusal: '',
-  }));
+  }, SENDER_LIMITS));
 }
 
 function truthful(p) {

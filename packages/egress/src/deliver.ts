@@ -68,6 +68,7 @@ import {
   inspectDescriptor,
   reportReason,
   sendAck,
+  wireLimits,
   Refused,
   REPORT_SUFFIX,
   SOFTWARE_VERSION,
@@ -76,7 +77,7 @@ import {
   type CopyResult,
   type Logger,
 } from '@sluice/core';
-import type { TransitTransfer, Verdict } from '@sluice/protocol';
+import type { Limits, TransitTransfer, Verdict } from '@sluice/protocol';
 import { pickupRefusal, REPORT_FORMAT, type ReportBody } from '@sluice/report';
 import type { Journal, JournalEntry } from './journal.js';
 import { hashOnly, type Outbox } from './outbox.js';
@@ -99,11 +100,11 @@ export const DESCRIPTOR_RESERVE = 128;
 const RETRY_REASONS = new Set(['overloaded', 'id-in-flight']);
 
 /** answerRefusal - answer() for egress's receive path: RETRY for RETRY_REASONS, else as core's ackRefusal. */
-export function answerRefusal(log: Logger): (conn: Connection, rec: TransitTransfer, refusal: Refused) => void {
+export function answerRefusal(log: Logger): (conn: Connection, rec: TransitTransfer, refusal: Refused, limits: Limits) => void {
   const refuse = ackRefusal<TransitTransfer>(log);
-  return (conn, rec, refusal) => {
-    if (RETRY_REASONS.has(refusal.reason)) sendAck(conn, rec, 'retry', `${refusal.reason}: ${refusal.message}`, log.child({ id: rec.id }));
-    else refuse(conn, rec, refusal);
+  return (conn, rec, refusal, limits) => {
+    if (RETRY_REASONS.has(refusal.reason)) sendAck(conn, rec, 'retry', `${refusal.reason}: ${refusal.message}`, log.child({ id: rec.id }), limits);
+    else refuse(conn, rec, refusal, limits);
   };
 }
 
@@ -191,7 +192,7 @@ export class Deliveries {
       inspectDescriptor(fd, { maxBytes: cfg.limits.maxFileBytes, claimedSize: rec.size });
       if (known?.complete) {
         tlog.info({ event: 'duplicate-acked', stored: known.entry.stored }, 'already delivered; acking again');
-        sendAck(conn, rec, 'delivered', `already delivered as ${known.entry.stored}`, tlog);
+        sendAck(conn, rec, 'delivered', `already delivered as ${known.entry.stored}`, tlog, wireLimits(cfg));
         return;
       }
       const verdict = known?.entry.verdict ?? decide(rec.checks, rec.verdict).verdict;
@@ -221,12 +222,12 @@ export class Deliveries {
         { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: escapeForLog(entry.verdict === 'rejected' ? (entry.body.reason as string) : '') },
         entry.verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
       );
-      sendAck(conn, rec, 'delivered', entry.verdict, tlog);
+      sendAck(conn, rec, 'delivered', entry.verdict, tlog, wireLimits(cfg));
     } catch (err) {
       if (err instanceof Refused) throw err;
       const code = errnoCode(err);
       tlog.error({ event: 'delivery-failed', reason: code ?? describe(err) }, 'could not deliver; transit will be told to retry');
-      sendAck(conn, rec, 'retry', code ?? describe(err), tlog);
+      sendAck(conn, rec, 'retry', code ?? describe(err), tlog, wireLimits(cfg));
     } finally {
       if (out >= 0) fs.closeSync(out);
     }

@@ -20,12 +20,19 @@
  *     REFUSED     move the entry to spool/held/ for an operator (never between honest stages)
  *     none        (timeout, disconnect, send error) send again after retryDelayMs
  *
+ *   The record is encoded under the configured limits (core's wireLimits,
+ *   the same transit decodes with). An entry no record can carry (a size
+ *   over limits.maxFileBytes after the limit was lowered, a spool entry
+ *   whose metadata is damaged) would fail the same way at every attempt, so
+ *   it is not retried: it is moved to spool/held/ (`held`, reason
+ *   `unencodable`) and leaves room for the next pickup.
+ *
  *   An ack must name a transfer that waits and carry its digest; any other
  *   is logged (`ack-unexpected`) and dropped, and the transfer is sent
  *   again when its wait ends.
  */
 import * as fs from 'node:fs';
-import { PendingAcks, describe, escapeForLog, settleAck, type Config, type Connection, type Logger } from '@sluice/core';
+import { PendingAcks, describe, escapeForLog, settleAck, wireLimits, type Config, type Connection, type Logger } from '@sluice/core';
 import { encodeIngressTransfer, truncateUtf8, type Ack } from '@sluice/protocol';
 import type { Spool, SpoolMeta } from './spool.js';
 
@@ -35,7 +42,7 @@ export interface ForwarderOptions {
   spool: Spool;
   /** The connection to transit, or null while there is none. */
   connection: () => Connection | null;
-  /** A transfer was delivered: room again for new pickups. */
+  /** A transfer left the queue (delivered, or held for an operator): room again for new pickups. */
   onDelivered: () => void;
   /** An entry left the spool's line (delivered, or held for an operator): its bytes no longer count. */
   onForgotten: (meta: SpoolMeta) => void;
@@ -109,14 +116,18 @@ export class Forwarder {
     const tlog = this.o.log.child({ id: meta.id });
     let fd = -1;
     try {
-      const record = encodeIngressTransfer({
-        id: meta.id,
-        name: truncateUtf8(meta.name, cfg.limits.maxNameBytes),
-        size: meta.size,
-        sha256: Buffer.from(meta.sha256, 'hex'),
-        receivedAt: meta.receivedAt,
-        refusal: meta.refusal,
-      });
+      let record: Uint8Array;
+      try {
+        record = ingressRecord(meta, cfg);
+      } catch (err) {
+        // A pure function of the spool entry and the configuration: another attempt would fail the same way.
+        const detail = escapeForLog(describe(err));
+        tlog.error({ event: 'held', reason: 'unencodable', detail }, 'no record to transit can carry this transfer; moved to spool/held for an operator');
+        spool.hold(meta.id, `unencodable: ${detail}`);
+        this.queued.delete(meta.id);
+        this.o.onDelivered();
+        return;
+      }
       fd = fs.openSync(spool.dataPath(meta.id), fs.constants.O_RDONLY);
       const waiting = this.acks.wait(meta.id, cfg.ingress.ackTimeoutMs);
       await conn.send(record, fd);
@@ -142,6 +153,7 @@ export class Forwarder {
           spool.hold(meta.id, ack.reason);
           this.queued.delete(meta.id);
           this.o.onForgotten(meta); // held entries are an operator's (logged at error), outside the budget
+          this.o.onDelivered();
           return;
       }
     } catch (err) {
@@ -151,4 +163,19 @@ export class Forwarder {
       if (fd >= 0) fs.closeSync(fd);
     }
   }
+}
+
+/** ingressRecord - the IngressTransfer for one spool entry (name cut to limits.maxNameBytes), under the configured limits; throws when none can carry it. */
+export function ingressRecord(meta: SpoolMeta, cfg: Config): Uint8Array {
+  return encodeIngressTransfer(
+    {
+      id: meta.id,
+      name: truncateUtf8(meta.name, cfg.limits.maxNameBytes),
+      size: meta.size,
+      sha256: Buffer.from(meta.sha256, 'hex'),
+      receivedAt: meta.receivedAt,
+      refusal: meta.refusal,
+    },
+    wireLimits(cfg),
+  );
 }

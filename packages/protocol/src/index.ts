@@ -8,15 +8,16 @@
  *     decodeTransitTransfer, encodeTransitTransfer,   // transit -> egress
  *     decodeAck, encodeAck,                           // downstream -> upstream
  *     ProtocolError, isProtocolError, PROTOCOL_REASONS,
- *     DEFAULT_LIMITS, BOUNDS, PROTOCOL_VERSION, PROTO_PATH, PROTO_PACKAGE,
+ *     checkLimits, largestFixedRecord, BOUNDS, PROTOCOL_VERSION, PROTO_PATH, PROTO_PACKAGE,
  *     VERDICTS, OUTCOMES, ACK_STATUSES,
  *     truncateUtf8, isTimestamp, ID_PATTERN,
  *     type IngressTransfer, type TransitTransfer, type CheckResult, type Ack,
  *     type Verdict, type Outcome, type AckStatus, type Limits, type ProtocolReason,
  *   } from '@sluice/protocol';
  *
- *   const t = decodeIngressTransfer(record, { maxFileSize: policy.maxFileSize });
- *   const bytes = encodeAck({ id: t.id, sha256: t.sha256, status: 'delivered', reason: '' });
+ *   const limits = wireLimits(cfg);          // @sluice/core: the one source of Limits
+ *   const t = decodeIngressTransfer(record, limits);
+ *   const bytes = encodeAck({ id: t.id, sha256: t.sha256, status: 'delivered', reason: '' }, limits);
  *
  * DESCRIPTION
  *   One schema per hop (sluice.proto, package sluice.v1), loaded by
@@ -24,6 +25,15 @@
  *   returns a plain, fully validated object, or throws a ProtocolError with
  *   a stable `reason`. An encoder runs the same checks on its argument and
  *   never produces a record its decoder would refuse.
+ *
+ *   Every encoder and decoder takes the deployment's Limits, all three
+ *   members, as a required argument: there is no default by which an
+ *   encoder could judge a record while the peer's decoder judges it by the
+ *   configured policy (a file the one allows and the other refuses would
+ *   be resent for ever). The stages build it from their configuration in
+ *   one place, core's wireLimits(cfg). largestFixedRecord() is how large a
+ *   record of a bounded message (IngressTransfer, Ack) can get, for the
+ *   configuration check that maxRecordBytes holds it.
  *
  *   A decoder checks, in this order: the record's length (empty,
  *   record-too-large) before any parsing; then the wire format of every
@@ -129,7 +139,7 @@ export interface Ack {
   reason: string;
 }
 
-/** Limits - policy a caller passes to decoders and encoders; unset members take DEFAULT_LIMITS. */
+/** Limits - the deployment's policy; every encoder and decoder requires it (core's wireLimits(cfg)). */
 export interface Limits {
   /** Largest record in bytes, checked before parsing. */
   maxRecordBytes: number;
@@ -138,17 +148,6 @@ export interface Limits {
   /** Largest uploaded name in UTF-8 bytes. */
   maxNameBytes: number;
 }
-
-/**
- * DEFAULT_LIMITS - 64 KiB records, 4 GiB files, 4096-byte names. The file
- * size default is deliberately modest: a stage passes its configured policy,
- * and one that forgets fails closed on big files rather than open.
- */
-export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
-  maxRecordBytes: 64 * 1024,
-  maxFileSize: 4 * 1024 ** 3,
-  maxNameBytes: 4096,
-});
 
 /** BOUNDS - fixed by the protocol (not policy): the same for every deployment. */
 export const BOUNDS = Object.freeze({
@@ -181,17 +180,45 @@ const VERDICT = wireEnum<Verdict>(enums.Verdict, { accepted: 'ACCEPTED', rejecte
 const OUTCOME = wireEnum<Outcome>(enums.Outcome, { pass: 'PASS', fail: 'FAIL', error: 'ERROR' });
 const ACK_STATUS = wireEnum<AckStatus>(enums.AckStatus, { delivered: 'DELIVERED', retry: 'RETRY', refused: 'REFUSED' });
 
-/** resolveLimits - merge a caller's partial limits with the defaults; nonsense limits are a bug. */
-function resolveLimits(limits: Partial<Limits> | undefined): Limits {
-  if (limits === undefined) return DEFAULT_LIMITS;
-  const l: Limits = { ...DEFAULT_LIMITS, ...limits };
+/** checkLimits - all three members present, each a safe integer in range; anything else is a caller's bug (TypeError/RangeError). */
+export function checkLimits(limits: Limits): Limits {
+  if (typeof limits !== 'object' || limits === null) throw new TypeError('protocol limits: required (core\'s wireLimits(cfg))');
   for (const key of ['maxRecordBytes', 'maxFileSize', 'maxNameBytes'] as const) {
-    const v = l[key];
+    const v = limits[key];
     if (!Number.isSafeInteger(v) || v < (key === 'maxFileSize' ? 0 : 1)) {
-      throw new RangeError(`protocol limits: ${key} must be a safe integer${key === 'maxFileSize' ? ' >= 0' : ' >= 1'}`);
+      throw new RangeError(`protocol limits: ${key} must be a safe integer${key === 'maxFileSize' ? ' >= 0' : ' >= 1'}, got ${String(v)}`);
     }
   }
-  return l;
+  return limits;
+}
+
+/**
+ * largestFixedRecord - the largest IngressTransfer or Ack that can be encoded
+ * with names of up to maxNameBytes: every string at its bound, the largest
+ * size, the longest timestamp. A maxRecordBytes below this makes some honest
+ * record unsendable. (A TransitTransfer also grows with the number of checks.)
+ */
+export function largestFixedRecord(maxNameBytes: number): number {
+  if (!Number.isSafeInteger(maxNameBytes) || maxNameBytes < 1) throw new RangeError('largestFixedRecord: maxNameBytes must be a safe integer >= 1');
+  const id = 'i'.repeat(BOUNDS.idMaxChars);
+  const sha256 = new Uint8Array(BOUNDS.sha256Bytes).fill(0xff);
+  const ingress = types.IngressTransfer.encode({
+    id,
+    name: 'n'.repeat(maxNameBytes),
+    size: Number.MAX_SAFE_INTEGER,
+    sha256,
+    version: PROTOCOL_VERSION,
+    receivedAt: '9999-12-31T23:59:59.999999999Z',
+    refusal: 'r'.repeat(BOUNDS.refusalMaxBytes),
+  }).finish().length;
+  const ack = types.Ack.encode({
+    version: PROTOCOL_VERSION,
+    id,
+    sha256,
+    status: Math.max(...ACK_STATUS.toWire.values()),
+    reason: 'r'.repeat(BOUNDS.ackReasonMaxBytes),
+  }).finish().length;
+  return Math.max(ingress, ack);
 }
 
 // ---------------------------------------------------------------------------
@@ -303,8 +330,8 @@ function ingressFields(m: WireIngress, message: string, limits: Limits): Transfe
 }
 
 /** decodeIngressTransfer - one ingress->transit record, strictly. Throws ProtocolError. */
-export function decodeIngressTransfer(buf: Uint8Array, limits?: Partial<Limits>): IngressTransfer {
-  const l = resolveLimits(limits);
+export function decodeIngressTransfer(buf: Uint8Array, limits: Limits): IngressTransfer {
+  const l = checkLimits(limits);
   const m = parseRecord(buf, 'IngressTransfer', l) as WireIngressOnly;
   const fields = ingressFields(m, 'IngressTransfer', l);
   checkText(m.refusal, 'IngressTransfer.refusal', BOUNDS.refusalMaxBytes, false);
@@ -312,8 +339,8 @@ export function decodeIngressTransfer(buf: Uint8Array, limits?: Partial<Limits>)
 }
 
 /** decodeTransitTransfer - one transit->egress record, strictly. Throws ProtocolError. */
-export function decodeTransitTransfer(buf: Uint8Array, limits?: Partial<Limits>): TransitTransfer {
-  const l = resolveLimits(limits);
+export function decodeTransitTransfer(buf: Uint8Array, limits: Limits): TransitTransfer {
+  const l = checkLimits(limits);
   const m = parseRecord(buf, 'TransitTransfer', l) as WireTransit;
   const base = ingressFields(m, 'TransitTransfer', l);
   const verdict = toEnum(m.verdict, VERDICT, 'TransitTransfer.verdict', 'verdict');
@@ -330,8 +357,8 @@ export function decodeTransitTransfer(buf: Uint8Array, limits?: Partial<Limits>)
 }
 
 /** decodeAck - one downstream->upstream ack, strictly. Throws ProtocolError. */
-export function decodeAck(buf: Uint8Array, limits?: Partial<Limits>): Ack {
-  const l = resolveLimits(limits);
+export function decodeAck(buf: Uint8Array, limits: Limits): Ack {
+  const l = checkLimits(limits);
   const m = parseRecord(buf, 'Ack', l) as WireAck;
   checkId(m.id, 'Ack.id');
   const sha256 = wireBytes(m.sha256, 'Ack.sha256');
@@ -372,8 +399,8 @@ function finish(message: MessageName, wire: Record<string, unknown>, limits: Lim
 }
 
 /** encodeIngressTransfer - validate and serialize an ingress->transit record. Throws ProtocolError. */
-export function encodeIngressTransfer(t: IngressTransfer, limits?: Partial<Limits>): Uint8Array {
-  const l = resolveLimits(limits);
+export function encodeIngressTransfer(t: IngressTransfer, limits: Limits): Uint8Array {
+  const l = checkLimits(limits);
   checkIngressObject(t, 'IngressTransfer', l);
   checkText(t.refusal, 'IngressTransfer.refusal', BOUNDS.refusalMaxBytes, false);
   return finish(
@@ -384,8 +411,8 @@ export function encodeIngressTransfer(t: IngressTransfer, limits?: Partial<Limit
 }
 
 /** encodeTransitTransfer - validate and serialize a transit->egress record. Throws ProtocolError. */
-export function encodeTransitTransfer(t: TransitTransfer, limits?: Partial<Limits>): Uint8Array {
-  const l = resolveLimits(limits);
+export function encodeTransitTransfer(t: TransitTransfer, limits: Limits): Uint8Array {
+  const l = checkLimits(limits);
   checkIngressObject(t, 'TransitTransfer', l);
   const verdict = fromEnum(t.verdict, VERDICT, 'TransitTransfer.verdict', 'verdict');
   if (!Array.isArray(t.checks)) throw new TypeError('TransitTransfer.checks: expected an array');
@@ -420,8 +447,8 @@ export function encodeTransitTransfer(t: TransitTransfer, limits?: Partial<Limit
 }
 
 /** encodeAck - validate and serialize an ack. Throws ProtocolError. */
-export function encodeAck(a: Ack, limits?: Partial<Limits>): Uint8Array {
-  const l = resolveLimits(limits);
+export function encodeAck(a: Ack, limits: Limits): Uint8Array {
+  const l = checkLimits(limits);
   if (typeof a !== 'object' || a === null) throw new TypeError('Ack: expected an object');
   checkId(a.id, 'Ack.id');
   checkSha256(a.sha256, 'Ack.sha256');

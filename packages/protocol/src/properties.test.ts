@@ -33,12 +33,12 @@ import {
 } from './index.js';
 
 const RUNS = 10_000;
-const LIMITS: Partial<Limits> = { maxFileSize: Number.MAX_SAFE_INTEGER };
+const LIMITS: Limits = { maxRecordBytes: 64 * 1024, maxNameBytes: 4096, maxFileSize: Number.MAX_SAFE_INTEGER };
 
 interface AnyCodec {
   name: string;
-  decode(buf: Uint8Array, limits?: Partial<Limits>): unknown;
-  encode(obj: never, limits?: Partial<Limits>): Uint8Array;
+  decode(buf: Uint8Array, limits: Limits): unknown;
+  encode(obj: never, limits: Limits): Uint8Array;
 }
 
 const CODECS: AnyCodec[] = [
@@ -162,7 +162,7 @@ describe.each(CODECS)('$name', (codec) => {
     fc.assert(
       fc.property(valid, (obj) => {
         let bytes: Uint8Array;
-        let limits: Partial<Limits> = LIMITS;
+        let limits: Limits = LIMITS;
         try {
           bytes = codec.encode(obj as never, limits);
         } catch (err) {

@@ -43,7 +43,7 @@ import {
 
 const RUNS = 10_000;
 /** A stage's limits: the configuration default for names, a tight size policy. */
-const STAGE: Partial<Limits> = { maxRecordBytes: 64 * 1024, maxNameBytes: 1024, maxFileSize: 256 * 1024 * 1024 };
+const STAGE: Limits = { maxRecordBytes: 64 * 1024, maxNameBytes: 1024, maxFileSize: 256 * 1024 * 1024 };
 
 // ---------------------------------------------------------------------------
 // Wire building blocks (no validation: a hostile peer's encoder)
@@ -234,7 +234,7 @@ function must(ok: boolean, what: string, value?: unknown): void {
 }
 
 /** roundTrips - the encoder (which validates) accepts the value, and it decodes back to the same. */
-function roundTrips<T>(value: T, encode: (v: T, l: Partial<Limits>) => Uint8Array, decode: (b: Uint8Array, l: Partial<Limits>) => T): void {
+function roundTrips<T>(value: T, encode: (v: T, l: Limits) => Uint8Array, decode: (b: Uint8Array, l: Limits) => T): void {
   expect(decode(encode(value, STAGE), STAGE)).toEqual(value);
 }
 
@@ -242,8 +242,8 @@ function roundTrips<T>(value: T, encode: (v: T, l: Partial<Limits>) => Uint8Arra
 function transferRules(t: { id: string; name: string; size: number; sha256: Uint8Array; receivedAt: string }): void {
   must(ID_PATTERN.test(t.id), 'id', t.id);
   const nameBytes = utf8Bytes(t.name);
-  must(nameBytes >= 1 && nameBytes <= STAGE.maxNameBytes! && wellFormed(t.name), 'name', t.name);
-  must(Number.isSafeInteger(t.size) && t.size >= 0 && t.size <= STAGE.maxFileSize!, 'size', t.size);
+  must(nameBytes >= 1 && nameBytes <= STAGE.maxNameBytes && wellFormed(t.name), 'name', t.name);
+  must(Number.isSafeInteger(t.size) && t.size >= 0 && t.size <= STAGE.maxFileSize, 'size', t.size);
   must(t.sha256 instanceof Uint8Array && t.sha256.length === BOUNDS.sha256Bytes, 'sha256', t.sha256);
   must(isTimestamp(t.receivedAt), 'receivedAt', t.receivedAt);
 }

@@ -16,7 +16,6 @@ import protobuf from 'protobufjs';
 import {
   ACK_STATUSES,
   BOUNDS,
-  DEFAULT_LIMITS,
   PROTOCOL_REASONS,
   PROTO_PATH,
   ProtocolError,
@@ -27,6 +26,7 @@ import {
   encodeIngressTransfer,
   encodeTransitTransfer,
   isTimestamp,
+  largestFixedRecord,
   truncateUtf8,
   type Ack,
   type IngressTransfer,
@@ -34,6 +34,9 @@ import {
   type ProtocolReason,
   type TransitTransfer,
 } from './index.js';
+
+/** The limits every codec call here uses unless a case says otherwise: a stage's defaults, 64 KiB records, 4 GiB files, 4096-byte names. */
+const LIMITS: Limits = { maxRecordBytes: 64 * 1024, maxFileSize: 4 * 1024 ** 3, maxNameBytes: 4096 };
 
 // ---------------------------------------------------------------------------
 // An independent wire writer
@@ -113,7 +116,7 @@ const ackRaw: Raw[] = [u(1, 1), s(2, 'tr-0001_A'), b(3, SHA), u(4, 1), s(5, 'sto
 /** Codec - one decoder and the field roles the manglers need (undefined = no such field). */
 interface Codec {
   name: 'IngressTransfer' | 'TransitTransfer' | 'Ack';
-  decode(buf: Uint8Array, limits?: Partial<Limits>): unknown;
+  decode(buf: Uint8Array, limits: Limits): unknown;
   encode(): Uint8Array;
   obj: unknown;
   raw: Raw[];
@@ -137,14 +140,14 @@ const CODECS: Codec[] = [
   {
     name: 'IngressTransfer',
     decode: decodeIngressTransfer,
-    encode: () => encodeIngressTransfer(ingressObj),
+    encode: () => encodeIngressTransfer(ingressObj, LIMITS),
     obj: ingressObj,
     raw: ingressRaw,
     version: 5,
     id: 1,
     sha256: 4,
     text: 2,
-    textMax: DEFAULT_LIMITS.maxNameBytes,
+    textMax: LIMITS.maxNameBytes,
     size: 3,
     timestamps: [6],
     optional: [3],
@@ -153,14 +156,14 @@ const CODECS: Codec[] = [
   {
     name: 'TransitTransfer',
     decode: decodeTransitTransfer,
-    encode: () => encodeTransitTransfer(transitObj),
+    encode: () => encodeTransitTransfer(transitObj, LIMITS),
     obj: transitObj,
     raw: transitRaw,
     version: 5,
     id: 1,
     sha256: 4,
     text: 2,
-    textMax: DEFAULT_LIMITS.maxNameBytes,
+    textMax: LIMITS.maxNameBytes,
     size: 3,
     enumField: 7,
     timestamps: [6, 9],
@@ -171,7 +174,7 @@ const CODECS: Codec[] = [
   {
     name: 'Ack',
     decode: decodeAck,
-    encode: () => encodeAck(ackObj),
+    encode: () => encodeAck(ackObj, LIMITS),
     obj: ackObj,
     raw: ackRaw,
     version: 1,
@@ -200,7 +203,7 @@ interface Case {
 /** outcome - 'ok' or the reason; anything thrown other than a ProtocolError fails the test. */
 function outcome(decode: Codec['decode'], bytes: Uint8Array, limits?: Partial<Limits>): string {
   try {
-    decode(bytes, limits);
+    decode(bytes, { ...LIMITS, ...limits });
     return 'ok';
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err;
@@ -289,7 +292,7 @@ const MANGLERS: Mangler[] = [
     cases: (c) => {
       const full = enc(c.raw);
       return [
-        { what: 'cap + 1 zero bytes', bytes: new Uint8Array(DEFAULT_LIMITS.maxRecordBytes + 1), expect: 'record-too-large' },
+        { what: 'cap + 1 zero bytes', bytes: new Uint8Array(LIMITS.maxRecordBytes + 1), expect: 'record-too-large' },
         { what: 'valid record + padding field', bytes: enc([...c.raw, b(c.unknown, new Uint8Array(70_000))]), expect: 'record-too-large' },
         { what: 'valid record, cap one byte short', bytes: full, expect: 'record-too-large', limits: { maxRecordBytes: full.length - 1 } },
         { what: 'valid record, exactly at cap', bytes: full, expect: 'ok', limits: { maxRecordBytes: full.length } },
@@ -464,8 +467,8 @@ const MANGLERS: Mangler[] = [
       if (c.size === undefined) return undefined;
       const z = c.size;
       return [
-        { what: 'default cap + 1', bytes: enc(replace(c.raw, z, u(z, DEFAULT_LIMITS.maxFileSize + 1))), expect: 'size-over-policy' },
-        { what: 'exactly the default cap', bytes: enc(replace(c.raw, z, u(z, DEFAULT_LIMITS.maxFileSize))), expect: 'ok' },
+        { what: 'default cap + 1', bytes: enc(replace(c.raw, z, u(z, LIMITS.maxFileSize + 1))), expect: 'size-over-policy' },
+        { what: 'exactly the default cap', bytes: enc(replace(c.raw, z, u(z, LIMITS.maxFileSize))), expect: 'ok' },
         { what: '101 with a cap of 100', bytes: enc(replace(c.raw, z, u(z, 101))), expect: 'size-over-policy', limits: { maxFileSize: 100 } },
         { what: '100 with a cap of 100', bytes: enc(replace(c.raw, z, u(z, 100))), expect: 'ok', limits: { maxFileSize: 100 } },
         { what: '2^53 with no cap', bytes: enc(replace(c.raw, z, u(z, 2n ** 53n))), expect: 'size-over-policy', limits: { maxFileSize: Number.MAX_SAFE_INTEGER } },
@@ -609,7 +612,7 @@ describe('mangler table: every decoder, the same bad inputs, the named reason', 
     describe(codec.name, () => {
       it('the fixture is valid and equals what the encoder writes', () => {
         expect(Buffer.from(enc(codec.raw)).toString('hex')).toBe(Buffer.from(codec.encode()).toString('hex'));
-        expect(codec.decode(enc(codec.raw))).toEqual(codec.obj);
+        expect(codec.decode(enc(codec.raw), LIMITS)).toEqual(codec.obj);
       });
       for (const mangler of MANGLERS) {
         const cases = mangler.cases(codec);
@@ -643,22 +646,22 @@ describe('mangler table: every decoder, the same bad inputs, the named reason', 
 describe('upstream cannot preset transit’s verdict (postfix cleanup_envelope_test)', () => {
   it('an IngressTransfer carrying verdict = ACCEPTED and a passing check is refused as unknown-field', () => {
     const smuggled = enc([...ingressRaw, u(7, 1), m(8, checkRaw), s(9, AT2)]);
-    expect(() => decodeIngressTransfer(smuggled)).toThrow(expect.objectContaining({ reason: 'unknown-field', field: 'field 7' }));
+    expect(() => decodeIngressTransfer(smuggled, LIMITS)).toThrow(expect.objectContaining({ reason: 'unknown-field', field: 'field 7' }));
   });
   it('a whole TransitTransfer sent upstream-style to transit is refused', () => {
-    expect(outcome(decodeIngressTransfer, encodeTransitTransfer(transitObj))).toBe('unknown-field');
+    expect(outcome(decodeIngressTransfer, encodeTransitTransfer(transitObj, LIMITS))).toBe('unknown-field');
   });
   it('the ingress encoder has no way to write a verdict', () => {
     const sneaky = { ...transitObj, refusal: '' } as IngressTransfer;
-    expect(decodeIngressTransfer(encodeIngressTransfer(sneaky))).toEqual(ingressObj);
+    expect(decodeIngressTransfer(encodeIngressTransfer(sneaky, LIMITS), LIMITS)).toEqual(ingressObj);
   });
 });
 
 describe('round trips', () => {
   it('decodes what it encodes, for every message', () => {
-    expect(decodeIngressTransfer(encodeIngressTransfer(ingressObj))).toEqual(ingressObj);
-    expect(decodeTransitTransfer(encodeTransitTransfer(transitObj))).toEqual(transitObj);
-    expect(decodeAck(encodeAck(ackObj))).toEqual(ackObj);
+    expect(decodeIngressTransfer(encodeIngressTransfer(ingressObj, LIMITS), LIMITS)).toEqual(ingressObj);
+    expect(decodeTransitTransfer(encodeTransitTransfer(transitObj, LIMITS), LIMITS)).toEqual(transitObj);
+    expect(decodeAck(encodeAck(ackObj, LIMITS), LIMITS)).toEqual(ackObj);
   });
   it('empty file, hostile name, rejected verdict, no checks', () => {
     const t: TransitTransfer = {
@@ -671,38 +674,72 @@ describe('round trips', () => {
       checks: [],
       checkedAt: '9999-12-31T23:59:59.999999999Z',
     };
-    expect(decodeTransitTransfer(encodeTransitTransfer(t))).toEqual(t);
+    expect(decodeTransitTransfer(encodeTransitTransfer(t, LIMITS), LIMITS)).toEqual(t);
   });
   it('every enum value', () => {
-    for (const status of ACK_STATUSES) expect(decodeAck(encodeAck({ ...ackObj, status })).status).toBe(status);
+    for (const status of ACK_STATUSES) expect(decodeAck(encodeAck({ ...ackObj, status }, LIMITS), LIMITS).status).toBe(status);
     for (const outcome of ['pass', 'fail', 'error'] as const) {
       const t = { ...transitObj, verdict: 'rejected' as const, checks: [{ name: 'c', outcome, reason: 'r', engine: 'e' }] };
-      expect(decodeTransitTransfer(encodeTransitTransfer(t))).toEqual(t);
+      expect(decodeTransitTransfer(encodeTransitTransfer(t, LIMITS), LIMITS)).toEqual(t);
     }
   });
   it('size up to 2^53-1 when policy allows', () => {
     const big = { ...ingressObj, size: Number.MAX_SAFE_INTEGER };
-    const limits = { maxFileSize: Number.MAX_SAFE_INTEGER };
+    const limits = { ...LIMITS, maxFileSize: Number.MAX_SAFE_INTEGER };
     expect(decodeIngressTransfer(encodeIngressTransfer(big, limits), limits)).toEqual(big);
   });
+  it('sizes over 2^32 travel as 64-bit integers, exactly, under a policy that allows them', () => {
+    // 4 GiB was the encoders' old default cap; a stage configured above it must send and receive such sizes.
+    const limits = { ...LIMITS, maxFileSize: 6 * 1024 ** 3 };
+    for (const size of [2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 4 * 1024 ** 3 + 1, 5 * 1024 ** 3 + 12_345, 6 * 1024 ** 3]) {
+      const i = { ...ingressObj, size };
+      expect(decodeIngressTransfer(encodeIngressTransfer(i, limits), limits)).toEqual(i);
+      const t = { ...transitObj, size };
+      expect(decodeTransitTransfer(encodeTransitTransfer(t, limits), limits)).toEqual(t);
+      // The bytes on the wire are the uint64 varint an independent writer makes.
+      expect(Buffer.from(encodeIngressTransfer(i, limits))).toEqual(Buffer.from(enc(replace(ingressRaw, 3, u(3, BigInt(size))))));
+      expect(decodeIngressTransfer(enc(replace(ingressRaw, 3, u(3, BigInt(size)))), limits).size).toBe(size);
+    }
+    // And the same policy on both ends refuses one byte more, whichever end looks.
+    const over = { ...ingressObj, size: limits.maxFileSize + 1 };
+    expect(() => encodeIngressTransfer(over, limits)).toThrow(expect.objectContaining({ reason: 'size-over-policy' }));
+    expect(outcome(decodeIngressTransfer, enc(replace(ingressRaw, 3, u(3, BigInt(over.size)))), limits)).toBe('size-over-policy');
+  });
+  it('largestFixedRecord: the largest IngressTransfer or Ack encodes to exactly that many bytes, and fits a cap of that size', () => {
+    for (const maxNameBytes of [16, 1024, 4096]) {
+      const largest = largestFixedRecord(maxNameBytes);
+      const limits = { maxRecordBytes: largest, maxFileSize: Number.MAX_SAFE_INTEGER, maxNameBytes };
+      const i: IngressTransfer = {
+        id: 'i'.repeat(64),
+        name: 'n'.repeat(maxNameBytes),
+        size: Number.MAX_SAFE_INTEGER,
+        sha256: SHA,
+        receivedAt: '9999-12-31T23:59:59.999999999Z',
+        refusal: 'r'.repeat(BOUNDS.refusalMaxBytes),
+      };
+      const a: Ack = { id: 'i'.repeat(64), sha256: SHA, status: 'refused', reason: 'r'.repeat(BOUNDS.ackReasonMaxBytes) };
+      expect(Math.max(encodeIngressTransfer(i, limits).length, encodeAck(a, limits).length)).toBe(largest);
+      expect(() => encodeIngressTransfer(i, { ...limits, maxRecordBytes: largest - 1 })).toThrow(expect.objectContaining({ reason: 'record-too-large' }));
+    }
+  });
   it('sha256 is a fresh copy, unaffected by reuse of the receive buffer', () => {
-    const rec = Buffer.from(encodeIngressTransfer(ingressObj));
-    const t = decodeIngressTransfer(rec);
+    const rec = Buffer.from(encodeIngressTransfer(ingressObj, LIMITS));
+    const t = decodeIngressTransfer(rec, LIMITS);
     rec.fill(0);
     expect(t.sha256).toEqual(SHA);
     expect(Buffer.isBuffer(t.sha256)).toBe(false);
   });
   it('accepts fields in any order (the protobuf spec allows it)', () => {
-    expect(decodeIngressTransfer(enc([...ingressRaw].reverse()))).toEqual(ingressObj);
+    expect(decodeIngressTransfer(enc([...ingressRaw].reverse()), LIMITS)).toEqual(ingressObj);
   });
   it('accepts a plain Uint8Array as well as a Buffer at an offset', () => {
-    const rec = encodeAck(ackObj);
+    const rec = encodeAck(ackObj, LIMITS);
     const inside = Buffer.concat([Buffer.from([1, 2, 3]), rec]).subarray(3);
-    expect(decodeAck(Uint8Array.from(rec))).toEqual(ackObj);
-    expect(decodeAck(inside)).toEqual(ackObj);
+    expect(decodeAck(Uint8Array.from(rec), LIMITS)).toEqual(ackObj);
+    expect(decodeAck(inside, LIMITS)).toEqual(ackObj);
   });
   it('never produces an empty record', () => {
-    const a = encodeAck({ id: 'a', sha256: SHA, status: 'retry', reason: '' });
+    const a = encodeAck({ id: 'a', sha256: SHA, status: 'retry', reason: '' }, LIMITS);
     expect(a.length).toBeGreaterThan(0);
   });
 });
@@ -718,35 +755,38 @@ describe('encoders refuse what decoders refuse', () => {
     }
   };
   it.each<[string, () => unknown, string]>([
-    ['sha256 31 bytes', () => encodeIngressTransfer({ ...ingressObj, sha256: SHA.subarray(0, 31) }), 'bad-sha256-length'],
-    ['sha256 empty', () => encodeAck({ ...ackObj, sha256: new Uint8Array() }), 'missing-field'],
-    ['id with /', () => encodeIngressTransfer({ ...ingressObj, id: 'a/b' }), 'bad-id'],
-    ['empty id', () => encodeAck({ ...ackObj, id: '' }), 'missing-field'],
-    ['empty name', () => encodeIngressTransfer({ ...ingressObj, name: '' }), 'missing-field'],
-    ['name 4097 bytes', () => encodeIngressTransfer({ ...ingressObj, name: 'a'.repeat(4097) }), 'string-too-long'],
-    ['name with a lone surrogate', () => encodeIngressTransfer({ ...ingressObj, name: 'a\ud800b' }), 'bad-utf8'],
-    ['size over policy', () => encodeIngressTransfer({ ...ingressObj, size: 11 }, { maxFileSize: 10 }), 'size-over-policy'],
-    ['size 2^53', () => encodeIngressTransfer({ ...ingressObj, size: 2 ** 53 }, { maxFileSize: Number.MAX_SAFE_INTEGER }), 'size-over-policy'],
-    ['size -1', () => encodeIngressTransfer({ ...ingressObj, size: -1 }), 'RangeError'],
-    ['size 1.5', () => encodeIngressTransfer({ ...ingressObj, size: 1.5 }), 'RangeError'],
-    ['size NaN', () => encodeIngressTransfer({ ...ingressObj, size: NaN }), 'RangeError'],
-    ['bad timestamp', () => encodeIngressTransfer({ ...ingressObj, receivedAt: 'now' }), 'bad-timestamp'],
-    ['unknown verdict', () => encodeTransitTransfer({ ...transitObj, verdict: 'maybe' as never }), 'unknown-enum'],
-    ['unspecified outcome', () => encodeTransitTransfer({ ...transitObj, checks: [{ name: 'c', outcome: 'OUTCOME_UNSPECIFIED' as never, reason: '', engine: '' }] }), 'unknown-enum'],
-    ['ack status unset', () => encodeAck({ ...ackObj, status: undefined as never }), 'TypeError'],
-    ['65 checks', () => encodeTransitTransfer({ ...transitObj, checks: new Array(65).fill(transitObj.checks[0]) }), 'too-many-entries'],
-    ['check name empty', () => encodeTransitTransfer({ ...transitObj, checks: [{ name: '', outcome: 'pass', reason: '', engine: '' }] }), 'missing-field'],
-    ['record over the cap', () => encodeTransitTransfer({ ...transitObj, checks: new Array(64).fill({ name: 'n'.repeat(256), outcome: 'fail', reason: 'r'.repeat(1024), engine: 'e'.repeat(256) }) }), 'record-too-large'],
-    ['sha256 as hex string', () => encodeAck({ ...ackObj, sha256: 'ab'.repeat(32) as never }), 'TypeError'],
-    ['name as a number', () => encodeIngressTransfer({ ...ingressObj, name: 5 as never }), 'TypeError'],
-    ['null object', () => encodeAck(null as never), 'TypeError'],
-    ['limits nonsense', () => encodeAck(ackObj, { maxRecordBytes: 0 }), 'RangeError'],
-    ['limits NaN', () => decodeAck(encodeAck(ackObj), { maxFileSize: NaN }), 'RangeError'],
+    ['sha256 31 bytes', () => encodeIngressTransfer({ ...ingressObj, sha256: SHA.subarray(0, 31) }, LIMITS), 'bad-sha256-length'],
+    ['sha256 empty', () => encodeAck({ ...ackObj, sha256: new Uint8Array() }, LIMITS), 'missing-field'],
+    ['id with /', () => encodeIngressTransfer({ ...ingressObj, id: 'a/b' }, LIMITS), 'bad-id'],
+    ['empty id', () => encodeAck({ ...ackObj, id: '' }, LIMITS), 'missing-field'],
+    ['empty name', () => encodeIngressTransfer({ ...ingressObj, name: '' }, LIMITS), 'missing-field'],
+    ['name 4097 bytes', () => encodeIngressTransfer({ ...ingressObj, name: 'a'.repeat(4097) }, LIMITS), 'string-too-long'],
+    ['name with a lone surrogate', () => encodeIngressTransfer({ ...ingressObj, name: 'a\ud800b' }, LIMITS), 'bad-utf8'],
+    ['size over policy', () => encodeIngressTransfer({ ...ingressObj, size: 11 }, { ...LIMITS, maxFileSize: 10 }), 'size-over-policy'],
+    ['size 2^53', () => encodeIngressTransfer({ ...ingressObj, size: 2 ** 53 }, { ...LIMITS, maxFileSize: Number.MAX_SAFE_INTEGER }), 'size-over-policy'],
+    ['size -1', () => encodeIngressTransfer({ ...ingressObj, size: -1 }, LIMITS), 'RangeError'],
+    ['size 1.5', () => encodeIngressTransfer({ ...ingressObj, size: 1.5 }, LIMITS), 'RangeError'],
+    ['size NaN', () => encodeIngressTransfer({ ...ingressObj, size: NaN }, LIMITS), 'RangeError'],
+    ['bad timestamp', () => encodeIngressTransfer({ ...ingressObj, receivedAt: 'now' }, LIMITS), 'bad-timestamp'],
+    ['unknown verdict', () => encodeTransitTransfer({ ...transitObj, verdict: 'maybe' as never }, LIMITS), 'unknown-enum'],
+    ['unspecified outcome', () => encodeTransitTransfer({ ...transitObj, checks: [{ name: 'c', outcome: 'OUTCOME_UNSPECIFIED' as never, reason: '', engine: '' }] }, LIMITS), 'unknown-enum'],
+    ['ack status unset', () => encodeAck({ ...ackObj, status: undefined as never }, LIMITS), 'TypeError'],
+    ['65 checks', () => encodeTransitTransfer({ ...transitObj, checks: new Array(65).fill(transitObj.checks[0]) }, LIMITS), 'too-many-entries'],
+    ['check name empty', () => encodeTransitTransfer({ ...transitObj, checks: [{ name: '', outcome: 'pass', reason: '', engine: '' }] }, LIMITS), 'missing-field'],
+    ['record over the cap', () => encodeTransitTransfer({ ...transitObj, checks: new Array(64).fill({ name: 'n'.repeat(256), outcome: 'fail', reason: 'r'.repeat(1024), engine: 'e'.repeat(256) }) }, LIMITS), 'record-too-large'],
+    ['sha256 as hex string', () => encodeAck({ ...ackObj, sha256: 'ab'.repeat(32) as never }, LIMITS), 'TypeError'],
+    ['name as a number', () => encodeIngressTransfer({ ...ingressObj, name: 5 as never }, LIMITS), 'TypeError'],
+    ['null object', () => encodeAck(null as never, LIMITS), 'TypeError'],
+    ['limits nonsense', () => encodeAck(ackObj, { ...LIMITS, maxRecordBytes: 0 }), 'RangeError'],
+    ['limits NaN', () => decodeAck(encodeAck(ackObj, LIMITS), { ...LIMITS, maxFileSize: NaN }), 'RangeError'],
+    ['limits missing (encoder)', () => encodeIngressTransfer(ingressObj, undefined as never), 'TypeError'],
+    ['limits missing (decoder)', () => decodeAck(encodeAck(ackObj, LIMITS), undefined as never), 'TypeError'],
+    ['limits without maxFileSize', () => encodeIngressTransfer(ingressObj, { maxRecordBytes: 65536, maxNameBytes: 4096 } as never), 'RangeError'],
   ])('%s', (_what, f, want) => {
     expect(reasonOf(f)).toBe(want);
   });
   it('a decoder given a non-buffer throws TypeError', () => {
-    expect(() => decodeAck('abc' as never)).toThrow(TypeError);
+    expect(() => decodeAck('abc' as never, LIMITS)).toThrow(TypeError);
   });
 });
 

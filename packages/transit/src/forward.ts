@@ -11,6 +11,10 @@
  *   check's result, and waits at most transit.ackTimeoutMs for egress's
  *   ack. The answer is what transit tells ingress:
  *
+ *     no record can be made        REFUSED (`unencodable`): the record is a pure
+ *                                  function of the transfer and the configured
+ *                                  limits, so a resend cannot help; ingress
+ *                                  holds the file for an operator
  *     egress not connected         RETRY  (`retry`, egress-unavailable)
  *     no ack in time, or a drop    RETRY  (`retry`)
  *     an ack for other bytes       RETRY  (`ack-unexpected`)
@@ -20,8 +24,8 @@
  *   Egress's acks arrive through the receive path (main.ts) into
  *   egressAcks, matched by id.
  */
-import { describe, escapeForLog, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
-import { encodeTransitTransfer, truncateUtf8, BOUNDS, type Ack, type AckStatus, type IngressTransfer, type Verdict } from '@sluice/protocol';
+import { describe, escapeForLog, wireLimits, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
+import { encodeTransitTransfer, isProtocolError, truncateUtf8, BOUNDS, type Ack, type AckStatus, type IngressTransfer, type Verdict } from '@sluice/protocol';
 import type { CheckResult } from './checks/index.js';
 
 export interface Downstream {
@@ -39,26 +43,19 @@ export async function forward(
   results: readonly CheckResult[],
   tlog: Logger,
 ): Promise<{ status: AckStatus; reason: string }> {
+  let record: Uint8Array;
+  try {
+    record = transitRecord(d, rec, copy, verdict, results);
+  } catch (err) {
+    const detail = describe(err);
+    tlog.error({ event: 'unencodable', reason: isProtocolError(err) ? err.reason : 'error', detail }, 'no record to egress can carry this transfer; ingress is told REFUSED');
+    return { status: 'refused', reason: `unencodable: ${detail}` };
+  }
   const down = d.egress.connection;
   if (!down) {
     tlog.warn({ event: 'retry', reason: 'egress-unavailable' }, 'egress is not connected; ingress will resend');
     return { status: 'retry', reason: 'egress unavailable' };
   }
-  const record = encodeTransitTransfer({
-    id: rec.id,
-    name: rec.name,
-    size: copy.size,
-    sha256: copy.sha256,
-    receivedAt: rec.receivedAt,
-    verdict,
-    checks: results.map((r) => ({
-      name: r.name,
-      outcome: r.outcome,
-      reason: truncateUtf8(r.reason, BOUNDS.checkReasonMaxBytes),
-      engine: truncateUtf8(r.engine, BOUNDS.engineMaxBytes),
-    })),
-    checkedAt: new Date().toISOString(),
-  });
   const waitAck = d.egressAcks.wait(rec.id, d.cfg.transit.ackTimeoutMs);
   try {
     await down.send(record, copy.fd);
@@ -80,4 +77,26 @@ export async function forward(
   }
   tlog.info({ event: 'acked', status: ack.status, reason: escapeForLog(ack.reason) }, `egress: ${ack.status}`);
   return { status: ack.status, reason: ack.reason };
+}
+
+/** transitRecord - the TransitTransfer for one checked transfer, under the configured limits; throws when none can carry it. */
+function transitRecord(d: Downstream, rec: IngressTransfer, copy: PrivateCopy, verdict: Verdict, results: readonly CheckResult[]): Uint8Array {
+  return encodeTransitTransfer(
+    {
+      id: rec.id,
+      name: rec.name,
+      size: copy.size,
+      sha256: copy.sha256,
+      receivedAt: rec.receivedAt,
+      verdict,
+      checks: results.map((r) => ({
+        name: r.name,
+        outcome: r.outcome,
+        reason: truncateUtf8(r.reason, BOUNDS.checkReasonMaxBytes),
+        engine: truncateUtf8(r.engine, BOUNDS.engineMaxBytes),
+      })),
+      checkedAt: new Date().toISOString(),
+    },
+    wireLimits(d.cfg),
+  );
 }

@@ -51,6 +51,7 @@ import {
   type Logger,
   type PendingAcks,
   type PrivateCopy,
+  wireLimits,
 } from '@sluice/core';
 import type { Ack, IngressTransfer } from '@sluice/protocol';
 import { runChecks, type Check, type CheckResult } from './checks/index.js';
@@ -97,11 +98,11 @@ export class Transfers {
       release();
       if (err instanceof BudgetBusy) {
         tlog.warn({ event: 'retry', reason: err.reason, detail: err.message }, 'no room for the copy; ingress will resend');
-        sendAck(conn, rec, 'retry', err.reason, tlog);
+        sendAck(conn, rec, 'retry', err.reason, tlog, wireLimits(this.o.cfg));
         return;
       }
       if (err instanceof Refused) throw err;
-      failed(conn, rec, err, tlog);
+      failed(conn, rec, err, tlog, this.o.cfg);
       return;
     }
     void this.run(conn, rec, copy, held.release, release, tlog);
@@ -123,7 +124,7 @@ export class Transfers {
       const { verdict, retry } = decide(results);
       if (retry) {
         tlog.warn({ event: 'check-unavailable', reason: results.filter((r) => r.outcome === 'error').map((r) => `${r.name}: ${r.reason}`).join('; ') }, 'a check could not run; held for retry');
-        sendAck(conn, rec, 'retry', 'a check could not run', tlog);
+        sendAck(conn, rec, 'retry', 'a check could not run', tlog, wireLimits(this.o.cfg));
         return;
       }
       const reason = reportReason(results, verdict);
@@ -134,9 +135,9 @@ export class Transfers {
       release();
       release = null;
       const answer = await forward(this.o, rec, copy, verdict, results, tlog);
-      sendAck(conn, rec, answer.status, answer.reason, tlog);
+      sendAck(conn, rec, answer.status, answer.reason, tlog, wireLimits(this.o.cfg));
     } catch (err) {
-      failed(conn, rec, err, tlog);
+      failed(conn, rec, err, tlog, this.o.cfg);
     } finally {
       // Often the last reference to the copy: closing it frees its pages or blocks, so on the threadpool.
       await closeFd(copy.fd);
@@ -158,7 +159,7 @@ export class Transfers {
 }
 
 /** failed - an unexpected error: logged, and ingress told to send again. */
-function failed(conn: Connection, rec: IngressTransfer, err: unknown, tlog: Logger): void {
+function failed(conn: Connection, rec: IngressTransfer, err: unknown, tlog: Logger, cfg: Config): void {
   tlog.error({ event: 'transfer-failed', reason: describe(err) }, 'transfer failed; ingress will resend');
-  sendAck(conn, rec, 'retry', describe(err), tlog);
+  sendAck(conn, rec, 'retry', describe(err), tlog, wireLimits(cfg));
 }
