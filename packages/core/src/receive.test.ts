@@ -286,7 +286,8 @@ describe('peer credentials', () => {
     expect(refused).toHaveLength(1);
     expect((refused[0]!.peer as { uid: number }).uid).toBe(res.uid);
     expect(ep.outcomes.length).toBe(before); // its record was never processed
-    expect(res.end).toBe('eof'); // the connection was closed on it
+    // The connection was closed on it: an orderly end, or a reset when its record was still unread.
+    expect(['eof', 'ECONNRESET']).toContain(res.end);
     await expectServing();
   });
 });

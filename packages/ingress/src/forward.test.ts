@@ -80,7 +80,7 @@ describe('Forwarder: records under the configured limits', () => {
     const cfg = config({ maxFileBytes: 6 * GiB });
     const conn = new FakeConnection();
     let room = 0;
-    const fwd = new Forwarder({ cfg, log: log(), spool, connection: () => conn as unknown as Connection, onDelivered: () => room++ });
+    const fwd = new Forwarder({ cfg, log: log(), spool, connection: () => conn as unknown as Connection, onDelivered: () => room++, onForgotten: () => {} });
     const size = 5 * GiB + 1;
     const meta = await spooled('big-1', size);
     fwd.enqueue(meta);
@@ -104,7 +104,7 @@ describe('Forwarder: records under the configured limits', () => {
     const cfg = config({ maxFileBytes: 4 * GiB });
     const conn = new FakeConnection();
     let room = 0;
-    const fwd = new Forwarder({ cfg, log: log(), spool, connection: () => conn as unknown as Connection, onDelivered: () => room++ });
+    const fwd = new Forwarder({ cfg, log: log(), spool, connection: () => conn as unknown as Connection, onDelivered: () => room++, onForgotten: () => {} });
     // As many as ingress's queue holds (4 x maxInFlight): unsendable entries used to fill it and stop every pickup.
     const n = cfg.ingress.maxInFlight * 4;
     for (let i = 0; i < n; i++) fwd.enqueue(await spooled(`over-${i}`, 4 * GiB + 1));
