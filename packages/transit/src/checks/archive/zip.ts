@@ -140,6 +140,9 @@ async function checkEntry(run: Inspection, zf: yauzl.ZipFile, e: yauzl.Entry, zi
   const path = [...zipPath, name];
   const problem = memberNameProblem(name, run.limits.maxNameBytes);
   if (problem !== undefined) throw new Refusal(path, problem);
+  // CP437 (names without the UTF-8 flag) shows control bytes as graphic characters; an unzipper writes the bytes.
+  const control = raw.findIndex((b) => b < 0x20 || b === 0x7f);
+  if (control >= 0) throw new Refusal(path, `name has a control character (byte 0x${raw[control]!.toString(16).padStart(2, '0')})`);
   run.uniqueName(path, archiveKey, name);
 
   const directory = name.endsWith('/');
