@@ -37,7 +37,7 @@ describe('configuration', () => {
     [{ transit: { socketMode: '06660' } }, 'transit.socketMode: "06660" has setuid, setgid or sticky bits; only permission bits ("0000" to "0777") are allowed'],
     [{ ingress: { inbox: 'relative/inbox' } }, 'ingress.inbox: expected an absolute path, got "relative/inbox"'],
     [{ transit: { allowUsers: [] } }, 'transit.allowUsers: expected a non-empty list of user names or uids, got []'],
-    [{ transit: { allowTypes: ['PNG'] } }, 'transit.allowTypes: expected a list of strings matching /^[a-z0-9]{1,16}$/, got ["PNG"]'],
+    [{ transit: { allowTypes: ['PNG'] } }, 'transit.allowTypes: expected a list of strings matching /^[a-z0-9]{1,16}(\\.[a-z0-9]{1,8})?$/, got ["PNG"]'],
     [{ limits: 5 }, 'limits: expected an object, got 5'],
     [{ station: '' }, 'station: expected a non-empty string of at most 256 characters, got ""'],
   ])('%j is refused, naming the key', (doc, message) => {
