@@ -10,7 +10,9 @@
  *
  * DESCRIPTION
  *   Runs the compiled pipeline (`sluice dev`, packages/cli/dist; run
- *   `make build` first, which `make bench` does) and prints four figures,
+ *   `make build` first, which `make bench` does) and prints four figures
+ *   (and a fifth, "bomb": archive bombs through the archive check, each in
+ *   a fresh process, against 2 s and 64 MiB; bench/lib/bomb.mjs),
  *   each beside the physical bound it is judged against, measured in the
  *   same run (docs/performance.md explains each bound and records results):
  *
@@ -72,15 +74,16 @@ import { memOf, shmem, resetPeak, RssSampler } from './lib/rss.mjs';
 import { describeMachine } from './lib/machine.mjs';
 import { BenchClamd, HAVE_CLAMD, CLAMD, PYTHON } from './lib/clamd.mjs';
 import { cpuSnapshot, cpuSince } from './lib/cpu.mjs';
+import { writeBombs, measureBomb } from './lib/bomb.mjs';
 import { median, percentile, fmt } from './lib/stats.mjs';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
-const GOALS = { large: 0.6, small: 1.3, memoryMiB: 64, clamd: 0.9 };
+const GOALS = { large: 0.6, small: 1.3, memoryMiB: 64, clamd: 0.9, bombMs: 2000, bombMiB: 64 };
 
 /** parseArgs - the few options above; anything else is a usage error. */
 function parseArgs(argv) {
-  const o = { only: ['large', 'small', 'memory', 'clamd'], dir: null, keep: false, json: null, cpuProf: null, logs: null, smallFiles: 2000, largeFiles: 8, clamdFiles: 64 };
+  const o = { only: ['large', 'small', 'memory', 'clamd', 'bomb'], dir: null, keep: false, json: null, cpuProf: null, logs: null, smallFiles: 2000, largeFiles: 8, clamdFiles: 64 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const count = (v) => (/^[1-9][0-9]{0,5}$/.test(v) ? Number(v) : usage(`${a} needs a count`));
@@ -103,12 +106,12 @@ function parseArgs(argv) {
     else if (a === '--clamd-files') o.clamdFiles = count(val());
     else usage(`unknown argument ${a}`);
   }
-  for (const f of o.only) if (!['large', 'small', 'memory', 'clamd'].includes(f)) usage(`unknown figure ${f}`);
+  for (const f of o.only) if (!['large', 'small', 'memory', 'clamd', 'bomb'].includes(f)) usage(`unknown figure ${f}`);
   return o;
 }
 
 const USAGE =
-  'usage: node bench/run.mjs [--only large,small,memory,clamd] [--dir DIR] [--keep] [--json FILE]\n' +
+  'usage: node bench/run.mjs [--only large,small,memory,clamd,bomb] [--dir DIR] [--keep] [--json FILE]\n' +
   '                          [--cpu-prof DIR] [--logs DIR] [--small-files N] [--large-files N] [--clamd-files N]\n' +
   '(docs/performance.md; the header of bench/run.mjs explains every option)';
 
@@ -404,6 +407,26 @@ function cpuShareCeiling(alone, cpu, bytes, clamdMBps) {
   return { coresAlone: alone.cpu / alone.seconds, clamdPerMB, sluicePerMB, mbps, ratio: mbps / clamdMBps };
 }
 
+/**
+ * figureBomb - archive bombs (bench/lib/bomb.mjs) through the archive check,
+ * each in a fresh process: time to refusal and RSS growth, against 2 s and
+ * 64 MiB (docs/capacity.md, "Archives"). A bomb that is not refused is a fault.
+ */
+async function figureBomb(root) {
+  const dir = path.join(root, 'bombs');
+  say('bomb: writing the bombs');
+  const files = await writeBombs(dir);
+  const rows = [];
+  const faults = [];
+  for (const f of files) {
+    const m = measureBomb(f.path, dir, f.archives);
+    rows.push({ name: f.name, what: f.what, bytes: f.bytes, ...m });
+    if (m.outcome !== 'fail') faults.push(`${f.name} was not refused: ${m.reason}`);
+    say(`bomb: ${f.name} ${m.outcome} in ${fmt(m.ms, 0)} ms, +${fmt(m.growthBytes / MiB, 1)} MiB: ${m.reason}`);
+  }
+  return { measured: true, rows, goalMs: GOALS.bombMs, goalGrowthBytes: GOALS.bombMiB * MiB, faults };
+}
+
 /** figureClamd - end to end with the ClamAV check vs clamd's own FILDES rate on the same files. */
 async function figureClamd(root, opts) {
   if (!fs.existsSync(new URL('../packages/transit/dist/checks/clamav.js', import.meta.url))) return { measured: false, why: 'clamd check not available' };
@@ -537,6 +560,14 @@ function printSummary(machine, r) {
     out.push(`  CPU ceiling              ${fmt(sh.mbps, 0)} MB/s  (= cores / (clamd + Sluice per MB): ratio at most ${fmt(Math.min(1, sh.ratio), 2)} with this much work per MB)`);
     out.push(cpuLine(x.cpu, `; clamd ${fmt(x.cpu.clamd, 1)} s`));
   }
+  if (r.bomb) {
+    out.push(`bomb         archive bombs through the archive check, each in a fresh process (bench/lib/bomb.mjs)`);
+    for (const b of r.bomb.rows) {
+      const ok = b.outcome === 'fail' && b.ms <= r.bomb.goalMs && b.growthBytes <= r.bomb.goalGrowthBytes;
+      out.push(`  ${b.name.padEnd(12)} ${String(b.bytes).padStart(8)} B  ${b.outcome === 'fail' ? 'refused' : 'NOT REFUSED'} in ${fmt(b.ms, 0)} ms, RSS +${fmt(b.growthBytes / MiB, 1)} MiB  (goal <= ${r.bomb.goalMs} ms, <= ${GOALS.bombMiB} MiB: ${goalMark(ok)})`);
+      out.push(`    ${b.what}: ${b.reason}`);
+    }
+  }
   for (const [k, x] of Object.entries(r)) {
     if (x?.faults?.length) out.push(`FAULTS in ${k}:\n  ${x.faults.slice(0, 20).join('\n  ')}`);
     if (x?.problems?.length) out.push(`daemon warnings during ${k} (${x.problems.length}):\n${x.problems.slice(0, 10).join('\n')}`);
@@ -558,6 +589,7 @@ async function main() {
     if (opts.only.includes('small')) results.small = await figureSmall(root, opts);
     if (opts.only.includes('memory')) results.memory = await figureMemory(root, opts);
     if (opts.only.includes('clamd')) results.clamd = await figureClamd(root, opts);
+    if (opts.only.includes('bomb')) results.bomb = await figureBomb(root);
   } finally {
     if (!opts.keep && !opts.dir) fs.rmSync(root, { recursive: true, force: true });
   }

@@ -126,6 +126,7 @@ describe.skipIf(!!SKIP_REASON)(`clamd over its local socket (FILDES) and yara, t
       ['size-limit', 'pass'],
       ['file-type', 'pass'],
       ['extension-match', 'pass'],
+      ['archive', 'pass'],
       ['clamav', 'pass'],
       ['yara', 'pass'],
     ]);

@@ -95,6 +95,9 @@ export function devConfig(dir: string, overrides: { limits?: Partial<Config['lim
       egressSocket: l.egressSocket,
       egressUser: uid,
       state: l.transitState,
+      // Archives are looked inside, and delivered when every member passes (docs/checks.md, "Archives").
+      allowTypes: [...parseConfig({}).transit.allowTypes, 'zip', 'tar', 'gz', 'tar.gz'],
+      archives: { enabled: true },
       ...overrides.transit,
     },
     egress: {

@@ -39,7 +39,7 @@ describe('configuration', () => {
     [{ transit: { socketMode: '06660' } }, 'transit.socketMode: "06660" has setuid, setgid or sticky bits; only permission bits ("0000" to "0777") are allowed'],
     [{ ingress: { inbox: 'relative/inbox' } }, 'ingress.inbox: expected an absolute path, got "relative/inbox"'],
     [{ transit: { allowUsers: [] } }, 'transit.allowUsers: expected a non-empty list of user names or uids, got []'],
-    [{ transit: { allowTypes: ['PNG'] } }, 'transit.allowTypes: expected a list of strings matching /^[a-z0-9]{1,16}$/, got ["PNG"]'],
+    [{ transit: { allowTypes: ['PNG'] } }, 'transit.allowTypes: expected a list of strings matching /^[a-z0-9]{1,16}(\\.[a-z0-9]{1,8})?$/, got ["PNG"]'],
     [{ limits: 5 }, 'limits: expected an object, got 5'],
     [{ station: '' }, 'station: expected a non-empty string of at most 256 characters, got ""'],
   ])('%j is refused, naming the key', (doc, message) => {
@@ -150,9 +150,14 @@ describe('limits that cannot hold together', () => {
   });
 
   it('refuses a RAM budget that, with the transfers in flight, exceeds transit.memoryMaxBytes, naming the keys', () => {
-    const tooMany = problems({ transit: { maxInFlight: 64 } });
+    const tooMany = problems({ transit: { maxInFlight: 64, archives: { enabled: false } } });
     expect(tooMany).toHaveLength(1);
     expect(tooMany[0]).toMatch(/transit\.copyMemoryBytes \(512 MiB\) \+ transit\.maxInFlight \(64\) x 16 MiB \+ 160 MiB .* is 1696 MiB, over transit\.memoryMaxBytes \(1024 MiB/);
+    // Archive inspection, on by default, adds its buffers to every transfer.
+    const inspecting = problems({ transit: { maxInFlight: 64 } });
+    expect(inspecting[0]).toMatch(/transit\.maxInFlight \(64\) x 48 MiB \(32 MiB of it for transit\.archives\) \+ 160 MiB .* is 3744 MiB/);
+    expect(problems({ transit: { maxInFlight: 7 } })).toEqual([]);
+    expect(problems({ transit: { maxInFlight: 7, archives: { maxDepth: 0 } } })).toEqual([expect.stringMatching(/^transit\.archives\.maxDepth: expected an integer from 1 to 8/)]);
     expect(problems({ transit: { copyMemoryBytes: 900 * MiB } })[0]).toMatch(/over transit\.memoryMaxBytes/);
     expect(problems({ transit: { copyMemoryBytes: 900 * MiB, memoryMaxBytes: 2 * GiB } })).toEqual([]);
     // YARA processes count too.

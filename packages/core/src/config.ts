@@ -89,10 +89,25 @@ export const SCHEMA: Record<string, Spec> = {
       allowTypes: {
         kind: 'strings',
         default: ['png', 'jpg', 'gif', 'webp', 'pdf', 'txt', 'csv', 'json'],
-        pattern: /^[a-z0-9]{1,16}$/,
+        pattern: /^[a-z0-9]{1,16}(\.[a-z0-9]{1,8})?$/,
         doc: 'Content types allowed, by content (see docs/checks.md); scripts and markup (shell, batch, html, svg, ...) only when listed by name.',
       },
       extensionMatch: { kind: 'bool', default: true, doc: "Reject files whose name's extension disagrees with their content." },
+      archives: {
+        kind: 'section',
+        doc: 'Looking inside zip, tar, tar.gz and gz files: every member held to the rules of a file (docs/checks.md, "Archives").',
+        fields: {
+          enabled: { kind: 'bool', default: true, doc: "Inspect archives (the 'archive' check); other archive formats (7z, rar, xz, ...) are refused unless listed in allowOpaque." },
+          allowOpaque: { kind: 'strings', default: [], pattern: /^[a-z0-9]{1,16}(\.[a-z0-9]{1,8})?$/, doc: 'Archive types passed whole, without looking inside (e.g. "7z"); each must also be in transit.allowTypes.' },
+          maxDepth: { kind: 'int', default: 3, min: 1, max: 8, doc: 'Archives opened one inside another, the outermost counting 1; an archive nested deeper is refused.' },
+          maxMembers: { kind: 'int', default: 10_000, min: 1, max: 1_000_000, doc: 'Members (files and directories, nested ones included) one upload may hold.' },
+          maxExpandedBytes: { kind: 'int', default: 4 * GiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Bytes all members of one upload may expand to, nested archives included.' },
+          maxRatio: { kind: 'int', default: 100, min: 1, max: 1_000_000, doc: "Most bytes expanded per byte of the upload, over everything inside it (checked beyond the first MiB)." },
+          maxMemberRatio: { kind: 'int', default: 200, min: 1, max: 1_000_000, doc: 'Most bytes one member may expand to per compressed byte (checked beyond its first MiB).' },
+          maxNameBytes: { kind: 'int', default: 1024, min: 16, max: 65_535, doc: "Longest member path, in UTF-8 bytes." },
+          maxSpillBytes: { kind: 'int', default: 256 * MiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Bytes of nested zips one inspection may write to nameless files in transit.state at once (a zip is read from its end, so a nested one is written out first); a larger nested zip is refused.' },
+        },
+      },
       clamav: {
         kind: 'section',
         doc: 'ClamAV through a running clamd (docs/scanners.md).',
@@ -175,6 +190,17 @@ export interface Config {
     copyWaitMs: number;
     allowTypes: string[];
     extensionMatch: boolean;
+    archives: {
+      enabled: boolean;
+      allowOpaque: string[];
+      maxDepth: number;
+      maxMembers: number;
+      maxExpandedBytes: number;
+      maxRatio: number;
+      maxMemberRatio: number;
+      maxNameBytes: number;
+      maxSpillBytes: number;
+    };
     clamav: {
       enabled: boolean;
       socket: string;
@@ -357,6 +383,9 @@ export const TRANSIT_BASE_BYTES = 160 * MiB;
 /** Transit's memory per transfer copied or checked at once, besides its copy: three 4 MiB copy buffers and the checks' reads. */
 export const TRANSIT_TRANSFER_BYTES = 16 * MiB;
 
+/** Transit's memory per transfer for archive inspection, when on: its buffers (checks/archive/limits.ts) and its per-member table. */
+export const TRANSIT_ARCHIVE_BYTES = 32 * MiB;
+
 /** Transit's memory per yara process running at once (its rules and scanner state; the file's pages are the copy's). */
 export const TRANSIT_YARA_BYTES = 64 * MiB;
 
@@ -390,10 +419,12 @@ export function budgetProblems(cfg: Config): string[] {
     );
   }
   const yara = t.yara.enabled ? t.yara.maxConcurrent * TRANSIT_YARA_BYTES : 0;
-  const ram = TRANSIT_BASE_BYTES + t.copyMemoryBytes + t.maxInFlight * TRANSIT_TRANSFER_BYTES + yara;
+  const perTransfer = TRANSIT_TRANSFER_BYTES + (t.archives.enabled ? TRANSIT_ARCHIVE_BYTES : 0);
+  const ram = TRANSIT_BASE_BYTES + t.copyMemoryBytes + t.maxInFlight * perTransfer + yara;
   if (ram > t.memoryMaxBytes) {
     problems.push(
-      `transit.copyMemoryBytes (${mib(t.copyMemoryBytes)}) + transit.maxInFlight (${t.maxInFlight}) x ${mib(TRANSIT_TRANSFER_BYTES)}` +
+      `transit.copyMemoryBytes (${mib(t.copyMemoryBytes)}) + transit.maxInFlight (${t.maxInFlight}) x ${mib(perTransfer)}` +
+        (t.archives.enabled ? ` (${mib(TRANSIT_ARCHIVE_BYTES)} of it for transit.archives)` : '') +
         (yara ? ` + transit.yara.maxConcurrent (${t.yara.maxConcurrent}) x ${mib(TRANSIT_YARA_BYTES)}` : '') +
         ` + ${mib(TRANSIT_BASE_BYTES)} for the process is ${mib(ram)}, over transit.memoryMaxBytes (${mib(t.memoryMaxBytes)}, the unit's MemoryMax=); lower the first, or raise the last with MemoryMax=`,
     );

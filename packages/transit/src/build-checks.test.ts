@@ -80,12 +80,20 @@ describe('buildChecks', () => {
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('without scanners: the content checks only', async () => {
+  it('without scanners: the content checks only (archive inspection is on by default)', async () => {
     const { lines, log } = recorder();
     const built = await buildChecks(parseConfig({}), log);
-    expect(built.checks.map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match']);
+    expect(built.checks.map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match', 'archive']);
     built.stop();
     expect(lines).toEqual([]);
+    const off = await buildChecks(parseConfig({ transit: { archives: { enabled: false } } }), log);
+    expect(off.checks.map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match']);
+    off.stop();
+  });
+
+  it('an allowOpaque type that is not an archive stops transit from starting', async () => {
+    const { log } = recorder();
+    await expect(buildChecks(parseConfig({ transit: { archives: { allowOpaque: ['exe'] } } }), log)).rejects.toThrow(/allowOpaque "exe" is not an archive type/);
   });
 
   it.skipIf(!HAVE_YARA)(`with both scanners: in report order, yara compiled, clamd waited for in the background${NO_YARA}`, async () => {
@@ -98,7 +106,7 @@ describe('buildChecks', () => {
     });
     const built = await buildChecks(cfg, log);
     try {
-      expect(built.checks.map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match', 'clamav', 'yara']);
+      expect(built.checks.map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match', 'archive', 'clamav', 'yara']);
       expect(lines.find((l) => l.obj.event === 'scanner-ready')?.obj).toMatchObject({ scanner: 'yara', engine: expect.stringMatching(/^yara /) });
       for (let i = 0; i < 200 && !lines.some((l) => l.obj.event === 'scanner-waiting'); i++) await new Promise((r) => setTimeout(r, 10));
       expect(lines.find((l) => l.obj.event === 'scanner-waiting')?.obj).toMatchObject({ scanner: 'clamav', attempt: 1 });

@@ -7,7 +7,9 @@
  *
  * DESCRIPTION
  *   Always: the size limit and the content-type allowlist. Optionally (on by
- *   default): the extension/content agreement. These get
+ *   default): the extension/content agreement, and the archive inspection
+ *   (transit.archives: members of zip, tar, tar.gz and gz held to the same
+ *   rules; nested zips written out in transit.state). These get
  *   transit.checkTimeoutMs. Then the scanners, each only when its section
  *   says enabled: true (docs/scanners.md):
  *
@@ -31,6 +33,7 @@ import {
   sizeLimitCheck,
   fileTypeCheck,
   extensionMatchCheck,
+  archiveCheck,
   clamavCheck,
   yaraCheck,
   type Check,
@@ -53,6 +56,10 @@ export async function buildChecks(cfg: Config, log: ScannerLog): Promise<BuiltCh
     fileTypeCheck({ allow: t.allowTypes, timeoutMs }),
   ];
   if (t.extensionMatch) checks.push(extensionMatchCheck({ timeoutMs }));
+  if (t.archives.enabled) {
+    const { enabled: _on, ...limits } = t.archives;
+    checks.push(archiveCheck({ limits, allow: t.allowTypes, extensionMatch: t.extensionMatch, spillDir: t.state, timeoutMs }));
+  }
 
   const background = new AbortController();
   const closers: (() => void)[] = [() => background.abort()];

@@ -63,7 +63,7 @@
 import { fileTypeFromBuffer, supportedExtensions } from 'file-type';
 import type { CheckInput } from './check.js';
 import { preadFully, readChunks } from './read.js';
-import { TextScanner } from './text.js';
+import { TextScanner, type TextVerdict } from './text.js';
 import { ACTIVE_IDS, settleActive, type ActiveFinding } from './active.js';
 
 /** What detection found. */
@@ -90,7 +90,8 @@ export const SLUICE_CONTENT_IDS: readonly string[] = ['txt', 'csv', 'json', 'emp
 /** Every id detection (or, for scripts and markup, a name's extension) can produce. */
 export const KNOWN_CONTENT_IDS: ReadonlySet<string> = new Set([...supportedExtensions, ...SLUICE_CONTENT_IDS, ...ACTIVE_IDS]);
 
-const PREFIX_BYTES = 64 * 1024;
+/** How much of a file's start file-type sees. */
+export const PREFIX_BYTES = 64 * 1024;
 /**
  * Read and scan step. Each step runs synchronously (decode, control scan,
  * JSON/CSV scanners): 256 KiB keeps one step to a few ms of event loop time
@@ -117,6 +118,16 @@ export async function detectContentOf(fd: number, size: number, signal: AbortSig
   }
   const text = scanner.end();
 
+  return contentInfoFrom(magic, text);
+}
+
+/**
+ * contentInfoFrom - what the content is, from file-type's answer on its
+ * first 64 KiB and the clean-text verdict on all of it. Shared by
+ * detectContentOf (a file) and the archive inspector (a member's streamed
+ * bytes), so both name content the same way.
+ */
+export function contentInfoFrom(magic: { ext: string; mime: string } | undefined, text: TextVerdict): ContentInfo {
   let found: ActiveFinding[] = text.text ? [...text.active] : [];
   if (magic && ACTIVE_IDS.has(magic.ext)) {
     const signature: ActiveFinding = magic.ext === 'xml' ? { type: 'xml', how: 'content: xml signature', weak: true } : { type: magic.ext, how: `content: ${magic.ext} signature` };

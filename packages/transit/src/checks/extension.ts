@@ -8,6 +8,7 @@
  *   extensionMatchCheck({ timeoutMs? } = {}): Check
  *   nameExtension(name: string): string          lowercase, '' when none
  *   acceptedContentFor(ext: string): readonly string[]
+ *   extensionDecision(info, name): { ok, reason }   the rule, on any content
  *
  * DESCRIPTION
  *   Catches disguise: 'photo.png' that is a PDF, 'notes.txt' that is an ELF,
@@ -52,7 +53,7 @@
 import { supportedExtensions } from 'file-type';
 import { sanitizeName, splitExtension } from '@sluice/core';
 import type { Check, CheckInput, CheckRun } from './check.js';
-import { CONTENT_ENGINE, detectContent } from './content.js';
+import { CONTENT_ENGINE, detectContent, type ContentInfo } from './content.js';
 
 export interface ExtensionMatchConfig {
   /** Default 120,000 ms (shares the whole-file text scan). */
@@ -109,6 +110,23 @@ export function nameExtension(name: string): string {
   return splitExtension(sanitizeName(name)).ext.slice(1).toLowerCase();
 }
 
+/**
+ * extensionDecision - whether the extension of `name` agrees with content
+ * detected as `info`: the rule of extensionMatchCheck, also applied by the
+ * archive inspector to every member.
+ */
+export function extensionDecision(info: ContentInfo, name: string): { ok: boolean; reason: string } {
+  const ext = nameExtension(name);
+  const shown = ext === '' ? 'no extension' : `extension .${ext}`;
+  if (info.type === 'empty') return { ok: true, reason: `empty file; any name matches (${shown})` };
+  const accepted = acceptedContentFor(ext);
+  const match = info.ids.find((id) => accepted.includes(id));
+  if (match === undefined) {
+    return { ok: false, reason: `${shown} does not match content type ${info.type} (accepted: ${accepted.join(', ')})` };
+  }
+  return { ok: true, reason: `${shown} matches content type ${info.type}` };
+}
+
 /** extensionMatchCheck - a check that fails when the name's extension disagrees with the content. */
 export function extensionMatchCheck(config: ExtensionMatchConfig = {}): Check {
   const { timeoutMs = 120_000 } = config;
@@ -118,21 +136,8 @@ export function extensionMatchCheck(config: ExtensionMatchConfig = {}): Check {
     engine: CONTENT_ENGINE,
     async run(input: CheckInput, signal: AbortSignal): Promise<CheckRun> {
       const info = await detectContent(input, signal);
-      const ext = nameExtension(input.name);
-      const shown = ext === '' ? 'no extension' : `extension .${ext}`;
-      if (info.type === 'empty') {
-        return { outcome: 'pass', reason: `empty file; any name matches (${shown})`, engine: CONTENT_ENGINE };
-      }
-      const accepted = acceptedContentFor(ext);
-      const match = info.ids.find((id) => accepted.includes(id));
-      if (match === undefined) {
-        return {
-          outcome: 'fail',
-          reason: `${shown} does not match content type ${info.type} (accepted: ${accepted.join(', ')})`,
-          engine: CONTENT_ENGINE,
-        };
-      }
-      return { outcome: 'pass', reason: `${shown} matches content type ${info.type}`, engine: CONTENT_ENGINE };
+      const d = extensionDecision(info, input.name);
+      return { outcome: d.ok ? 'pass' : 'fail', reason: d.reason, engine: CONTENT_ENGINE };
     },
   };
 }

@@ -6,6 +6,7 @@
  *   import { fileTypeCheck } from './file-type.js';
  *
  *   fileTypeCheck({ allow: ['png', 'jpg', 'pdf', 'txt'], timeoutMs? }): Check
+ *   typeDecision(info, name, allowed): { ok, reason }     the same rule, on any content
  *
  * DESCRIPTION
  *   Detects what the file is by its bytes (content.ts: file-type magic
@@ -40,7 +41,7 @@
  */
 
 import type { Check, CheckInput, CheckRun } from './check.js';
-import { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent } from './content.js';
+import { CONTENT_ENGINE, KNOWN_CONTENT_IDS, detectContent, type ContentInfo } from './content.js';
 import { activeTypeOfExtension } from './active.js';
 import { nameExtension } from './extension.js';
 
@@ -65,6 +66,28 @@ function activeOf(contentActive: readonly { type: string; how: string }[], ext: 
   return types;
 }
 
+/**
+ * typeDecision - whether content detected as `info`, stored under `name`,
+ * is allowed by the list: the rule of fileTypeCheck, also applied by the
+ * archive inspector to every member.
+ */
+export function typeDecision(info: ContentInfo, name: string, allowed: ReadonlySet<string>): { ok: boolean; reason: string } {
+  const active = activeOf(info.active, nameExtension(name));
+  const refused = [...active].filter(([type]) => !allowed.has(type));
+  if (refused.length > 0) {
+    const listed = refused.map(([type, how]) => `${type} (${how.join('; ')})`).join(', ');
+    return { ok: false, reason: `script or markup not allowed: ${listed}` };
+  }
+  const match = [...info.ids, ...active.keys()].find((id) => allowed.has(id));
+  if (match === undefined) {
+    const shown = info.type === 'unknown' ? `unknown (${info.detail})` : info.type;
+    return { ok: false, reason: `content type ${shown} is not allowed` };
+  }
+  const as = match === info.type ? '' : ` as ${match}`;
+  const byName = active.size === 0 ? '' : `; allowed by name: ${[...active.keys()].join(', ')}`;
+  return { ok: true, reason: `content type ${info.type} is allowed${as} (${info.detail})${byName}` };
+}
+
 /** fileTypeCheck - a check that passes only content whose type is allowed. */
 export function fileTypeCheck(config: FileTypeConfig): Check {
   const { allow, timeoutMs = 120_000 } = config;
@@ -84,20 +107,8 @@ export function fileTypeCheck(config: FileTypeConfig): Check {
     engine: CONTENT_ENGINE,
     async run(input: CheckInput, signal: AbortSignal): Promise<CheckRun> {
       const info = await detectContent(input, signal);
-      const active = activeOf(info.active, nameExtension(input.name));
-      const refused = [...active].filter(([type]) => !allowed.has(type));
-      if (refused.length > 0) {
-        const listed = refused.map(([type, how]) => `${type} (${how.join('; ')})`).join(', ');
-        return { outcome: 'fail', reason: `script or markup not allowed: ${listed}`, engine: CONTENT_ENGINE };
-      }
-      const match = [...info.ids, ...active.keys()].find((id) => allowed.has(id));
-      if (match === undefined) {
-        const shown = info.type === 'unknown' ? `unknown (${info.detail})` : info.type;
-        return { outcome: 'fail', reason: `content type ${shown} is not allowed`, engine: CONTENT_ENGINE };
-      }
-      const as = match === info.type ? '' : ` as ${match}`;
-      const byName = active.size === 0 ? '' : `; allowed by name: ${[...active.keys()].join(', ')}`;
-      return { outcome: 'pass', reason: `content type ${info.type} is allowed${as} (${info.detail})${byName}`, engine: CONTENT_ENGINE };
+      const d = typeDecision(info, input.name, allowed);
+      return { outcome: d.ok ? 'pass' : 'fail', reason: d.reason, engine: CONTENT_ENGINE };
     },
   };
 }

@@ -15,6 +15,7 @@
  *   content.ts    detectContent(): what a file is, read once per input
  *   text.ts       streaming clean-text, JSON and CSV scanners
  *   active.ts     scripts and markup: types allowed only by name
+ *   archive/      archiveCheck(): members of zip, tar, tar.gz, gz held to the same rules
  *   read.ts       bounded positional reads
  *   clamav.ts     clamavCheck(): clamd over FILDES (local) or INSTREAM (TCP)
  *   yara.ts       yaraCheck(): rules compiled at start, Debian's yara per scan
@@ -49,3 +50,5 @@ export {
 } from './clamav.js';
 export { parseYaraOutput, yaraCheck, YaraSetupError, type YaraCheck, type YaraConfig, type YaraOutput } from './yara.js';
 export { Slots } from './slots.js';
+export { ARCHIVE_ENGINE, archiveCheck, inspectArchive, type ArchiveCheckConfig, type ArchiveVerdict } from './archive/check.js';
+export type { ArchiveLimits } from './archive/limits.js';
