@@ -58,6 +58,8 @@ export async function forward(
       engine: truncateUtf8(r.engine, BOUNDS.engineMaxBytes),
     })),
     checkedAt: new Date().toISOString(),
+    // Ingress's word, passed on as it came: transit never names an uploader of its own.
+    ...(rec.uploader ? { uploader: rec.uploader } : {}),
   });
   const waitAck = d.egressAcks.wait(rec.id, d.cfg.transit.ackTimeoutMs);
   try {
