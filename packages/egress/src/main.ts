@@ -71,6 +71,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
   });
   outbox.reserved = journal.reservedNames();
   const deliveries = new Deliveries({ cfg, log, outbox, journal, keyId });
+  outbox.results.start(); // named uploaders: results older than uploaders.resultsDays go
 
   const { listener, where } = listen(c, (conn: Connection) => {
     conn.onRecord = receiver(conn, {
@@ -85,6 +86,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
 
   onStop(async () => {
     listener.close();
+    outbox.results.stop();
     await deliveries.settled();
     await signer.close();
     await journal.close();
