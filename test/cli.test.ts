@@ -115,6 +115,14 @@ describe('sluice verify', () => {
     expect(j.report.verdict).toBe('rejected');
   });
 
+  it('--json prints the uploader of a report from a named uploader, and none for the anonymous drop', () => {
+    const named = sluice('verify', file(), writeReport('named.json', body({ uploader: 'alice' })), '--pub', keys.pub, '--json');
+    expect(named.status).toBe(0);
+    expect(JSON.parse(named.stdout).report.uploader).toBe('alice');
+    const anonymous = sluice('verify', file(), writeReport('anon.json', body()), '--pub', keys.pub, '--json');
+    expect(JSON.parse(anonymous.stdout).report).not.toHaveProperty('uploader');
+  });
+
   it('--json on a failure: one line with ok false and the code; the body only once the signatures verified', () => {
     const rep = writeReport('json-flip.json', body());
     const text = fs.readFileSync(rep, 'utf8');
@@ -228,6 +236,27 @@ describe('egress and its signing key (fail closed)', () => {
   });
 });
 
+describe('sluice dev --uploaders', () => {
+  it('refuses a name that is not an uploader name, as a usage error', () => {
+    const r = sluice('dev', '--dir', path.join(dir, 'never-made'), '--uploaders', 'alice,Bob');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--uploaders: "Bob" is not an uploader name');
+    expect(fs.existsSync(path.join(dir, 'never-made'))).toBe(false);
+  });
+
+  it('writes a configuration with uploaders enabled and the DIR templates; without the option, none', async () => {
+    const p = await Pipeline.start(undefined, { uploaders: ['alice', 'bob'] });
+    try {
+      const cfg = JSON.parse(fs.readFileSync(path.join(p.dir, 'sluice.json'), 'utf8'));
+      expect(cfg.uploaders).toEqual({ enabled: true, inbox: path.join(p.dir, 'inbox', '{name}'), results: path.join(p.dir, 'results', '{name}') });
+      for (const d of ['inbox/alice', 'inbox/bob', 'results/alice', 'results/bob']) expect(fs.lstatSync(path.join(p.dir, d)).isDirectory()).toBe(true);
+      expect(p.lines.find((l) => l.stage === 'ingress' && l.event === 'watching')).toMatchObject({ uploaders: 2 });
+    } finally {
+      expect(await p.stop()).toBe(0);
+    }
+  });
+});
+
 describe('sluice dev and its key', () => {
   it('generates its own key pair (private 0400) and says where the public key is', async () => {
     const p = await Pipeline.start(); // no configuration given: sluice dev writes its own
@@ -243,6 +272,7 @@ describe('sluice dev and its key', () => {
       // The public key printed is the one egress signs with.
       const listening = p.lines.find((l) => l.stage === 'egress' && l.event === 'listening')!;
       expect(listening.key).toBe(keyIdOfSecret(loadSecretKey(secret)));
+      expect(JSON.parse(fs.readFileSync(path.join(p.dir, 'sluice.json'), 'utf8'))).not.toHaveProperty('uploaders');
     } finally {
       expect(await p.stop()).toBe(0);
     }

@@ -164,6 +164,24 @@ export function registerAttacks(hop: Hop): void {
       );
     });
 
+    it('an uploader that is not a user name (a path, capitals, a control character): refused as bad-uploader', async () => {
+      // A compromised upstream can name any valid uploader (docs/threat-model.md); it cannot make a
+      // stage use an invalid name as a results directory or put one in a signed report.
+      for (const bad of ['../root', 'Alice', 'alice\n']) {
+        await t.attack(
+          `uploader ${JSON.stringify(bad)}`,
+          async (a) => {
+            const peer = await t.connect(a);
+            const bytes = text('uploader');
+            const fd = fs.openSync(t.file(bytes), 'r');
+            a.fds.push(fd);
+            await peer.send(Buffer.concat([t.record({ bytes }), rawField(11, bad)]), fd);
+          },
+          { event: 'record-refused', reason: 'bad-uploader' },
+        );
+      }
+    });
+
     it('an oversized record (70,000 bytes) with a descriptor: refused as truncated, descriptor closed', async () => {
       await t.attack(
         'oversized',

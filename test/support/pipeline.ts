@@ -22,6 +22,8 @@ export interface Report {
   transfer: string;
   name: { original: string; stored: string };
   checks: { name: string; result: string; reason: string }[];
+  /** Present only for a file from a named uploader. */
+  uploader?: string;
 }
 
 export interface Found {
@@ -57,13 +59,23 @@ export class Pipeline {
   /** start - write a dev configuration (with overrides) and start `sluice dev`; resolves when all three stages are up. */
   static async start(
     config: (dir: string) => unknown = () => undefined,
-    opts: { connections?: number; env?: NodeJS.ProcessEnv; wrap?: string[]; uid?: number } = {},
+    opts: {
+      connections?: number;
+      env?: NodeJS.ProcessEnv;
+      wrap?: string[];
+      uid?: number;
+      /** `sluice dev --uploaders a,b`. */
+      uploaders?: string[];
+      /** Runs on the fresh directory before `sluice dev` starts (e.g. files already waiting in an inbox). */
+      prepare?: (dir: string) => void;
+    } = {},
   ): Promise<Pipeline> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-e2e-'));
     const doc = config(dir);
     if (doc !== undefined) fs.writeFileSync(path.join(dir, 'sluice.json'), JSON.stringify(doc));
+    opts.prepare?.(dir);
     const env = opts.env ? { ...process.env, ...opts.env } : process.env;
-    let argv = [process.execPath, CLI, 'dev', '--dir', dir];
+    let argv = [process.execPath, CLI, 'dev', '--dir', dir, ...(opts.uploaders ? ['--uploaders', opts.uploaders.join(',')] : [])];
     if (opts.uid !== undefined) {
       // Root only: the whole pipeline under another uid (setpriv execs, so the child is sluice dev itself).
       fs.chownSync(dir, opts.uid, opts.uid);
@@ -90,15 +102,22 @@ export class Pipeline {
   get rejected(): string {
     return path.join(this.dir, 'rejected');
   }
+  /** inboxOf, resultsOf - a named uploader's directories under `sluice dev --uploaders`. */
+  inboxOf(uploader: string): string {
+    return path.join(this.dir, 'inbox', uploader);
+  }
+  resultsOf(uploader: string): string {
+    return path.join(this.dir, 'results', uploader);
+  }
   get publicKey(): string {
     return path.join(this.dir, 'keys', 'signing.pub');
   }
 
   /** drop - an upload the careful way: write under a .part name, rename in. */
-  drop(name: string, bytes: string | Uint8Array): void {
-    const tmp = path.join(this.inbox, `.upload-${process.pid}-${Math.random().toString(36).slice(2)}.part`);
+  drop(name: string, bytes: string | Uint8Array, inbox = this.inbox): void {
+    const tmp = path.join(inbox, `.upload-${process.pid}-${Math.random().toString(36).slice(2)}.part`);
     fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, path.join(this.inbox, name));
+    fs.renameSync(tmp, path.join(inbox, name));
   }
 
   /** reports - every report in outbox/ and rejected/. */

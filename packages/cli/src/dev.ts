@@ -3,7 +3,7 @@
  *   dev - `sluice dev --dir DIR`: the whole pipeline as the current user
  *
  * SYNOPSIS
- *   sluice dev --dir DIR
+ *   sluice dev --dir DIR [--uploaders NAME,NAME...]
  *
  * DESCRIPTION
  *   Creates DIR/inbox, DIR/outbox, DIR/rejected, DIR/run (sockets),
@@ -22,6 +22,14 @@
  *   Transit listens on DIR/run/transit.sock, egress on DIR/run/egress.sock
  *   (pinned in ../shared/design.md).
  *
+ *   --uploaders alice,bob: named uploaders. Makes DIR/inbox/NAME/ and
+ *   DIR/results/NAME/ for each, and the configuration it writes enables
+ *   uploaders with the templates DIR/inbox/{name} and DIR/results/{name}:
+ *   a file dropped into DIR/inbox/alice/ has "uploader":"alice" in its
+ *   report, and a copy of the report appears in DIR/results/alice/. An
+ *   existing sluice.json must enable uploaders itself (the directories are
+ *   made from its templates). Without --uploaders, nothing of this.
+ *
  * SECURITY
  *   DIR is often under /tmp, where other users create names too. sluice
  *   dev refuses (exit 1, a `dev-refused` line and a message naming the
@@ -36,7 +44,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, parseConfig, type Config } from '@sluice/core';
+import { createLogger, parseConfig, uploaderPath, uploadersRoot, UPLOADER_NAME, type Config } from '@sluice/core';
 import { writeKeyFiles } from '@sluice/report';
 import { UnsafePathError, ownDir, ownFileOrAbsent, readOwnFile } from './safe-dir.js';
 
@@ -66,16 +74,32 @@ export function devLayout(dir: string) {
     secretKey: path.join(d, 'keys', `${KEY_NAME}.key`),
     publicKey: path.join(d, 'keys', `${KEY_NAME}.pub`),
     config: path.join(d, 'sluice.json'),
+    results: path.join(d, 'results'),
+    /** The uploaders templates under DIR (pinned in ../shared/design.md). */
+    uploaderInbox: path.join(d, 'inbox', '{name}'),
+    uploaderResults: path.join(d, 'results', '{name}'),
     transitSocket: path.join(d, 'run', 'transit.sock'),
     egressSocket: path.join(d, 'run', 'egress.sock'),
   };
 }
 
 /** devConfig - the configuration document `sluice dev` writes: everything under DIR, every stage as the current user. */
-export function devConfig(dir: string, overrides: { limits?: Partial<Config['limits']>; ingress?: Partial<Config['ingress']>; transit?: Partial<Config['transit']>; egress?: Partial<Config['egress']>; station?: string } = {}) {
+export function devConfig(
+  dir: string,
+  overrides: {
+    limits?: Partial<Config['limits']>;
+    ingress?: Partial<Config['ingress']>;
+    transit?: Partial<Config['transit']>;
+    egress?: Partial<Config['egress']>;
+    station?: string;
+    /** Named uploaders: enabled, with the DIR templates (and these keys over them). */
+    uploaders?: Partial<Config['uploaders']>;
+  } = {},
+) {
   const l = devLayout(dir);
   const uid = process.getuid!();
   return {
+    ...(overrides.uploaders ? { uploaders: { enabled: true, inbox: l.uploaderInbox, results: l.uploaderResults, ...overrides.uploaders } } : {}),
     station: overrides.station ?? 'sluice-dev',
     limits: { ...overrides.limits },
     ingress: {
@@ -141,6 +165,7 @@ function configuredDirs(cfg: Config): [string, number][] {
     [cfg.egress.rejected, 0o755],
     [cfg.egress.state, 0o700],
     [path.dirname(cfg.egress.signingKey), 0o700],
+    ...(cfg.uploaders.enabled ? [cfg.uploaders.inbox, cfg.uploaders.results].map((t): [string, number] => [uploadersRoot(t), 0o755]) : []),
     ...[cfg.transit.socket, cfg.egress.socket, cfg.ingress.transitSocket, cfg.transit.egressSocket].map((s): [string, number] => [path.dirname(s), 0o700]),
   ];
 }
@@ -152,7 +177,9 @@ function configuredDirs(cfg: Config): [string, number][] {
  * or root could have made or could write through, and for a symbolic link
  * where a directory or file of sluice dev's belongs (safe-dir.ts).
  */
-export function prepareDev(dir: string): ReturnType<typeof devLayout> & { newKey: boolean } {
+export function prepareDev(dir: string, uploaders: readonly string[] = []): ReturnType<typeof devLayout> & { newKey: boolean } {
+  const bad = uploaders.find((n) => !UPLOADER_NAME.test(n));
+  if (bad !== undefined) throw new Error(`--uploaders: ${JSON.stringify(bad)} is not an uploader name (a system user name: ${UPLOADER_NAME.source})`);
   const l = devLayout(ownDir(dir, 0o755));
   for (const [d, mode] of DEV_DIRS(l)) privateDir(d, mode);
   let newKey = false;
@@ -163,25 +190,29 @@ export function prepareDev(dir: string): ReturnType<typeof devLayout> & { newKey
     newKey = true;
   }
   if (!ownFileOrAbsent(l.config)) {
-    fs.writeFileSync(l.config, `${JSON.stringify(devConfig(l.dir), null, 2)}\n`, { mode: 0o644, flag: 'wx' }); // O_EXCL: never through a link
+    const doc = devConfig(l.dir, uploaders.length > 0 ? { uploaders: {} } : {});
+    fs.writeFileSync(l.config, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o644, flag: 'wx' }); // O_EXCL: never through a link
   }
   const cfg = parseConfig(JSON.parse(readOwnFile(l.config)), l.config); // fail before starting anything
+  if (uploaders.length > 0 && !cfg.uploaders.enabled) throw new Error(`${l.config}: --uploaders needs uploaders.enabled in it`);
   for (const [d, mode] of configuredDirs(cfg)) privateDir(d, mode);
+  // Each uploader's inbox and results, under the directories the templates name (checked like the rest).
+  for (const name of uploaders) for (const t of [cfg.uploaders.inbox, cfg.uploaders.results]) privateDir(uploaderPath(t, name), 0o755);
   return { ...l, newKey };
 }
 
 /** runDev - supervise the three stages until SIGTERM/SIGINT. */
-export async function runDev(dir: string): Promise<number> {
+export async function runDev(dir: string, uploaders: readonly string[] = []): Promise<number> {
   const log = createLogger('dev');
   let l: ReturnType<typeof prepareDev>;
   try {
-    l = prepareDev(dir);
+    l = prepareDev(dir, uploaders);
   } catch (err) {
     if (err instanceof UnsafePathError) log.error({ event: 'dev-refused', path: err.path, reason: err.why }, `sluice dev refuses ${err.path}`);
     throw err;
   }
   log.info(
-    { event: 'dev-starting', dir: l.dir, inbox: l.inbox, outbox: l.outbox, rejected: l.rejected, config: l.config, publicKey: l.publicKey, newKey: l.newKey },
+    { event: 'dev-starting', dir: l.dir, inbox: l.inbox, outbox: l.outbox, rejected: l.rejected, config: l.config, publicKey: l.publicKey, newKey: l.newKey, ...(uploaders.length > 0 ? { uploaders: [...uploaders] } : {}) },
     `sluice dev in ${l.dir}; reports verify with --pub ${l.publicKey}`,
   );
   const children = new Map<StageName, ChildProcess>();

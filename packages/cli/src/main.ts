@@ -4,7 +4,7 @@
  *   sluice - the command line of the Sluice file-transit station
  *
  * SYNOPSIS
- *   sluice dev --dir DIR
+ *   sluice dev --dir DIR [--uploaders NAME,NAME...]
  *   sluice demo
  *   sluice config check FILE
  *   sluice keygen --out DIR [--name NAME]
@@ -24,13 +24,13 @@
  *   Exit 2 on a usage error, with a one-line message on stderr.
  */
 import * as fs from 'node:fs';
-import { parseConfigText, ConfigError } from '@sluice/core';
+import { parseConfigText, ConfigError, UPLOADER_NAME } from '@sluice/core';
 import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError, MAX_REPORT_BYTES } from '@sluice/report';
 import { runDev } from './dev.js';
 import { runDemo } from './demo.js';
 
 const USAGE = `usage:
-  sluice dev --dir DIR
+  sluice dev --dir DIR [--uploaders NAME,NAME...]
   sluice demo
   sluice config check FILE
   sluice keygen --out DIR [--name NAME]
@@ -68,8 +68,12 @@ async function main(argv: string[]): Promise<number> {
     case 'dev': {
       const dir = takeOption(args, '--dir');
       if (!dir) throw new UsageError('sluice dev needs --dir DIR');
+      const list = takeOption(args, '--uploaders');
+      const uploaders = list === undefined ? [] : list.split(',');
+      const bad = uploaders.find((n) => !UPLOADER_NAME.test(n));
+      if (bad !== undefined) throw new UsageError(`--uploaders: ${JSON.stringify(bad)} is not an uploader name (${UPLOADER_NAME.source})`);
       noMore(args);
-      return runDev(dir);
+      return runDev(dir, uploaders);
     }
     case 'demo':
       noMore(args);

@@ -156,7 +156,51 @@ export const SCHEMA: Record<string, Spec> = {
       maxInFlight: { kind: 'int', default: 32, min: 1, max: 1024, doc: 'Transfers handled at once; beyond, a record is refused with retry (overloaded).' },
     },
   },
+  uploaders: {
+    kind: 'section',
+    doc: 'Named uploaders: one inbox and one results directory each (docs/architecture.md).',
+    fields: {
+      enabled: { kind: 'bool', default: false, doc: 'Serve one inbox per named uploader instead of the single ingress.inbox.' },
+      inbox: { kind: 'path', default: '/var/lib/sluice/uploaders/{name}/inbox', doc: "Where NAME's uploads appear; {name} once, as a whole path component. The uploaders are the subdirectories (with valid names) of the directory holding {name}." },
+      results: { kind: 'path', default: '/var/lib/sluice/uploaders/{name}/results', doc: "Where egress puts a copy of each report about NAME's files; {name} once, as a whole path component." },
+      resultsDays: { kind: 'int', default: 30, min: 1, max: 3650, doc: 'Results older than this many days are removed by egress.' },
+      maxFilesWaiting: { kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: "Per uploader: files spooled and not yet delivered; beyond, an upload is refused with a signed report (quota-files)." },
+      maxBytesWaiting: { kind: 'int', default: 10 * GiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Per uploader: bytes spooled and not yet delivered; beyond, an upload is refused with a signed report (quota-bytes)." },
+    },
+  },
 };
+
+/** UPLOADER_NAME - a named uploader: a system user name (docs/configuration.md). */
+export const UPLOADER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/** MAX_UPLOADERS - the most named uploaders ingress serves at once; more are logged (`uploaders-too-many`) and left alone. */
+export const MAX_UPLOADERS = 1000;
+
+/** The placeholder an uploaders template holds once, as a whole path component. */
+export const UPLOADER_PLACEHOLDER = '{name}';
+
+/** templateProblem - why a path template is not usable ({name} exactly once, as a whole component), or null. */
+export function templateProblem(template: string): string | null {
+  const parts = template.split('/');
+  const count = template.split(UPLOADER_PLACEHOLDER).length - 1;
+  if (count !== 1 || parts.filter((p) => p === UPLOADER_PLACEHOLDER).length !== 1) {
+    return `must contain ${UPLOADER_PLACEHOLDER} exactly once, as a whole path component`;
+  }
+  if (parts.some((p) => p === '..' || p === '.')) return "must not contain '.' or '..' components";
+  return null;
+}
+
+/** uploaderPath - a template with NAME in place of {name}; NAME must be a valid uploader name. */
+export function uploaderPath(template: string, name: string): string {
+  if (!UPLOADER_NAME.test(name)) throw new TypeError(`uploaderPath: not an uploader name: ${JSON.stringify(name)}`);
+  return template.replace(UPLOADER_PLACEHOLDER, name);
+}
+
+/** uploadersRoot - the directory whose subdirectories are the uploaders: the template's part before {name}. */
+export function uploadersRoot(template: string): string {
+  const i = template.indexOf(`/${UPLOADER_PLACEHOLDER}`);
+  return i <= 0 ? '/' : template.slice(0, i);
+}
 
 export interface Config {
   station: string;
@@ -235,6 +279,14 @@ export interface Config {
     outputMode: number;
     signers: number;
     maxInFlight: number;
+  };
+  uploaders: {
+    enabled: boolean;
+    inbox: string;
+    results: string;
+    resultsDays: number;
+    maxFilesWaiting: number;
+    maxBytesWaiting: number;
   };
 }
 
@@ -449,6 +501,10 @@ export function parseConfig(doc: unknown, source = 'configuration'): Config {
   if (!isPlainObject(doc)) throw new ConfigError(source, [`top level: expected a JSON object, got ${show(doc)}`]);
   const cfg = validateSection('', SCHEMA, doc, problems) as unknown as Config;
   problems.push(...scannerProblems(doc));
+  for (const key of ['inbox', 'results'] as const) {
+    const why = templateProblem(cfg.uploaders[key]);
+    if (why) problems.push(`uploaders.${key}: ${why}, got ${show(cfg.uploaders[key])}`);
+  }
   if (problems.length === 0) problems.push(...limitsProblems(cfg), ...budgetProblems(cfg));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return cfg;

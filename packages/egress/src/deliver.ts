@@ -43,8 +43,9 @@
  *        name;
  *     6. the report signed, written and fsynced, unnamed;
  *     7. file (accepted only) and report linked back to back (outbox.ts:
- *        no file is left without its report), the directory fsynced, the
- *        journal told; then DELIVERED.
+ *        no file is left without its report), the directory fsynced; for a
+ *        named uploader, a copy of the report in their results directory,
+ *        durable (results.ts); the journal told; then DELIVERED.
  *   A write error (ENOSPC, EIO, EMFILE) is `delivery-failed` and RETRY:
  *   nothing partial is visible, and the resend finishes the job.
  *
@@ -57,6 +58,7 @@
  *   connections, Node's own.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   ackRefusal,
   closeFd,
@@ -216,10 +218,11 @@ export class Deliveries {
         if (report >= 0) fs.closeSync(report);
       }
       await fsyncDirShared(outbox.dir(entry.place)); // one flush of the directory serves every transfer waiting for it
+      await outbox.results.copy(entry, path.join(outbox.dir(entry.place), entry.stored + REPORT_SUFFIX)); // a named uploader's copy
       journal.complete(entry.id); // not flushed: the outputs are durable, and a lost record is read back from the report
       outbox.reserved.delete(`${entry.place}/${entry.stored}`);
       tlog.info(
-        { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, size: rec.size, sha256: sha256hex, reason: escapeForLog(entry.verdict === 'rejected' ? (entry.body.reason as string) : '') },
+        { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, ...(rec.uploader ? { uploader: rec.uploader } : {}), size: rec.size, sha256: sha256hex, reason: escapeForLog(entry.verdict === 'rejected' ? (entry.body.reason as string) : '') },
         entry.verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
       );
       sendAck(conn, rec, 'delivered', entry.verdict, tlog, wireLimits(cfg));
@@ -271,6 +274,8 @@ export class Deliveries {
       reason: reportReason(rec.checks, verdict),
       checks,
       times: { received: rec.receivedAt, checked: rec.checkedAt, reported: new Date().toISOString() },
+      // Only for a named uploader: a report of the anonymous drop keeps exactly its former members.
+      ...(rec.uploader ? { uploader: rec.uploader } : {}),
     };
   }
 }

@@ -77,6 +77,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
   });
   outbox.reserved = journal.reservedNames();
   const deliveries = new Deliveries({ cfg, log, outbox, journal, keyId });
+  outbox.results.start(); // named uploaders: results older than uploaders.resultsDays go
 
   const { listener, where } = listen(c, (conn: Connection) => {
     conn.onRecord = receiver(conn, {
@@ -92,6 +93,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
 
   onStop(async () => {
     listener.close();
+    outbox.results.stop();
     await deliveries.settled();
     await signer.close();
     await journal.close();

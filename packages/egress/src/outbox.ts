@@ -76,6 +76,7 @@ import {
 import { native, constants as C } from '@sluice/native';
 import { REPORT_FORMAT, type ReportBody, type SignerPool } from '@sluice/report';
 import type { JournalEntry } from './journal.js';
+import { Results } from './results.js';
 
 export type Place = JournalEntry['place'];
 
@@ -93,9 +94,12 @@ export class Outbox {
   reserved = new Set<string>();
   /** "place/base" of names that collided recently -> the next n to try (at most NAME_HINTS_MAX, least recently used first). */
   private readonly hints = new Map<string, number>();
+  /** The named uploaders' copies of their reports (results.ts). */
+  readonly results: Results;
   private directOk = true;
 
   constructor(private readonly o: OutboxOptions) {
+    this.results = new Results({ cfg: o.cfg, log: o.log });
     for (const d of [o.cfg.egress.outbox, o.cfg.egress.rejected]) {
       if (!fs.statSync(d).isDirectory()) throw new Error(`${d} is not a directory`);
     }
@@ -110,10 +114,16 @@ export class Outbox {
    * inPlace - are a delivery's outputs all linked? A delivery whose outputs are in place is done,
    * even if a power cut took its done record (that record is not flushed). Both are checked:
    * without the directory's fsync a power cut may keep one link and lose the other, and then the
-   * resend must finish the delivery, not ack it.
+   * resend must finish the delivery, not ack it. A named uploader's copy of the report is one of
+   * the outputs too (results.ts).
    */
-  inPlace(e: { place: Place; stored: string }): boolean {
-    return this.exists(e.place, e.stored + REPORT_SUFFIX) && (e.place !== 'outbox' || this.exists(e.place, e.stored));
+  inPlace(e: { id: string; place: Place; stored: string; body: Record<string, unknown> }): boolean {
+    const report = e.stored + REPORT_SUFFIX;
+    return (
+      this.exists(e.place, report) &&
+      (e.place !== 'outbox' || this.exists(e.place, e.stored)) &&
+      this.results.inPlace(e, path.join(this.dir(e.place), report))
+    );
   }
 
   /** exists - does a name exist in a place (without following links)? */

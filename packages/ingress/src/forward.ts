@@ -27,6 +27,14 @@
  *   it is not retried: it is moved to spool/held/ (`held`, reason
  *   `unencodable`) and leaves room for the next pickup.
  *
+ *   Fair turns: the transfers ready to send wait in one line per uploader
+ *   ('' for the anonymous drop), and the lines take turns, one transfer each
+ *   (round-robin), so one uploader's backlog delays another's file by at
+ *   most one transfer per uploader with files ready. The record carries the
+ *   spool entry's uploader. waiting(uploader) counts what each uploader has
+ *   spooled and not yet acknowledged (refusals left out: they hold no
+ *   bytes), for the quotas (uploaders.maxFilesWaiting, maxBytesWaiting).
+ *
  *   An ack must name a transfer that waits and carry its digest; any other
  *   is logged (`ack-unexpected`) and dropped, and the transfer is sent
  *   again when its wait ends.
@@ -51,8 +59,13 @@ export interface ForwarderOptions {
 export class Forwarder {
   /** Transfers in the spool, not yet acknowledged. */
   private readonly queued = new Map<string, SpoolMeta>();
-  /** Ids ready to send now, in order. */
-  private readonly ready: string[] = [];
+  /**
+   * Ids ready to send now, one line per uploader ('' the anonymous drop). The first line gives the
+   * next id and goes to the back: Map insertion order is the round-robin. Empty lines are removed.
+   */
+  private readonly ready = new Map<string, string[]>();
+  /** Per uploader: spooled files (not refusals) and their bytes, not yet acknowledged; no entry at zero. */
+  private readonly counts = new Map<string, { files: number; bytes: number }>();
   private readonly inFlight = new Set<string>();
   private readonly acks = new PendingAcks<Ack>();
 
@@ -63,18 +76,61 @@ export class Forwarder {
     return this.queued.size;
   }
 
-  /** enqueue - a committed spool entry joins the line. */
+  /** waiting - an uploader's spooled files and bytes not yet acknowledged (refusals not counted). */
+  waiting(uploader: string): { files: number; bytes: number } {
+    return this.counts.get(uploader) ?? { files: 0, bytes: 0 };
+  }
+
+  /** enqueue - a committed spool entry joins its uploader's line. */
   enqueue(meta: SpoolMeta): void {
+    if (!this.queued.has(meta.id) && !meta.refusal) this.count(meta, 1);
     this.queued.set(meta.id, meta);
-    this.ready.push(meta.id);
+    this.makeReady(meta);
     this.pump();
+  }
+
+  /** count - add (+1) or remove (-1) a spooled file from its uploader's counts. */
+  private count(meta: SpoolMeta, sign: 1 | -1): void {
+    const u = meta.uploader ?? '';
+    const c = this.counts.get(u) ?? { files: 0, bytes: 0 };
+    c.files += sign;
+    c.bytes += sign * meta.size;
+    if (c.files <= 0) this.counts.delete(u);
+    else this.counts.set(u, c);
+  }
+
+  /** forget - a transfer leaves the queue (delivered or held). */
+  private forget(id: string): void {
+    const meta = this.queued.get(id);
+    if (!meta) return;
+    this.queued.delete(id);
+    if (!meta.refusal) this.count(meta, -1);
+  }
+
+  /** makeReady - a transfer joins the back of its uploader's line. */
+  private makeReady(meta: SpoolMeta): void {
+    const u = meta.uploader ?? '';
+    const line = this.ready.get(u);
+    if (line) line.push(meta.id);
+    else this.ready.set(u, [meta.id]);
+  }
+
+  /** nextReady - the next id in turn: the first line's first, and that line goes to the back. */
+  private nextReady(): string | undefined {
+    for (const [u, line] of this.ready) {
+      const id = line.shift();
+      this.ready.delete(u);
+      if (line.length > 0) this.ready.set(u, line);
+      return id;
+    }
+    return undefined;
   }
 
   /** pump - send ready transfers while the window allows. */
   pump(): void {
     const conn = this.o.connection();
-    while (conn && this.ready.length > 0 && this.inFlight.size < this.o.cfg.ingress.maxInFlight) {
-      const id = this.ready.shift()!;
+    while (conn && this.ready.size > 0 && this.inFlight.size < this.o.cfg.ingress.maxInFlight) {
+      const id = this.nextReady()!;
       const meta = this.queued.get(id);
       if (!meta || this.inFlight.has(id)) continue;
       this.inFlight.add(id);
@@ -103,8 +159,9 @@ export class Forwarder {
   /** later - put a transfer back in line after a delay. */
   private later(id: string): void {
     setTimeout(() => {
-      if (this.queued.has(id)) {
-        this.ready.push(id);
+      const meta = this.queued.get(id);
+      if (meta) {
+        this.makeReady(meta);
         this.pump();
       }
     }, this.o.cfg.ingress.retryDelayMs).unref();
@@ -124,7 +181,8 @@ export class Forwarder {
         const detail = escapeForLog(describe(err));
         tlog.error({ event: 'held', reason: 'unencodable', detail }, 'no record to transit can carry this transfer; moved to spool/held for an operator');
         spool.hold(meta.id, `unencodable: ${detail}`);
-        this.queued.delete(meta.id);
+        this.forget(meta.id);
+        this.o.onForgotten(meta);
         this.o.onDelivered();
         return;
       }
@@ -139,7 +197,7 @@ export class Forwarder {
       switch (ack.status) {
         case 'delivered':
           await spool.forget(meta.id);
-          this.queued.delete(meta.id);
+          this.forget(meta.id);
           this.o.onForgotten(meta);
           tlog.info({ event: 'done', reason }, 'delivered downstream; spool copy removed');
           this.o.onDelivered();
@@ -151,7 +209,7 @@ export class Forwarder {
         case 'refused':
           tlog.error({ event: 'held', reason }, 'transit refused the record; moved to spool/held for an operator');
           spool.hold(meta.id, ack.reason);
-          this.queued.delete(meta.id);
+          this.forget(meta.id);
           this.o.onForgotten(meta); // held entries are an operator's (logged at error), outside the budget
           this.o.onDelivered();
           return;
@@ -175,6 +233,7 @@ export function ingressRecord(meta: SpoolMeta, cfg: Config): Uint8Array {
       sha256: Buffer.from(meta.sha256, 'hex'),
       receivedAt: meta.receivedAt,
       refusal: meta.refusal,
+      ...(meta.uploader ? { uploader: meta.uploader } : {}),
     },
     wireLimits(cfg),
   );

@@ -21,6 +21,11 @@
  *   found the record itself bad; never happens between honest stages) ->
  *   move the entry to spool/held/ for an operator, loudly.
  *
+ *   Named uploaders (uploaders.enabled): one inbox per uploader instead of
+ *   ingress.inbox, the uploader's name (from the directory, never from the
+ *   upload) in every spool entry and record, fair turns and per-uploader
+ *   quotas (uploaders.ts).
+ *
  *   pickup.ts finds and copies the uploads, spool.ts keeps them, forward.ts
  *   sends them and matches the acks, which come in through core's receive
  *   path (HOPS.transitAckToIngress).
@@ -38,6 +43,7 @@ import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, wireLimits
 import { Spool } from './spool.js';
 import { Inbox, SpoolBytes } from './pickup.js';
 import { Forwarder } from './forward.js';
+import { Uploaders } from './uploaders.js';
 
 runDaemon('ingress', async ({ cfg, log, onStop }) => {
   const c = cfg.ingress;
@@ -61,10 +67,12 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
     log,
     spool,
     connection: () => connector.connection,
-    onDelivered: () => inbox.rescan(),
+    onDelivered: () => (uploaders ? uploaders.pump() : inbox.rescan()),
     onForgotten: (meta) => spoolBytes.release(meta.size),
   });
 
+  const uploaders = cfg.uploaders.enabled ? new Uploaders({ cfg, log, spool, forwarder, spoolBytes, onCommitted: (meta) => forwarder.enqueue(meta) }) : null;
+  uploaders?.discover();
   const inbox = new Inbox({
     dir: c.inbox,
     spool,
@@ -81,17 +89,21 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
 
   const recovered = spool.recover();
   for (const meta of recovered.entries) {
-    await inbox.forgetRecovered(meta);
+    if (meta.uploader !== undefined) await uploaders?.forgetRecovered(meta);
+    else await inbox.forgetRecovered(meta);
     spoolBytes.add(meta.size);
     forwarder.enqueue(meta);
   }
   log.info({ event: 'recovered', queued: recovered.entries.length, removed: recovered.removed }, 'spool recovered');
 
-  inbox.start();
+  if (uploaders) uploaders.start();
+  else inbox.start();
   connector.start();
-  log.info({ event: 'watching', inbox: c.inbox, spool: c.spool }, 'watching the inbox');
+  if (uploaders) log.info({ event: 'watching', inbox: cfg.uploaders.inbox, spool: c.spool, uploaders: uploaders.names.length }, 'watching the uploaders\' inboxes');
+  else log.info({ event: 'watching', inbox: c.inbox, spool: c.spool }, 'watching the inbox');
 
   onStop(async () => {
+    uploaders?.stop();
     inbox.stop();
     connector.stop();
   });

@@ -99,6 +99,19 @@ export interface InboxOptions {
   canAccept: (copying: number) => boolean;
   /** The spool's byte budget: room for a copy of `bytes`, or false (the file waits in the inbox). */
   spoolBytes: SpoolBytes;
+  /** The named uploader this inbox belongs to (uploaders.enabled): written into every spool entry. */
+  uploader?: string;
+  /** Fair turns: with several inboxes, who starts the next look (uploaders.ts); without, this inbox alone. */
+  turns?: { pump(): void };
+  /** A bound shared with other inboxes (ingress.maxQueuedNames overall): may one more name be held? */
+  roomForName?: () => boolean;
+  /**
+   * Quota on files: called when a new name is held, with the uploader's other names held or being
+   * looked at; a text ("N files of NAME's wait ...") refuses the file when it is looked at.
+   */
+  admitFile?: (others: number) => string | null;
+  /** Quota on bytes: called at the look with the bytes this file and the copies in progress add; a text refuses it. */
+  admitBytes?: (bytes: number) => string | null;
 }
 
 /**
@@ -195,10 +208,32 @@ export class Inbox {
   private leaseWarned = false;
   /** False once the spool's filesystem has refused O_DIRECT. */
   private directOk = true;
+  /** Names held beyond the uploader's file quota, and the refusal each gets when looked at. A subset of the held names. */
+  private readonly overQuota = new Map<string, string>();
+  /** Bytes of the copies in progress (the byte quota counts them as waiting). */
+  private copyingBytes = 0;
+  /** The bound on names held by this inbox (maxQueuedNames; uploaders.ts gives each inbox its share). */
+  private maxNames: number;
 
   constructor(o: InboxOptions) {
     this.o = o;
     this.dirBuf = Buffer.from(o.dir);
+    this.maxNames = o.maxQueuedNames;
+  }
+
+  /** limitNames - a new bound on the names this inbox holds (uploaders.ts, as uploaders come and go). */
+  limitNames(n: number): void {
+    this.maxNames = Math.max(1, n);
+  }
+
+  /** copying - looks and copies in progress. */
+  get copying(): number {
+    return this.active;
+  }
+
+  /** atBound - no room for one more held name: this inbox's bound, or the one shared with other inboxes. */
+  private atBound(): boolean {
+    return this.held >= this.maxNames || (this.o.roomForName !== undefined && !this.o.roomForName());
   }
 
   start(): void {
@@ -258,7 +293,7 @@ export class Inbox {
       for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
         if (!this.consider(Buffer.from(e.name, 'latin1'))) {
           this.o.log.info(
-            { event: 'inbox-queue-full', queued: this.held, maxQueuedNames: this.o.maxQueuedNames },
+            { event: 'inbox-queue-full', queued: this.held, maxQueuedNames: this.maxNames, ...(this.o.uploader ? { uploader: this.o.uploader } : {}) },
             'stopped reading the inbox at the bound on queued names; the rest are read once the queue drains',
           );
           break;
@@ -286,9 +321,14 @@ export class Inbox {
       return true;
     }
     if (!this.queue.has(key)) {
-      if (!this.waiting.delete(key) && this.held >= this.o.maxQueuedNames) {
+      const known = this.waiting.delete(key);
+      if (!known && this.atBound()) {
         this.readAgain = true;
         return false;
+      }
+      if (!known && this.o.admitFile && !this.overQuota.has(key)) {
+        const why = this.o.admitFile(this.held + this.active);
+        if (why !== null) this.overQuota.set(key, why);
       }
       this.queue.set(key, name);
     }
@@ -299,15 +339,23 @@ export class Inbox {
   /** later - look at a name again in recheckIntervalMs; at the bound it is left to the next read of the inbox. */
   private later(key: string, name: Buffer): void {
     if (this.queue.has(key) || this.waiting.has(key)) return;
-    if (this.held >= this.o.maxQueuedNames) {
+    if (this.atBound()) {
       this.readAgain = true;
       return;
     }
     this.waiting.set(key, name);
   }
 
+  /** pump - start looks while there is room; with fair turns, the turns decide whose look is next. */
   private pump(): void {
-    while (this.active < this.parallel && this.queue.size > 0 && this.o.canAccept(this.active)) {
+    if (this.o.turns) this.o.turns.pump();
+    else while (this.startOne());
+  }
+
+  /** startOne - start the look at the next queued name, if there is one and room for it; true if started. */
+  startOne(): boolean {
+    if (this.stopped || !(this.active < this.parallel && this.queue.size > 0 && this.o.canAccept(this.active))) return false;
+    {
       const [key, name] = this.queue.entries().next().value as [string, Buffer];
       this.queue.delete(key);
       this.active++;
@@ -330,6 +378,7 @@ export class Inbox {
           if (this.readAgain && this.queue.size === 0 && !this.stopped) setImmediate(() => this.rescan());
         });
     }
+    return true;
   }
 
   private full(name: Buffer): Buffer {
@@ -339,6 +388,9 @@ export class Inbox {
   /** look - decide what to do with one inbox entry. */
   private async look(name: Buffer): Promise<void> {
     const p = this.full(name);
+    const key = name.toString('base64');
+    const overQuota = this.overQuota.get(key);
+    this.overQuota.delete(key);
     let st: fs.Stats;
     try {
       st = fs.lstatSync(p);
@@ -372,7 +424,21 @@ export class Inbox {
       await this.refuse(name, st, 'too-large', `${st.size} bytes, over the limit of ${this.o.maxFileBytes}`, true);
       return;
     }
-    await this.take(name, st);
+    if (overQuota !== undefined) {
+      await this.refuse(name, st, 'quota-files', `${st.size} bytes, ${overQuota}`, true);
+      return;
+    }
+    const overBytes = this.o.admitBytes?.(this.copyingBytes + st.size) ?? null;
+    if (overBytes !== null) {
+      await this.refuse(name, st, 'quota-bytes', `${st.size} bytes, ${overBytes}`, true);
+      return;
+    }
+    this.copyingBytes += st.size;
+    try {
+      await this.take(name, st);
+    } finally {
+      this.copyingBytes -= st.size;
+    }
   }
 
   /**
@@ -490,11 +556,12 @@ export class Inbox {
         receivedAt,
         refusal: '',
         source: { dev: st.dev, ino: st.ino },
+        ...(this.o.uploader ? { uploader: this.o.uploader } : {}),
       };
       await this.o.spool.commit(meta, tmp);
       const reopened = await this.takeOut(name, fst, fd, meta);
       this.o.log.info(
-        { event: 'picked-up', id, name: escapeForLog(name.toString('utf8')), size: meta.size, sha256: meta.sha256 },
+        { event: 'picked-up', id, name: escapeForLog(name.toString('utf8')), ...(this.o.uploader ? { uploader: this.o.uploader } : {}), size: meta.size, sha256: meta.sha256 },
         'upload complete; spooled',
       );
       this.o.onCommitted(reopened ?? meta);
@@ -537,10 +604,14 @@ export class Inbox {
       receivedAt: new Date().toISOString(),
       refusal: `${reason}: ${what}`,
       source: remove ? { dev: st.dev, ino: st.ino } : null,
+      ...(this.o.uploader ? { uploader: this.o.uploader } : {}),
     };
     await this.o.spool.commit(meta, tmp);
     if (remove) await this.removeFromInbox(name, st);
-    this.o.log.warn({ event: 'upload-refused', id, name: escapeForLog(name.toString('utf8')), reason, detail: what }, 'upload refused at ingress');
+    this.o.log.warn(
+      { event: 'upload-refused', id, name: escapeForLog(name.toString('utf8')), ...(this.o.uploader ? { uploader: this.o.uploader } : {}), reason, detail: what },
+      'upload refused at ingress',
+    );
     this.o.onCommitted(meta);
   }
 

@@ -40,6 +40,8 @@ export interface SpoolMeta {
   /** Non-empty when ingress itself refused the upload; the data file is then empty. */
   refusal: string;
   source: { dev: number; ino: number } | null;
+  /** The named uploader whose inbox the file appeared in (uploaders.enabled); absent for the anonymous drop. */
+  uploader?: string;
 }
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;

@@ -27,11 +27,12 @@ export const PROTOCOL_REASONS = [
   'duplicate-field', // a non-repeated field present twice
   'too-many-entries', // a repeated field over its bound (checks: 64)
   'missing-field', // a required field absent or empty (proto3: zero value)
-  'bad-version', // version != 1 (0 = absent)
+  'bad-version', // version not 1 or 2 (0 = absent)
   'bad-sha256-length', // sha256 present but not 32 bytes
   'size-over-policy', // size > limits.maxFileSize or not a safe integer
   'string-too-long', // a string over its byte bound
   'bad-id', // id not 1-64 chars of [A-Za-z0-9_-]
+  'bad-uploader', // uploader not a system user name (^[a-z_][a-z0-9_-]{0,31}$)
   'unknown-enum', // enum value not defined by the schema
   'unspecified-enum', // enum value 0
   'bad-utf8', // a string field that is not valid UTF-8

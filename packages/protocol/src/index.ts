@@ -71,8 +71,12 @@ export { ProtocolError, PROTOCOL_REASONS, type ProtocolReason } from './errors.j
 export { PROTO_PATH, PROTO_PACKAGE } from './schema.js';
 export { ID_PATTERN, isTimestamp, truncateUtf8 } from './validate.js';
 
-/** The only protocol version; every record carries it, so no valid record is empty. */
-export const PROTOCOL_VERSION = 1;
+/** The version senders write; every record carries one, so no valid record is empty. */
+export const PROTOCOL_VERSION = 2;
+/** Versions receivers accept: 1 (no uploader) and 2 (adds `uploader`). Deploy receivers first. */
+export const ACCEPTED_VERSIONS: readonly number[] = [1, 2];
+/** UPLOADER_PATTERN - a named uploader: a system user name (docs/protocol.md). */
+export const UPLOADER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 /** Transit's decision on a file. */
 export type Verdict = 'accepted' | 'rejected';
@@ -102,6 +106,8 @@ export interface TransferFields {
   sha256: Uint8Array;
   /** ISO 8601 UTC, when ingress picked the file up. */
   receivedAt: string;
+  /** The named uploader the file came from (UPLOADER_PATTERN), or '' for the anonymous drop. Version 2. */
+  uploader?: string;
 }
 
 /** IngressTransfer - ingress -> transit, with one read-only fd. */
@@ -235,6 +241,7 @@ interface WireIngress {
   size: number | LongLike;
   sha256: unknown;
   receivedAt: string;
+  uploader: string;
 }
 interface WireCheck {
   name: string;
@@ -258,17 +265,17 @@ interface WireAck {
 }
 
 /** parseRecord - size gates, strict wire walk, version, unknown fields, then protobufjs. */
-function parseRecord(buf: Uint8Array, message: MessageName, limits: Limits): unknown {
+function parseRecord(buf: Uint8Array, message: MessageName, limits: Limits): { version: number; decoded: unknown } {
   if (!(buf instanceof Uint8Array)) throw new TypeError(`${message}: record must be a Uint8Array`);
   if (buf.length > limits.maxRecordBytes) {
     throw new ProtocolError('record-too-large', `${message}: record of ${buf.length} bytes, at most ${limits.maxRecordBytes}`);
   }
   if (buf.length === 0) throw new ProtocolError('empty-record', `${message}: empty record`);
   const { version, unknown } = walk(buf, wireSchemas[message], REPEATED_BOUNDS);
-  if (version !== PROTOCOL_VERSION) {
+  if (version === undefined || !ACCEPTED_VERSIONS.includes(version)) {
     throw new ProtocolError(
       'bad-version',
-      `${message}.version: ${version === undefined || version === 0 ? 'absent (0)' : version}, expected ${PROTOCOL_VERSION}`,
+      `${message}.version: ${version === undefined || version === 0 ? 'absent (0)' : version}, expected ${ACCEPTED_VERSIONS.join(' or ')}`,
       'version',
     );
   }
@@ -276,7 +283,7 @@ function parseRecord(buf: Uint8Array, message: MessageName, limits: Limits): unk
     throw new ProtocolError('unknown-field', `${message}: unknown ${unknown}`, unknown);
   }
   try {
-    return types[message].decode(buf);
+    return { version, decoded: types[message].decode(buf) };
   } catch (err) {
     // The walk accepted the record, so this should not happen; refuse rather than crash.
     throw new ProtocolError('bad-wire-format', `${message}: ${err instanceof Error ? err.message : String(err)}`);
@@ -318,6 +325,26 @@ function toEnum<T extends string>(n: number, table: { fromWire: Map<number, T> }
   return v;
 }
 
+/**
+ * checkUploader - the optional uploader name: '' (anonymous) or UPLOADER_PATTERN. It names a
+ * directory and a report member, so it is held to the system user name rule, never cut or escaped.
+ */
+function checkUploader(value: unknown, where: string): void {
+  expect(value, 'string', where);
+  const s = value as string;
+  if (s !== '' && !UPLOADER_PATTERN.test(s)) {
+    throw new ProtocolError('bad-uploader', `${where}: not an uploader name ([a-z_][a-z0-9_-], at most 32 characters; got ${s.length} chars)`, 'uploader');
+  }
+}
+
+/** uploaderOf - the decoded uploader: refused in a version-1 record, which cannot carry it. */
+function uploaderOf(m: WireIngress, version: number, message: string): string {
+  const u = typeof m.uploader === 'string' ? m.uploader : '';
+  if (version < 2 && u !== '') throw new ProtocolError('unknown-field', `${message}: unknown field 11 (uploader needs version 2)`, 'field 11');
+  checkUploader(u, `${message}.uploader`);
+  return u;
+}
+
 /** ingressFields - fields 1-6, shared by both transfer messages, validated in field order. */
 function ingressFields(m: WireIngress, message: string, limits: Limits): TransferFields {
   checkId(m.id, `${message}.id`);
@@ -332,16 +359,19 @@ function ingressFields(m: WireIngress, message: string, limits: Limits): Transfe
 /** decodeIngressTransfer - one ingress->transit record, strictly. Throws ProtocolError. */
 export function decodeIngressTransfer(buf: Uint8Array, limits: Limits): IngressTransfer {
   const l = checkLimits(limits);
-  const m = parseRecord(buf, 'IngressTransfer', l) as WireIngressOnly;
+  const { version, decoded } = parseRecord(buf, 'IngressTransfer', l);
+  const m = decoded as WireIngressOnly;
   const fields = ingressFields(m, 'IngressTransfer', l);
   checkText(m.refusal, 'IngressTransfer.refusal', BOUNDS.refusalMaxBytes, false);
-  return { ...fields, refusal: m.refusal };
+  const uploader = uploaderOf(m, version, 'IngressTransfer');
+  return { ...fields, refusal: m.refusal, ...(uploader ? { uploader } : {}) };
 }
 
 /** decodeTransitTransfer - one transit->egress record, strictly. Throws ProtocolError. */
 export function decodeTransitTransfer(buf: Uint8Array, limits: Limits): TransitTransfer {
   const l = checkLimits(limits);
-  const m = parseRecord(buf, 'TransitTransfer', l) as WireTransit;
+  const { version, decoded } = parseRecord(buf, 'TransitTransfer', l);
+  const m = decoded as WireTransit;
   const base = ingressFields(m, 'TransitTransfer', l);
   const verdict = toEnum(m.verdict, VERDICT, 'TransitTransfer.verdict', 'verdict');
   const checks = m.checks.map((c, i): CheckResult => {
@@ -353,13 +383,14 @@ export function decodeTransitTransfer(buf: Uint8Array, limits: Limits): TransitT
     return { name: c.name, outcome, reason: c.reason, engine: c.engine };
   });
   checkTimestamp(m.checkedAt, 'TransitTransfer.checkedAt');
-  return { ...base, verdict, checks, checkedAt: m.checkedAt };
+  const uploader = uploaderOf(m, version, 'TransitTransfer');
+  return { ...base, verdict, checks, checkedAt: m.checkedAt, ...(uploader ? { uploader } : {}) };
 }
 
 /** decodeAck - one downstream->upstream ack, strictly. Throws ProtocolError. */
 export function decodeAck(buf: Uint8Array, limits: Limits): Ack {
   const l = checkLimits(limits);
-  const m = parseRecord(buf, 'Ack', l) as WireAck;
+  const m = parseRecord(buf, 'Ack', l).decoded as WireAck;
   checkId(m.id, 'Ack.id');
   const sha256 = wireBytes(m.sha256, 'Ack.sha256');
   checkSha256(sha256, 'Ack.sha256');
@@ -387,6 +418,7 @@ function checkIngressObject(t: TransferFields, message: string, limits: Limits):
   checkSize(t.size, `${message}.size`, limits.maxFileSize);
   checkSha256(t.sha256, `${message}.sha256`);
   checkTimestamp(t.receivedAt, `${message}.receivedAt`);
+  if (t.uploader !== undefined) checkUploader(t.uploader, `${message}.uploader`);
 }
 
 /** finish - encode a checked wire object and enforce the record cap. */
@@ -405,7 +437,7 @@ export function encodeIngressTransfer(t: IngressTransfer, limits: Limits): Uint8
   checkText(t.refusal, 'IngressTransfer.refusal', BOUNDS.refusalMaxBytes, false);
   return finish(
     'IngressTransfer',
-    { id: t.id, name: t.name, size: t.size, sha256: t.sha256, version: PROTOCOL_VERSION, receivedAt: t.receivedAt, refusal: t.refusal },
+    { id: t.id, name: t.name, size: t.size, sha256: t.sha256, version: PROTOCOL_VERSION, receivedAt: t.receivedAt, refusal: t.refusal, uploader: t.uploader ?? '' },
     l,
   );
 }
@@ -441,6 +473,7 @@ export function encodeTransitTransfer(t: TransitTransfer, limits: Limits): Uint8
       verdict,
       checks,
       checkedAt: t.checkedAt,
+      uploader: t.uploader ?? '',
     },
     l,
   );

@@ -90,7 +90,7 @@ const AT2 = '2026-11-22T06:21:33.456Z';
 
 const baseObj = { id: 'tr-0001_A', name: 'report.pdf', size: 12345, sha256: SHA, receivedAt: AT };
 const ingressObj: IngressTransfer = { ...baseObj, refusal: '' };
-const ingressRaw: Raw[] = [s(1, 'tr-0001_A'), s(2, 'report.pdf'), u(3, 12345), b(4, SHA), u(5, 1), s(6, AT)];
+const ingressRaw: Raw[] = [s(1, 'tr-0001_A'), s(2, 'report.pdf'), u(3, 12345), b(4, SHA), u(5, 2), s(6, AT)];
 
 const transitObj: TransitTransfer = {
   ...baseObj,
@@ -111,7 +111,7 @@ const transitRaw: Raw[] = [
 ];
 
 const ackObj: Ack = { id: 'tr-0001_A', sha256: SHA, status: 'delivered', reason: 'stored as report.pdf' };
-const ackRaw: Raw[] = [u(1, 1), s(2, 'tr-0001_A'), b(3, SHA), u(4, 1), s(5, 'stored as report.pdf')];
+const ackRaw: Raw[] = [u(1, 2), s(2, 'tr-0001_A'), b(3, SHA), u(4, 1), s(5, 'stored as report.pdf')];
 
 /** Codec - one decoder and the field roles the manglers need (undefined = no such field). */
 interface Codec {
@@ -415,15 +415,16 @@ const MANGLERS: Mangler[] = [
     ],
   },
   {
-    name: 'version 0/2/absent/overflow',
+    name: 'version 0/3/absent/overflow',
     cases: (c) => [
       { what: 'version 0', bytes: enc(replace(c.raw, c.version, u(c.version, 0))), expect: 'bad-version' },
-      { what: 'version 2', bytes: enc(replace(c.raw, c.version, u(c.version, 2))), expect: 'bad-version' },
+      { what: 'version 2 (this version)', bytes: enc(replace(c.raw, c.version, u(c.version, 2))), expect: 'ok' },
+      { what: 'version 3', bytes: enc(replace(c.raw, c.version, u(c.version, 3))), expect: 'bad-version' },
       { what: 'version 2^32-1', bytes: enc(replace(c.raw, c.version, u(c.version, 2 ** 32 - 1))), expect: 'bad-version' },
       { what: 'absent', bytes: enc(replace(c.raw, c.version)), expect: 'bad-version' },
       // protobufjs alone would truncate 2^32+1 to 1 and accept it.
       { what: 'version 2^32+1', bytes: enc(replace(c.raw, c.version, u(c.version, 2 ** 32 + 1))), expect: 'bad-wire-format' },
-      { what: 'version 2 with an unknown field', bytes: enc([...replace(c.raw, c.version, u(c.version, 2)), u(c.unknown, 1)]), expect: 'bad-version' },
+      { what: 'version 3 with an unknown field', bytes: enc([...replace(c.raw, c.version, u(c.version, 3)), u(c.unknown, 1)]), expect: 'bad-version' },
     ],
   },
   {
@@ -807,9 +808,9 @@ describe('schema (sluice.proto)', () => {
   it('gives every top-level message a version field (no valid record is empty)', () => {
     for (const type of ['IngressTransfer', 'TransitTransfer', 'Ack']) expect(field(type, 'version').type).toBe('uint32');
   });
-  it('IngressTransfer has fields 1-6 and refusal = 10 only; 7-9 (the verdict fields of TransitTransfer) are reserved', () => {
+  it('IngressTransfer has fields 1-6, refusal = 10 and uploader = 11 only; 7-9 (the verdict fields of TransitTransfer) are reserved', () => {
     const t = root.lookupType('sluice.v1.IngressTransfer');
-    expect(t.fieldsArray.map((f) => f.id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 10]);
+    expect(t.fieldsArray.map((f) => f.id).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 10, 11]);
     expect(t.reserved).toEqual([[7, 7], [8, 8], [9, 9]]);
   });
   it('TransitTransfer fields 1-6 are IngressTransfer fields 1-6, same names and types', () => {
@@ -823,6 +824,41 @@ describe('schema (sluice.proto)', () => {
       const zero = Object.entries(values).find(([, n]) => n === 0)?.[0];
       expect(zero).toMatch(/_UNSPECIFIED$/);
     }
+  });
+});
+
+describe('uploader (version 2)', () => {
+  const outcome = (f: () => unknown): string => {
+    try {
+      f();
+      return 'ok';
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      return err.reason;
+    }
+  };
+  const withUploader = (raw: Raw[], version: number, name: string): Uint8Array => enc([...replace(raw, 5, u(5, version)), s(11, name)]);
+  it('round-trips through both transfer messages; absent for the anonymous drop', () => {
+    expect(decodeIngressTransfer(encodeIngressTransfer({ ...ingressObj, uploader: 'alice' }))).toEqual({ ...ingressObj, uploader: 'alice' });
+    expect(decodeTransitTransfer(encodeTransitTransfer({ ...transitObj, uploader: 'bob_2' }))).toEqual({ ...transitObj, uploader: 'bob_2' });
+    expect(decodeIngressTransfer(encodeIngressTransfer({ ...ingressObj, uploader: '' }))).not.toHaveProperty('uploader');
+    expect(decodeIngressTransfer(withUploader(ingressRaw, 2, 'alice')).uploader).toBe('alice');
+    expect(decodeTransitTransfer(withUploader(transitRaw, 2, 'alice')).uploader).toBe('alice');
+  });
+  it.each(['Alice', '1abc', 'a/b', '..', 'a'.repeat(33), 'al ice', 'alice\n', 'al\u00efce', '-x'])('refuses %j as bad-uploader, in both messages and in the encoders', (name) => {
+    expect(outcome(() => decodeIngressTransfer(withUploader(ingressRaw, 2, name)))).toBe('bad-uploader');
+    expect(outcome(() => decodeTransitTransfer(withUploader(transitRaw, 2, name)))).toBe('bad-uploader');
+    expect(outcome(() => encodeIngressTransfer({ ...ingressObj, uploader: name }))).toBe('bad-uploader');
+    expect(outcome(() => encodeTransitTransfer({ ...transitObj, uploader: name }))).toBe('bad-uploader');
+  });
+  it('a version-1 record cannot carry it (unknown-field); without it, version 1 is still read', () => {
+    expect(outcome(() => decodeIngressTransfer(withUploader(ingressRaw, 1, 'alice')))).toBe('unknown-field');
+    expect(outcome(() => decodeTransitTransfer(withUploader(transitRaw, 1, 'alice')))).toBe('unknown-field');
+    expect(decodeIngressTransfer(enc(replace(ingressRaw, 5, u(5, 1))))).toEqual(ingressObj);
+    expect(decodeAck(enc(replace(ackRaw, 1, u(1, 1))))).toEqual(ackObj);
+  });
+  it('field 10 of TransitTransfer (the ingress refusal) stays unknown there', () => {
+    expect(outcome(() => decodeTransitTransfer(enc([...transitRaw, s(10, 'x')])))).toBe('unknown-field');
   });
 });
 

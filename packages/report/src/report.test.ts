@@ -24,6 +24,7 @@ import {
   serializeReport,
   signReport,
   validateReportBody,
+  verifyReport,
   type ReportBody,
   type SignedReport,
 } from './index.js';
@@ -428,5 +429,45 @@ describe('sluice-report/1 (issued by earlier versions: read under its own rules,
     const current = signReport(makeBody(keysA.public.keyId), keysA.secret);
     expect(Object.keys(current.signature).sort()).toEqual(['ed25519', 'mldsa65']);
     expect(serializeReport(current)).not.toContain('context');
+  });
+});
+
+describe('uploader (optional member of sluice-report/2)', () => {
+  const publicKey = keysA.public;
+  const withUploader = signReport(makeBody(keysA.public.keyId, undefined, { uploader: 'alice' }), keysA.secret);
+  const textWith = serializeReport(withUploader);
+
+  it('is signed: in the canonical bytes, and the report verifies', () => {
+    expect(Buffer.from(canonicalBytes(withUploader)).toString('utf8')).toContain('"uploader":"alice"');
+    expect(parseReport(textWith).uploader).toBe('alice');
+    expect(verifyReport({ reportText: textWith, publicKey, reportOnly: true }).code).toBe('ok');
+  });
+
+  it('a body without it has no such member, and its bytes are what they were', () => {
+    const plain = makeBody(keysA.public.keyId);
+    expect(Buffer.from(canonicalBytes(plain)).toString('utf8')).not.toContain('uploader');
+    const { uploader: _u, signature: _s, ...withoutIt } = withUploader;
+    expect(canonicalBytes(withoutIt)).toEqual(canonicalBytes(plain));
+    expect(parseReport(text)).not.toHaveProperty('uploader');
+  });
+
+  it('cannot be changed, added or removed without breaking the signature', () => {
+    const changed = textWith.replace('"uploader":"alice"', '"uploader":"bobby"');
+    const removed = textWith.replace(',"uploader":"alice"', '');
+    expect(changed).not.toBe(textWith);
+    expect(removed).not.toBe(textWith);
+    expect(verifyReport({ reportText: changed, publicKey, reportOnly: true }).code).toBe('bad-signature');
+    expect(verifyReport({ reportText: removed, publicKey, reportOnly: true }).code).toBe('bad-signature');
+    const added = text.replace('"verdict":', '"uploader":"alice","verdict":');
+    expect(verifyReport({ reportText: added, publicKey, reportOnly: true }).code).toBe('bad-signature');
+  });
+
+  it.each(['', 'Alice', '1x', 'a/b', 'a'.repeat(33), 5, null])('refuses %j, naming the member', (bad) => {
+    expect(() => validateReportBody({ ...makeBody(keysA.public.keyId), uploader: bad })).toThrow(/^uploader: /);
+    expect(() => signReport({ ...makeBody(keysA.public.keyId), uploader: bad } as ReportBody, keysA.secret)).toThrow(ReportFormatError);
+  });
+
+  it('is not a member of sluice-report/1', () => {
+    expect(() => validateReportBody({ ...makeBody(keysA.public.keyId), format: 'sluice-report/1', uploader: 'alice' })).toThrow(/^uploader: is not a member/);
   });
 });

@@ -143,6 +143,11 @@ export type ReportBody = {
   reason: string;
   checks: ReportCheck[];
   times: { received: string; checked: string; reported: string };
+  /**
+   * The named uploader the file came from (sluice-report/2, optional): present only for a station
+   * with named uploaders. Ingress's word, taken from the inbox the file appeared in.
+   */
+  uploader?: string;
 };
 
 /** ReportSignature - the unsigned "signature" member. */
@@ -161,6 +166,10 @@ export type SignedReport = ReportBody & {
 };
 
 const BODY_KEYS = ['format', 'station', 'software', 'key', 'transfer', 'name', 'size', 'sha256', 'verdict', 'reason', 'checks', 'times'] as const;
+/** The optional body member: a named uploader (sluice-report/2 only). */
+const UPLOADER_KEY = 'uploader';
+/** An uploader name: a system user name, as the stage protocol carries it. */
+const UPLOADER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const TOKEN = /^[\x21-\x7e]+$/;
 // C0, DEL, C1 controls; bidi marks, embeddings, overrides and isolates (not allowed in stored names).
 const CONTROL_OR_BIDI = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
@@ -174,13 +183,13 @@ function bad(path: string, problem: string): never {
   throw new ReportFormatError(`${path}: ${problem}`);
 }
 
-/** members - a plain JSON object with exactly `keys`; refuses unknown and missing members. */
-function members(value: unknown, path: string, keys: readonly string[]): Record<string, unknown> {
+/** members - a plain JSON object with exactly `keys` (and any of `optional`); refuses unknown and missing members. */
+function members(value: unknown, path: string, keys: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(path, 'must be a JSON object');
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) bad(path, 'must be a plain object');
   const obj = value as Record<string, unknown>;
-  for (const k of Object.keys(obj)) if (!keys.includes(k)) bad(path, `unknown member ${quote(k, 40)}`);
+  for (const k of Object.keys(obj)) if (!keys.includes(k) && !optional.includes(k)) bad(path, `unknown member ${quote(k, 40)}`);
   for (const k of keys) if (!Object.hasOwn(obj, k)) bad(path, `missing member "${k}"`);
   return obj;
 }
@@ -251,7 +260,7 @@ function validateCheck(value: unknown, path: string): ReportCheck {
 
 /** validateReportBody - check a body against the format; returns a fresh copy in field order. */
 export function validateReportBody(value: unknown): ReportBody {
-  const o = members(value, 'report', BODY_KEYS);
+  const o = members(value, 'report', BODY_KEYS, [UPLOADER_KEY]);
   return bodyOf(o);
 }
 
@@ -289,12 +298,20 @@ function bodyOf(o: Record<string, unknown>): ReportBody {
   } else if (reason === '') {
     bad('reason', 'must say why when the verdict is "rejected"');
   }
-  return { format, station, software, key: o.key, transfer, name, size: o.size as number | null, sha256: o.sha256 as string | null, verdict, reason, checks, times };
+  const body: ReportBody = { format, station, software, key: o.key, transfer, name, size: o.size as number | null, sha256: o.sha256 as string | null, verdict, reason, checks, times };
+  if (Object.hasOwn(o, UPLOADER_KEY)) {
+    // Added to sluice-report/2 while it was unreleased: an optional member, so reports without it
+    // keep their bytes; sluice-report/1 never had it.
+    if (format === FORMAT_WITH_CONTEXT) bad(UPLOADER_KEY, `is not a member of "${FORMAT_WITH_CONTEXT}"`);
+    if (typeof o.uploader !== 'string' || !UPLOADER_NAME.test(o.uploader)) bad(UPLOADER_KEY, 'must be an uploader name: 1-32 of [a-z0-9_-], starting with [a-z_]');
+    body.uploader = o.uploader;
+  }
+  return body;
 }
 
 /** validateSigned - a whole signed report; returns a fresh copy. */
 function validateSigned(value: unknown): SignedReport {
-  const o = members(value, 'report', [...BODY_KEYS, 'signature']);
+  const o = members(value, 'report', [...BODY_KEYS, 'signature'], [UPLOADER_KEY]);
   const body = bodyOf(o);
   const withContext = body.format === FORMAT_WITH_CONTEXT;
   const s = members(o.signature, 'signature', withContext ? ['context', 'ed25519', 'mldsa65'] : ['ed25519', 'mldsa65']);

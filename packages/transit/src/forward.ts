@@ -96,6 +96,8 @@ function transitRecord(d: Downstream, rec: IngressTransfer, copy: PrivateCopy, v
         engine: truncateUtf8(r.engine, BOUNDS.engineMaxBytes),
       })),
       checkedAt: new Date().toISOString(),
+      // Ingress's word, passed on as it came: transit never names an uploader of its own.
+      ...(rec.uploader ? { uploader: rec.uploader } : {}),
     },
     wireLimits(d.cfg),
   );
