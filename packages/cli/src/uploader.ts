@@ -401,6 +401,7 @@ function add(name: string, keyFile: string, st: Station): number {
   const keyFile_ = keyFileOf(st, name);
   const stored = `${key.line}\n`;
   let user = passwd(name);
+  const existed = user !== null;
   let retiring = false;
   if (user) {
     if (!isUploader(user, st)) throw new Refusal(`${name} is an existing user that is not a Sluice uploader (not in ${st.group}, or its primary group is not its own)`);
@@ -448,7 +449,7 @@ function add(name: string, keyFile: string, st: Station): number {
     const msg = err instanceof Refusal ? err.message : `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.trim();
     throw new Refusal(`${name}: ${msg}; ${failed.length ? `undone except: ${failed.join('; ')}` : 'every step before it undone'}`);
   }
-  const state = !changed ? 'unchanged' : retiring ? 'active again' : 'added';
+  const state = !changed ? 'unchanged' : retiring ? 'active again' : existed ? 'repaired' : 'added';
   process.stdout.write(`${name}: ${state} (${key.fingerprint}); uploads to ${inboxOf(st, name)}, results in ${resultsOf(st, name)}\n`);
   if (!st.enabled) process.stdout.write(`note: uploaders.enabled is not true in the configuration: ingress does not serve named uploaders yet\n`);
   return 0;
