@@ -24,6 +24,7 @@
 #     $PREFIX/share/sluice/             pristine copies of the /etc files below
 #     $PREFIX/share/doc/sluice/         docs/*.md
 #     /etc/ssh/sshd_config.d/sluice-drop.conf   only if absent
+#     /etc/ssh/sshd_config.d/sluice-uploaders.conf   only if absent
 #     /etc/sluice/sluice.json                   only if absent
 #
 #   Files under /etc are the operator's once installed: they are written
@@ -147,12 +148,16 @@ install -m 0644 "$here/tmpfiles.d/sluice.conf" "$DESTDIR$TMPFILESDIR/sluice.conf
 # --- pristine copies and docs ---
 mkdir -p "$DESTDIR$SHAREDIR" "$DESTDIR$DOCDIR"
 install -m 0644 "$here/sluice.json" "$DESTDIR$SHAREDIR/sluice.json"
-install -m 0644 "$here/sshd_config.d/sluice-drop.conf" "$DESTDIR$SHAREDIR/sluice-drop.conf"
+for f in sluice-drop.conf sluice-uploaders.conf; do
+  install -m 0644 "$here/sshd_config.d/$f" "$DESTDIR$SHAREDIR/$f"
+done
 for d in "$top"/docs/*.md; do install -m 0644 "$d" "$DESTDIR$DOCDIR/"; done
 
 # --- the operator's files, only when missing ---
 mkdir -p "$DESTDIR$SYSCONFDIR/sluice" "$DESTDIR$SSHDCONFDIR"
 [ -e "$DESTDIR$SYSCONFDIR/sluice/sluice.json" ] || install -m 0644 "$here/sluice.json" "$DESTDIR$SYSCONFDIR/sluice/sluice.json"
-[ -e "$DESTDIR$SSHDCONFDIR/sluice-drop.conf" ] || install -m 0644 "$here/sshd_config.d/sluice-drop.conf" "$DESTDIR$SSHDCONFDIR/sluice-drop.conf"
+for f in sluice-drop.conf sluice-uploaders.conf; do
+  [ -e "$DESTDIR$SSHDCONFDIR/$f" ] || install -m 0644 "$here/sshd_config.d/$f" "$DESTDIR$SSHDCONFDIR/$f"
+done
 
 echo "installed Sluice in $DESTDIR$LIBDIR (units in $DESTDIR$UNITDIR); next steps: docs/operations.md"

@@ -6,7 +6,7 @@
  *   `make install` lays out a working, self-contained tree (offline: it
  *   copies what `make build` made): the application with its production
  *   dependencies only, the units naming the installed tree, sysusers.d,
- *   tmpfiles.d, the sshd drop-in and the configuration; PREFIX is honoured,
+ *   tmpfiles.d, the sshd drop-ins and the configuration; PREFIX is honoured,
  *   an edited configuration survives a reinstall.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,6 +30,8 @@ describe('make install', () => {
       'usr/local/share/doc/sluice/privsep.md',
       'etc/sluice/sluice.json',
       'etc/ssh/sshd_config.d/sluice-drop.conf',
+      'etc/ssh/sshd_config.d/sluice-uploaders.conf',
+      'usr/local/share/sluice/sluice-uploaders.conf',
       ...UNITS.map((u) => `usr/local/lib/systemd/system/${u}`),
     ]) {
       expect(fs.existsSync(path.join(d, f)), f).toBe(true);

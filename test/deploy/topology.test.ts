@@ -109,7 +109,7 @@ describe.skipIf(topologyWhy !== '')(`the real topology: system users, socket act
   const runDir = `/run/${p}`;
   const etc = `/etc/${p}`;
   const cred = `/run/${p}-credentials`;
-  const names = ['drop', 'ingress', 'transit', 'egress', 'inbox', 'out'].map((n) => `${p}-${n}`);
+  const names = ['drop', 'ingress', 'transit', 'egress', 'inbox', 'out', 'uploaders'].map((n) => `${p}-${n}`);
   const user = (n: string) => `${p}-${n}`;
   /** rewrite - the production names in deploy/ files, made unique to this run. */
   const rewrite = (text: string) =>
@@ -118,7 +118,7 @@ describe.skipIf(topologyWhy !== '')(`the real topology: system users, socket act
       .replace(/\/var\/lib\/sluice(?=[/\s"]|$)/gm, base)
       .replace(/\/run\/sluice(?=[/\s"]|$)/gm, runDir)
       .replace(/\/etc\/sluice(?=[/\s"]|$)/gm, etc)
-      .replace(/\bsluice-(drop|ingress|transit|egress|inbox|out)\b/g, `${p}-$1`);
+      .replace(/\bsluice-(drop|ingress|transit|egress|inbox|out|uploaders)\b/g, `${p}-$1`);
 
   let tmp = '';
   let lib = '';

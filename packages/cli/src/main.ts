@@ -10,6 +10,7 @@
  *   sluice keygen --out DIR [--name NAME]
  *   sluice verify FILE REPORT --pub PUBKEY [--json]
  *   sluice verify --report-only REPORT --pub PUBKEY [--json]
+ *   sluice uploader add NAME --key PUBKEY_FILE | remove NAME [--purge] | list [--json]
  *
  * DESCRIPTION
  *   dev      run ingress, transit and egress under DIR (see dev.ts).
@@ -19,6 +20,8 @@
  *   keygen   write a signing key pair: NAME.key (0400) and NAME.pub.
  *   verify   check a report: both signatures, the file's size and SHA-256,
  *            and the verdict. Exit codes are in docs/report-format.md.
+ *   uploader as root: make, retire and list the named uploaders' accounts,
+ *            directories and keys (see uploader.ts).
  *
  * DIAGNOSTICS
  *   Exit 2 on a usage error, with a one-line message on stderr.
@@ -28,6 +31,7 @@ import { parseConfigText, ConfigError, UPLOADER_NAME } from '@sluice/core';
 import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError, MAX_REPORT_BYTES } from '@sluice/report';
 import { runDev } from './dev.js';
 import { runDemo } from './demo.js';
+import { runUploader } from './uploader.js';
 
 const USAGE = `usage:
   sluice dev --dir DIR [--uploaders NAME,NAME...]
@@ -35,7 +39,8 @@ const USAGE = `usage:
   sluice config check FILE
   sluice keygen --out DIR [--name NAME]
   sluice verify FILE REPORT --pub PUBKEY [--json]
-  sluice verify --report-only REPORT --pub PUBKEY [--json]`;
+  sluice verify --report-only REPORT --pub PUBKEY [--json]
+  sluice uploader add NAME --key PUBKEY_FILE | remove NAME [--purge] | list [--json]`;
 
 class UsageError extends Error {}
 
@@ -106,6 +111,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'verify':
       return verifyCommand(args);
+    case 'uploader':
+      return runUploader(args);
     case undefined:
     case '--help':
     case 'help':
