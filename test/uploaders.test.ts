@@ -140,3 +140,35 @@ describe('quotas (uploaders.maxFilesWaiting, maxBytesWaiting)', () => {
     expect([small.report.verdict, small.report.uploader]).toEqual(['accepted', 'bob']);
   });
 });
+
+describe('named uploaders beside the anonymous drop (their inboxes outside ingress.inbox, as in production)', () => {
+  let p: Pipeline;
+  beforeAll(async () => {
+    p = await Pipeline.start(
+      (dir) =>
+        devConfig(dir, {
+          uploaders: { enabled: true, inbox: path.join(dir, 'uploaders', '{name}', 'inbox'), results: path.join(dir, 'uploaders', '{name}', 'results') },
+        }),
+      {
+        prepare: (dir) => {
+          for (const sub of ['inbox', 'results']) fs.mkdirSync(path.join(dir, 'uploaders', 'carol', sub), { recursive: true, mode: 0o755 });
+        },
+      },
+    );
+  });
+  afterAll(async () => {
+    expect(await p.stop()).toBe(0);
+  });
+
+  it("the anonymous inbox is still served: its file's report names no uploader, carol's names carol", async () => {
+    p.drop('from-the-drop.txt', 'dropped by the shared account\n');
+    p.drop('from-carol.txt', 'sent by carol\n', path.join(p.dir, 'uploaders', 'carol', 'inbox'));
+    const anon = await p.reportFor('from-the-drop.txt');
+    const carols = await p.reportFor('from-carol.txt');
+    expect([anon.place, carols.place]).toEqual(['outbox', 'outbox']);
+    expect(anon.report.uploader).toBeUndefined();
+    expect(carols.report.uploader).toBe('carol');
+    expect(p.verify(anon).ok && p.verify(carols).ok).toBe(true);
+    await p.waitFor(() => fs.existsSync(path.join(p.dir, 'uploaders', 'carol', 'results', `${carols.report.name.stored}.sluice.json`)), 10_000, "carol's results copy");
+  });
+});

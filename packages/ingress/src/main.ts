@@ -39,7 +39,8 @@
  * DIAGNOSTICS
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
-import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, wireLimits } from '@sluice/core';
+import * as path from 'node:path';
+import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, uploadersRoot, wireLimits } from '@sluice/core';
 import { Spool } from './spool.js';
 import { Inbox, SpoolBytes } from './pickup.js';
 import { Forwarder } from './forward.js';
@@ -96,11 +97,13 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
   }
   log.info({ event: 'recovered', queued: recovered.entries.length, removed: recovered.removed }, 'spool recovered');
 
-  if (uploaders) uploaders.start();
-  else inbox.start();
+  // The anonymous drop stays served beside named uploaders, unless its inbox is the directory that holds theirs (sluice dev).
+  const anonymous = !uploaders || path.resolve(c.inbox) !== path.resolve(uploadersRoot(cfg.uploaders.inbox));
+  uploaders?.start();
+  if (anonymous) inbox.start();
   connector.start();
   if (uploaders) log.info({ event: 'watching', inbox: cfg.uploaders.inbox, spool: c.spool, uploaders: uploaders.names.length }, 'watching the uploaders\' inboxes');
-  else log.info({ event: 'watching', inbox: c.inbox, spool: c.spool }, 'watching the inbox');
+  if (anonymous) log.info({ event: 'watching', inbox: c.inbox, spool: c.spool }, 'watching the inbox');
 
   onStop(async () => {
     uploaders?.stop();
