@@ -34,7 +34,8 @@
  * DIAGNOSTICS
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
-import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, wireLimits } from '@sluice/core';
+import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, station, wireLimits } from '@sluice/core';
+import { countHeld } from './spool.js';
 import { Spool } from './spool.js';
 import { Inbox, SpoolBytes } from './pickup.js';
 import { Forwarder } from './forward.js';
@@ -87,6 +88,11 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
   }
   log.info({ event: 'recovered', queued: recovered.entries.length, removed: recovered.removed }, 'spool recovered');
 
+  station.queue('inbox', () => inbox.held);
+  station.queue('spooled', () => forwarder.size);
+  station.queue('in_flight', () => forwarder.sending);
+  station.queue('held', () => countHeld(spool));
+  station.queueAge('spooled', () => forwarder.oldest());
   inbox.start();
   connector.start();
   log.info({ event: 'watching', inbox: c.inbox, spool: c.spool }, 'watching the inbox');

@@ -20,7 +20,7 @@
  *   Egress's acks arrive through the receive path (main.ts) into
  *   egressAcks, matched by id.
  */
-import { describe, escapeForLog, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
+import { describe, escapeForLog, station, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
 import { encodeTransitTransfer, truncateUtf8, BOUNDS, type Ack, type AckStatus, type IngressTransfer, type Verdict } from '@sluice/protocol';
 import type { CheckResult } from './checks/index.js';
 
@@ -42,6 +42,7 @@ export async function forward(
   const down = d.egress.connection;
   if (!down) {
     tlog.warn({ event: 'retry', reason: 'egress-unavailable' }, 'egress is not connected; ingress will resend');
+    station.file('retry');
     return { status: 'retry', reason: 'egress unavailable' };
   }
   const record = encodeTransitTransfer({
@@ -72,6 +73,7 @@ export async function forward(
     ack = await waitAck;
   } catch (err) {
     tlog.warn({ event: 'retry', reason: describe(err) }, 'no ack from egress; ingress will resend');
+    station.file('retry');
     return { status: 'retry', reason: 'no ack from egress' };
   }
   if (!Buffer.from(ack.sha256).equals(copy.sha256)) {
