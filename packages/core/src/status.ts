@@ -101,16 +101,21 @@ export interface StatusDoc {
   scanners: Record<string, { up: boolean | null; engine: string; signaturesAt: string | null; errors: number; lastError: string | null }>;
 }
 
-/** procStart - field 22 of /proc/PID/stat (the process's start time), or null. */
-export function procStart(pid: number | 'self'): string | null {
+/** procStat - the state (field 3) and start time (field 22) of /proc/PID/stat, or null. */
+export function procStat(pid: number | 'self'): { state: string; start: string } | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
+    return fields[0] && fields[19] ? { state: fields[0], start: fields[19] } : null;
   } catch {
     return null;
   }
+}
+
+/** procStart - field 22 of /proc/PID/stat (the process's start time in clock ticks since boot), or null. */
+export function procStart(pid: number | 'self'): string | null {
+  return procStat(pid)?.start ?? null;
 }
 
 /** clamdSignatureTime - the database date in clamd's VERSION answer ("ClamAV 1.4.6/27400/Tue Dec  3 09:41:04 2024"), or null. */
