@@ -58,7 +58,7 @@ describe('sluice status on a running sluice dev', () => {
     p.drop('two.json', '{"n": 2}\n');
     p.drop('three.txt', '\x7fELF\x02\x01\x01\x00'); // an executable named .txt: rejected
     for (const n of ['one.txt', 'two.json', 'three.txt']) await p.reportFor(n);
-    const { code, doc } = await until(() => statusJson(p.dir), (r) => r.doc.files.sinceStart.rejected === 1 && r.doc.files.sinceStart.accepted === 2 && r.doc.files.sinceStart.received === 3, 'status counts'); // each stage's file is rewritten every status.intervalMs
+    const { code, doc } = await until(() => statusJson(p.dir), (r) => r.doc.files.sinceStart.rejected === 1 && r.doc.files.sinceStart.accepted === 2 && r.doc.files.sinceStart.received === 3 && r.doc.files.spooled === 0 && r.doc.files.inFlight === 0, 'status counts'); // each stage's file is rewritten every status.intervalMs
     expect(code).toBe(0);
     expect(doc.status).toBe('OK');
     expect(doc.files.sinceStart).toEqual({ received: 3, accepted: 2, rejected: 1 });
