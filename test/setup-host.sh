@@ -42,12 +42,14 @@ set -euo pipefail
 #   systemd             systemd-analyze verify and security, sysusers, tmpfiles
 #   systemd-container   systemd-nspawn boots the installed units under a real systemd
 #   python3-cryptography  the independent Python verifier of the report test vector
+#   prometheus-node-exporter  scrapes the stages' metrics files (textfile collector) over HTTP
 PACKAGES=(
   python3 make g++ util-linux strace
   clamav-daemon yara
   openssh-server openssh-client openssh-sftp-server
   systemd systemd-container
   python3-cryptography
+  prometheus-node-exporter
 )
 POLICY=/usr/sbin/policy-rc.d
 

@@ -8,7 +8,9 @@
  * DESCRIPTION
  *   Creates DIR/inbox, DIR/outbox, DIR/rejected, DIR/run (sockets),
  *   DIR/ingress (spool, 0700), DIR/transit (copies RAM cannot hold, 0700),
- *   DIR/egress (delivery journal, 0700) and
+ *   DIR/egress (delivery journal, 0700), DIR/metrics (each stage's status
+ *   and metrics files, in DIR/metrics/<stage>/, with a link
+ *   DIR/metrics/<stage>.prom to each metrics file) and
  *   DIR/keys (a signing key made on first use), writes DIR/sluice.json
  *   unless it exists (edit it to change checks or limits), and runs
  *   ingress, transit and egress as three separate processes. Their JSON log
@@ -71,6 +73,7 @@ export function devLayout(dir: string) {
     transitState: path.join(d, 'transit'),
     state: path.join(d, 'egress'),
     keys: path.join(d, 'keys'),
+    metrics: path.join(d, 'metrics'),
     secretKey: path.join(d, 'keys', `${KEY_NAME}.key`),
     publicKey: path.join(d, 'keys', `${KEY_NAME}.pub`),
     config: path.join(d, 'sluice.json'),
@@ -102,6 +105,7 @@ export function devConfig(
     ...(overrides.uploaders ? { uploaders: { enabled: true, inbox: l.uploaderInbox, results: l.uploaderResults, ...overrides.uploaders } } : {}),
     station: overrides.station ?? 'sluice-dev',
     limits: { ...overrides.limits },
+    status: { dir: l.metrics, group: null, intervalMs: 1_000 },
     ingress: {
       inbox: l.inbox,
       spool: l.spool,
@@ -147,6 +151,7 @@ const DEV_DIRS = (l: ReturnType<typeof devLayout>): [string, number][] => [
   [l.transitState, 0o700],
   [l.state, 0o700],
   [l.keys, 0o700],
+  [l.metrics, 0o750],
 ];
 
 /** privateDir - ownDir, and the mode made exactly `mode` when it is private (0700). */
@@ -166,8 +171,26 @@ function configuredDirs(cfg: Config): [string, number][] {
     [cfg.egress.state, 0o700],
     [path.dirname(cfg.egress.signingKey), 0o700],
     ...(cfg.uploaders.enabled ? [cfg.uploaders.inbox, cfg.uploaders.results].map((t): [string, number] => [uploadersRoot(t), 0o755]) : []),
+    [cfg.status.dir, 0o750],
     ...[cfg.transit.socket, cfg.egress.socket, cfg.ingress.transitSocket, cfg.transit.egressSocket].map((s): [string, number] => [path.dirname(s), 0o700]),
   ];
+}
+
+/**
+ * linkMetrics - DIR/metrics/<stage>.prom, a link to the file each stage rewrites in its own
+ * directory, so that the *.prom files node_exporter's textfile collector reads are all in one.
+ * A name already there that is not that link is left alone.
+ */
+function linkMetrics(dir: string): void {
+  for (const stage of STAGES) {
+    const target = `${stage}/${stage}.prom`;
+    const link = path.join(dir, `${stage}.prom`);
+    try {
+      fs.symlinkSync(target, link);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
 }
 
 /**
@@ -198,6 +221,7 @@ export function prepareDev(dir: string, uploaders: readonly string[] = []): Retu
   for (const [d, mode] of configuredDirs(cfg)) privateDir(d, mode);
   // Each uploader's inbox and results, under the directories the templates name (checked like the rest).
   for (const name of uploaders) for (const t of [cfg.uploaders.inbox, cfg.uploaders.results]) privateDir(uploaderPath(t, name), 0o755);
+  linkMetrics(cfg.status.dir);
   return { ...l, newKey };
 }
 

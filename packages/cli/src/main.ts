@@ -6,6 +6,7 @@
  * SYNOPSIS
  *   sluice dev --dir DIR [--uploaders NAME,NAME...]
  *   sluice demo
+ *   sluice status [--config FILE | --dir DIR] [--json] [--max-age SECONDS] [--max-signature-age DAYS]
  *   sluice config check FILE
  *   sluice keygen --out DIR [--name NAME]
  *   sluice verify FILE REPORT --pub PUBKEY [--json]
@@ -16,6 +17,8 @@
  *   dev      run ingress, transit and egress under DIR (see dev.ts).
  *   demo     run the pipeline in a temporary directory, drop sample files,
  *            print what happened to each, stop.
+ *   status   is each stage up, what waits, what passed, what needs a
+ *            person; Nagios exit codes (status.ts, docs/operations.md).
  *   config   check a configuration file: every problem, naming its key.
  *   keygen   write a signing key pair: NAME.key (0400) and NAME.pub.
  *   verify   check a report: both signatures, the file's size and SHA-256,
@@ -29,13 +32,15 @@
 import * as fs from 'node:fs';
 import { parseConfigText, ConfigError, UPLOADER_NAME } from '@sluice/core';
 import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError, MAX_REPORT_BYTES } from '@sluice/report';
-import { runDev } from './dev.js';
+import { devLayout, runDev } from './dev.js';
 import { runDemo } from './demo.js';
 import { runUploader } from './uploader.js';
+import { EXIT, formatHuman, readStatus, statusDirOf } from './status.js';
 
 const USAGE = `usage:
   sluice dev --dir DIR [--uploaders NAME,NAME...]
   sluice demo
+  sluice status [--config FILE | --dir DIR] [--json] [--max-age SECONDS] [--max-signature-age DAYS]
   sluice config check FILE
   sluice keygen --out DIR [--name NAME]
   sluice verify FILE REPORT --pub PUBKEY [--json]
@@ -83,6 +88,8 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       noMore(args);
       return runDemo();
+    case 'status':
+      return statusCommand(args);
     case 'config': {
       if (args.shift() !== 'check' || args.length !== 1) throw new UsageError('usage: sluice config check FILE');
       const file = args[0]!;
@@ -121,6 +128,42 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
   }
+}
+
+/** statusCommand - `sluice status`: exit 0/1/2 as Nagios reads them, 3 (UNKNOWN) for anything that keeps it from knowing. */
+function statusCommand(args: string[]): number {
+  const unknown = (msg: string) => {
+    process.stdout.write(`SLUICE UNKNOWN - ${msg}\n`);
+    return EXIT.UNKNOWN;
+  };
+  let json: boolean, dir: string | undefined, config: string | undefined, maxAge: string | undefined, maxSig: string | undefined;
+  try {
+    json = takeFlag(args, '--json');
+    dir = takeOption(args, '--dir');
+    config = takeOption(args, '--config');
+    maxAge = takeOption(args, '--max-age');
+    maxSig = takeOption(args, '--max-signature-age');
+    noMore(args);
+    if (dir && config) throw new UsageError('give --dir or --config, not both');
+  } catch (err) {
+    return unknown(`${(err as Error).message}\n${USAGE}`);
+  }
+  const positive = (v: string | undefined, dflt: number, name: string) => {
+    if (v === undefined) return dflt;
+    if (!/^\d+(\.\d+)?$/.test(v)) throw new UsageError(`${name} needs a positive number, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  let statusDir: string;
+  let thresholds;
+  try {
+    thresholds = { maxAgeSeconds: positive(maxAge, 3600, '--max-age'), maxSignatureAgeDays: positive(maxSig, 7, '--max-signature-age') };
+    statusDir = statusDirOf(dir ? devLayout(dir).config : (config ?? '/etc/sluice/sluice.json'));
+  } catch (err) {
+    return unknown(err instanceof ConfigError ? err.message : (err as Error).message);
+  }
+  const report = readStatus(statusDir, thresholds);
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatHuman(report));
+  return report.exitCode;
 }
 
 /** verifyCommand - `sluice verify`: one line (or one JSON object) and a distinct exit code per outcome. */

@@ -32,6 +32,7 @@ type Spec =
   | { kind: 'bool'; default: boolean; doc: string }
   | { kind: 'mode'; default: number; doc: string }
   | { kind: 'user'; default: string | number | null; doc: string }
+  | { kind: 'group'; default: string | number | null; doc: string }
   | { kind: 'users'; default: (string | number)[]; doc: string }
   | { kind: 'strings'; default: string[]; doc: string; pattern?: RegExp }
   | { kind: 'section'; fields: Record<string, Spec>; doc: string };
@@ -134,6 +135,15 @@ export const SCHEMA: Record<string, Spec> = {
           maxBytes: { kind: 'int', default: 1 * GiB, min: 0, max: Number.MAX_SAFE_INTEGER, doc: 'Largest file scanned; larger files are rejected as a scan error.' },
         },
       },
+    },
+  },
+  status: {
+    kind: 'section',
+    doc: 'What each stage publishes about itself for `sluice status` and Prometheus (docs/operations.md, "Status and metrics").',
+    fields: {
+      dir: { kind: 'path', default: '/var/lib/sluice/metrics', doc: 'Directory of the status and metrics files: each stage writes <stage>.json and <stage>.prom in its own subdirectory <dir>/<stage>/ (made if missing; <dir> itself must exist).' },
+      group: { kind: 'group', default: 'sluice-operators', doc: "Group that may read the status files (each stage's directory gets it, mode 2750; files 0640); null leaves the stage's own group (mode 0750)." },
+      intervalMs: { kind: 'int', default: 5_000, min: 500, max: 300_000, doc: 'How often each stage rewrites its status and metrics files (also soon after a delivery, a held file or an error).' },
     },
   },
   egress: {
@@ -264,6 +274,11 @@ export interface Config {
       maxBytes: number;
     };
   };
+  status: {
+    dir: string;
+    group: string | number | null;
+    intervalMs: number;
+  };
   egress: {
     socket: string;
     socketMode: number;
@@ -359,6 +374,13 @@ function validateValue(key: string, spec: Spec, value: unknown, problems: string
       if (value === null) return null;
       if (!isUser(value)) {
         problems.push(`${key}: expected a user name, a uid or null, got ${show(value)}`);
+        return spec.default;
+      }
+      return value;
+    case 'group':
+      if (value === null) return null;
+      if (!isUser(value)) {
+        problems.push(`${key}: expected a group name, a gid or null, got ${show(value)}`);
         return spec.default;
       }
       return value;

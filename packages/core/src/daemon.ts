@@ -27,6 +27,7 @@ import { createLogger, type Logger, type Stage } from './log.js';
 import { loadConfig, resolveUid, type Config } from './config.js';
 import { describe } from './errors.js';
 import { Listener, type Connection } from './channel.js';
+import { station, startStatus, type StatusPublisher } from './status.js';
 
 export interface DaemonContext {
   cfg: Config;
@@ -92,6 +93,8 @@ export class Notifier {
 /** runDaemon - run a stage: config, logger, signals, readiness, watchdog, one fatal path. */
 export function runDaemon(stage: Stage, main: (ctx: DaemonContext) => Promise<void>): void {
   const log = createLogger(stage);
+  if (stage === 'ingress' || stage === 'transit' || stage === 'egress') station.init(stage, SOFTWARE_VERSION);
+  let status: StatusPublisher | null = null;
   const fatal = (event: string, err: unknown): never => {
     log.fatal({ event, reason: describe(err) }, `${stage} stopping: ${describe(err)}`);
     process.exit(1);
@@ -125,6 +128,7 @@ export function runDaemon(stage: Stage, main: (ctx: DaemonContext) => Promise<vo
       }
     }
     log.info({ event: 'stopped' }, `${stage} stopped`);
+    status?.stop('stopped');
     notifier.close();
     process.exit(0);
   };
@@ -147,6 +151,7 @@ export function runDaemon(stage: Stage, main: (ctx: DaemonContext) => Promise<vo
     () => {
       log.info({ event: 'started', version: SOFTWARE_VERSION }, `${stage} ready`);
       notifier.notify('READY=1');
+      if (station.stage) status = startStatus(cfg.status, log);
       const usec = Number(process.env.WATCHDOG_USEC);
       if (Number.isFinite(usec) && usec > 0 && (!process.env.WATCHDOG_PID || Number(process.env.WATCHDOG_PID) === process.pid)) {
         setInterval(() => notifier.notify('WATCHDOG=1'), Math.max(100, usec / 2000)).unref();

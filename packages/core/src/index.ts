@@ -16,6 +16,8 @@
  *   durable   crash-safe filesystem steps
  *   names     uploaded names made safe: stored names, log escaping
  *   log       the structured logger
+ *   metrics   counters, gauges, histograms; the Prometheus text format
+ *   status    what a stage publishes: its status file and metrics file
  *   errors    Refused (bad input) versus everything else
  */
 export * from './copy.js';
@@ -32,4 +34,6 @@ export * from './daemon.js';
 export * from './durable.js';
 export * from './names.js';
 export * from './log.js';
+export * from './metrics.js';
+export * from './status.js';
 export * from './errors.js';

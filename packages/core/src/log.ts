@@ -78,6 +78,15 @@ export function escapeLogLine(line: string): string {
   });
 }
 
+/** LogObserver - sees each line at warn level and above that is written (status.ts counts them, keeps the last error). */
+export type LogObserver = (level: number, obj: Record<string, unknown>) => void;
+let observer: LogObserver | null = null;
+
+/** setLogObserver - the one observer of this process's loggers. */
+export function setLogObserver(fn: LogObserver | null): void {
+  observer = fn;
+}
+
 /** createLogger - a JSON-lines logger for one stage, writing synchronously to fd 1. */
 export function createLogger(stage: Stage, level: string = process.env.SLUICE_LOG_LEVEL ?? 'info'): Logger {
   return pino(
@@ -87,7 +96,19 @@ export function createLogger(stage: Stage, level: string = process.env.SLUICE_LO
       timestamp: pino.stdTimeFunctions.isoTime,
       messageKey: 'msg',
       formatters: { level: (label) => ({ level: label }) },
-      hooks: { streamWrite: escapeLogLine },
+      hooks: {
+        streamWrite: escapeLogLine,
+        logMethod(args, method, level) {
+          if (observer && level >= 40 && typeof args[0] === 'object' && args[0] !== null) {
+            try {
+              observer(level, args[0] as Record<string, unknown>);
+            } catch {
+              /* counting a line must never stop it being written */
+            }
+          }
+          return method.apply(this, args);
+        },
+      },
     },
     pino.destination({ fd: 1, sync: true }),
   );

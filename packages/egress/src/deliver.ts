@@ -74,6 +74,7 @@ import {
   Refused,
   REPORT_SUFFIX,
   SOFTWARE_VERSION,
+  station,
   type Config,
   type Connection,
   type CopyResult,
@@ -145,6 +146,11 @@ export class Deliveries {
 
   constructor(private readonly o: DeliveryOptions) {}
 
+  /** active - transfers being delivered now. */
+  get active(): number {
+    return this.inFlight.size;
+  }
+
   /** receive - admit one transfer (header) and deliver it; `fd` is read until this settles, and closed by close(). */
   async receive(conn: Connection, rec: TransitTransfer, fd: number): Promise<void> {
     if (this.inFlight.has(rec.id)) throw new Refused('id-in-flight', 'a transfer with this id is being delivered; send it again after its ack');
@@ -194,6 +200,7 @@ export class Deliveries {
       inspectDescriptor(fd, { maxBytes: cfg.limits.maxFileBytes, claimedSize: rec.size });
       if (known?.complete) {
         tlog.info({ event: 'duplicate-acked', stored: known.entry.stored }, 'already delivered; acking again');
+        station.file('duplicate');
         sendAck(conn, rec, 'delivered', `already delivered as ${known.entry.stored}`, tlog, wireLimits(cfg));
         return;
       }
@@ -225,11 +232,14 @@ export class Deliveries {
         { event: 'delivered', verdict: entry.verdict, stored: entry.stored, place: entry.place, ...(rec.uploader ? { uploader: rec.uploader } : {}), size: rec.size, sha256: sha256hex, reason: escapeForLog(entry.verdict === 'rejected' ? (entry.body.reason as string) : '') },
         entry.verdict === 'accepted' ? `delivered to outbox as ${entry.stored}` : `rejected; report in rejected/ as ${entry.stored}${REPORT_SUFFIX}`,
       );
+      station.file(entry.verdict, entry.verdict === 'accepted' ? rec.size : undefined);
+      station.delivered(entry.verdict, rec.receivedAt, entry.stored);
       sendAck(conn, rec, 'delivered', entry.verdict, tlog, wireLimits(cfg));
     } catch (err) {
       if (err instanceof Refused) throw err;
       const code = errnoCode(err);
       tlog.error({ event: 'delivery-failed', reason: code ?? describe(err) }, 'could not deliver; transit will be told to retry');
+      station.file('failed');
       sendAck(conn, rec, 'retry', code ?? describe(err), tlog, wireLimits(cfg));
     } finally {
       if (out >= 0) fs.closeSync(out);

@@ -46,7 +46,7 @@
  * DIAGNOSTICS
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
-import { runDaemon, ensureDir, HOPS, receiver, wireLimits, type Connection } from '@sluice/core';
+import { runDaemon, ensureDir, HOPS, receiver, station, wireLimits, type Connection } from '@sluice/core';
 import { native } from '@sluice/native';
 import { loadSecretKey, keyIdOfSecret, SignerPool } from '@sluice/report';
 import { Journal } from './journal.js';
@@ -89,6 +89,8 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
       answer: answerRefusal(log),
     });
   });
+  station.keyId(keyId);
+  station.queue('in_flight', () => deliveries.active);
   log.info({ event: 'listening', socket: where, key: keyId }, 'egress listening');
 
   onStop(async () => {

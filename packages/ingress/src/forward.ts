@@ -40,7 +40,7 @@
  *   again when its wait ends.
  */
 import * as fs from 'node:fs';
-import { PendingAcks, describe, escapeForLog, settleAck, wireLimits, type Config, type Connection, type Logger } from '@sluice/core';
+import { PendingAcks, describe, escapeForLog, settleAck, station, wireLimits, type Config, type Connection, type Logger } from '@sluice/core';
 import { encodeIngressTransfer, truncateUtf8, type Ack } from '@sluice/protocol';
 import type { Spool, SpoolMeta } from './spool.js';
 
@@ -79,6 +79,19 @@ export class Forwarder {
   /** waiting - an uploader's spooled files and bytes not yet acknowledged (refusals not counted). */
   waiting(uploader: string): { files: number; bytes: number } {
     return this.counts.get(uploader) ?? { files: 0, bytes: 0 };
+  }
+
+
+  /** sending - transfers sent and waiting for their final ack. */
+  get sending(): number {
+    return this.inFlight.size;
+  }
+
+  /** oldest - when the oldest queued transfer was picked up (ms since the epoch), or null. */
+  oldest(): number | null {
+    let min = Infinity;
+    for (const m of this.queued.values()) min = Math.min(min, Date.parse(m.receivedAt));
+    return Number.isFinite(min) ? min : null;
   }
 
   /** enqueue - a committed spool entry joins its uploader's line. */
@@ -200,15 +213,18 @@ export class Forwarder {
           this.forget(meta.id);
           this.o.onForgotten(meta);
           tlog.info({ event: 'done', reason }, 'delivered downstream; spool copy removed');
+          station.file('done');
           this.o.onDelivered();
           return;
         case 'retry':
           tlog.warn({ event: 'retry', reason }, 'transit asked to retry later');
+          station.file('retry');
           this.later(meta.id);
           return;
         case 'refused':
           tlog.error({ event: 'held', reason }, 'transit refused the record; moved to spool/held for an operator');
           spool.hold(meta.id, ack.reason);
+          station.file('held');
           this.forget(meta.id);
           this.o.onForgotten(meta); // held entries are an operator's (logged at error), outside the budget
           this.o.onDelivered();
@@ -216,6 +232,7 @@ export class Forwarder {
       }
     } catch (err) {
       tlog.warn({ event: 'retry', reason: describe(err) }, 'no final ack; will send again');
+      station.file('retry');
       this.later(meta.id);
     } finally {
       if (fd >= 0) fs.closeSync(fd);

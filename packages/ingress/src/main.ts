@@ -40,7 +40,8 @@
  *   JSON lines on stdout; docs/logging.md lists the events.
  */
 import * as path from 'node:path';
-import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, uploadersRoot, wireLimits } from '@sluice/core';
+import { runDaemon, ensureDir, Connector, HOPS, receiver, resolveUid, station, uploadersRoot, wireLimits } from '@sluice/core';
+import { countHeld } from './spool.js';
 import { Spool } from './spool.js';
 import { Inbox, SpoolBytes } from './pickup.js';
 import { Forwarder } from './forward.js';
@@ -97,6 +98,11 @@ runDaemon('ingress', async ({ cfg, log, onStop }) => {
   }
   log.info({ event: 'recovered', queued: recovered.entries.length, removed: recovered.removed }, 'spool recovered');
 
+  station.queue('inbox', () => inbox.held + (uploaders?.heldNames ?? 0));
+  station.queue('spooled', () => forwarder.size);
+  station.queue('in_flight', () => forwarder.sending);
+  station.queue('held', () => countHeld(spool));
+  station.queueAge('spooled', () => forwarder.oldest());
   // The anonymous drop stays served beside named uploaders, unless its inbox is the directory that holds theirs (sluice dev).
   const anonymous = !uploaders || path.resolve(c.inbox) !== path.resolve(uploadersRoot(cfg.uploaders.inbox));
   uploaders?.start();

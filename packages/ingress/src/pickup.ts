@@ -63,7 +63,7 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { native, constants as C } from '@sluice/native';
-import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, escapeForLog, fileKind, fsyncDir, fsyncDirShared, closeFd, openFd, Refused, type Logger } from '@sluice/core';
+import { copyAndHash, copyAndHashDirect, DIRECT_MIN_BYTES, describe, errnoCode, escapeForLog, fileKind, fsyncDir, fsyncDirShared, closeFd, openFd, Refused, station, type Logger } from '@sluice/core';
 import type { Spool, SpoolMeta } from './spool.js';
 
 const IGNORED_SUFFIXES = ['.part', '.filepart', '.tmp'];
@@ -564,6 +564,7 @@ export class Inbox {
         { event: 'picked-up', id, name: escapeForLog(name.toString('utf8')), ...(this.o.uploader ? { uploader: this.o.uploader } : {}), size: meta.size, sha256: meta.sha256 },
         'upload complete; spooled',
       );
+      station.file('picked-up', meta.size);
       this.o.onCommitted(reopened ?? meta);
       reserved = 0; // the entry counts them now, until it leaves the spool
     } catch (err) {
@@ -612,6 +613,7 @@ export class Inbox {
       { event: 'upload-refused', id, name: escapeForLog(name.toString('utf8')), ...(this.o.uploader ? { uploader: this.o.uploader } : {}), reason, detail: what },
       'upload refused at ingress',
     );
+    station.file('refused');
     this.o.onCommitted(meta);
   }
 

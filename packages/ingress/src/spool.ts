@@ -130,3 +130,13 @@ export class Spool {
     fsyncDir(this.dir);
   }
 }
+
+/** countHeld - the transfers in spool/held/, waiting for an operator (0 when there is no such directory). */
+export function countHeld(spool: Spool): number {
+  try {
+    return fs.readdirSync(spool.heldDir).filter((n) => n.endsWith('.json')).length;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}

@@ -84,6 +84,11 @@ export class Uploaders {
     return [...this.inboxes.keys()];
   }
 
+  /** heldNames - names held in memory over every inbox (the `inbox` queue gauge). */
+  get heldNames(): number {
+    return this.held();
+  }
+
   /** held - names held in memory over every inbox. */
   private held(): number {
     let n = 0;

@@ -28,7 +28,7 @@
  *
  *   stop() ends the background wait and releases the compiled rules.
  */
-import type { Config } from '@sluice/core';
+import { station, type Config } from '@sluice/core';
 import {
   sizeLimitCheck,
   fileTypeCheck,
@@ -78,7 +78,7 @@ export async function buildChecks(cfg: Config, log: ScannerLog): Promise<BuiltCh
         maxBytes: c.maxBytes,
       });
       checks.push(clamav);
-      void clamav.waitUntilUp(log, background.signal);
+      void clamav.waitUntilUp(scannerWatch(log), background.signal);
     }
     if (t.yara.enabled) {
       const y = t.yara;
@@ -94,10 +94,28 @@ export async function buildChecks(cfg: Config, log: ScannerLog): Promise<BuiltCh
       checks.push(yara);
       for (const warning of yara.warnings) log.warn({ event: 'scanner-warning', scanner: 'yara', reason: warning }, 'yarac warned while compiling the rules');
       log.info({ event: 'scanner-ready', scanner: 'yara', where: y.rules, engine: yara.engine }, `YARA rules compiled: ${yara.engine}`);
+      station.scanner('yara', { up: true, engine: yara.engine });
     }
   } catch (err) {
     stop();
     throw err;
   }
   return { checks, stop };
+}
+
+/** scannerWatch - the log clamd's wait goes to, telling the station when clamd answers (or not yet). */
+function scannerWatch(log: ScannerLog): ScannerLog {
+  return new Proxy(log, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if ((prop === 'info' || prop === 'warn') && typeof v === 'function') {
+        return (obj: { event?: string; engine?: string }, ...rest: unknown[]) => {
+          if (obj?.event === 'scanner-ready') station.scanner('clamav', { up: true, engine: obj.engine });
+          if (obj?.event === 'scanner-waiting') station.scanner('clamav', { up: false });
+          return (v as (...a: unknown[]) => unknown).call(target, obj, ...rest);
+        };
+      }
+      return v;
+    },
+  });
 }

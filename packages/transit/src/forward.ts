@@ -24,7 +24,7 @@
  *   Egress's acks arrive through the receive path (main.ts) into
  *   egressAcks, matched by id.
  */
-import { describe, escapeForLog, wireLimits, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
+import { describe, escapeForLog, station, wireLimits, type Config, type Connector, type Logger, type PendingAcks, type PrivateCopy } from '@sluice/core';
 import { encodeTransitTransfer, isProtocolError, truncateUtf8, BOUNDS, type Ack, type AckStatus, type IngressTransfer, type Verdict } from '@sluice/protocol';
 import type { CheckResult } from './checks/index.js';
 
@@ -54,6 +54,7 @@ export async function forward(
   const down = d.egress.connection;
   if (!down) {
     tlog.warn({ event: 'retry', reason: 'egress-unavailable' }, 'egress is not connected; ingress will resend');
+    station.file('retry');
     return { status: 'retry', reason: 'egress unavailable' };
   }
   const waitAck = d.egressAcks.wait(rec.id, d.cfg.transit.ackTimeoutMs);
@@ -69,6 +70,7 @@ export async function forward(
     ack = await waitAck;
   } catch (err) {
     tlog.warn({ event: 'retry', reason: describe(err) }, 'no ack from egress; ingress will resend');
+    station.file('retry');
     return { status: 'retry', reason: 'no ack from egress' };
   }
   if (!Buffer.from(ack.sha256).equals(copy.sha256)) {

@@ -42,6 +42,7 @@ import {
   receiver,
   resolveUid,
   settleAck,
+  station,
   wireLimits,
   type Connection,
 } from '@sluice/core';
@@ -85,6 +86,7 @@ runDaemon('transit', async ({ cfg, log, onStop, listen }) => {
       answer: ackRefusal(log),
     });
   });
+  station.queue('in_flight', () => transfers.inFlight);
   egress.start();
   log.info({ event: 'listening', socket: where, checks: checks.map((k) => k.name) }, 'transit listening');
 

@@ -45,6 +45,7 @@ import {
   sendAck,
   Refused,
   Slots,
+  station,
   type Config,
   type Connection,
   type Connector,
@@ -80,6 +81,11 @@ export class Transfers {
     this.forwarding = new Slots(o.cfg.transit.maxInFlight, 'forwarding');
   }
 
+  /** inFlight - transfers waiting for or holding a checking slot, or being forwarded. */
+  get inFlight(): number {
+    return this.checking.active + this.checking.waiting + this.forwarding.active;
+  }
+
   /** admit - may one more record wait for a checking slot? */
   admit(): boolean {
     return this.checking.waiting < this.o.cfg.transit.maxInFlight * WAITING_PER_SLOT;
@@ -98,6 +104,7 @@ export class Transfers {
       release();
       if (err instanceof BudgetBusy) {
         tlog.warn({ event: 'retry', reason: err.reason, detail: err.message }, 'no room for the copy; ingress will resend');
+        station.file('retry');
         sendAck(conn, rec, 'retry', err.reason, tlog, wireLimits(this.o.cfg));
         return;
       }
@@ -122,13 +129,16 @@ export class Transfers {
 
       const results = await this.check(rec, copy, sha256hex);
       const { verdict, retry } = decide(results);
+      station.scanResults(results);
       if (retry) {
         tlog.warn({ event: 'check-unavailable', reason: results.filter((r) => r.outcome === 'error').map((r) => `${r.name}: ${r.reason}`).join('; ') }, 'a check could not run; held for retry');
+        station.file('retry');
         sendAck(conn, rec, 'retry', 'a check could not run', tlog, wireLimits(this.o.cfg));
         return;
       }
       const reason = reportReason(results, verdict);
       tlog.info({ event: 'checked', verdict, reason, checks: results.map((r) => ({ name: r.name, outcome: r.outcome, reason: r.reason })) }, `verdict ${verdict}`);
+      station.file(verdict, copy.size);
 
       // Take a forwarding slot first, then give the checking slot to the next file (see the header).
       releaseForwarding = await this.forwarding.acquire();
@@ -161,5 +171,6 @@ export class Transfers {
 /** failed - an unexpected error: logged, and ingress told to send again. */
 function failed(conn: Connection, rec: IngressTransfer, err: unknown, tlog: Logger, cfg: Config): void {
   tlog.error({ event: 'transfer-failed', reason: describe(err) }, 'transfer failed; ingress will resend');
+  station.file('failed');
   sendAck(conn, rec, 'retry', describe(err), tlog, wireLimits(cfg));
 }
