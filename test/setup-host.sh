@@ -42,12 +42,15 @@ set -euo pipefail
 #   systemd             systemd-analyze verify and security, sysusers, tmpfiles
 #   systemd-container   systemd-nspawn boots the installed units under a real systemd
 #   python3-cryptography  the independent Python verifier of the report test vector
+#   dpkg-dev fakeroot   `make deb`: dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb --root-owner-group
+#   lintian             checks the built package (test/deploy/deb.test.ts)
 PACKAGES=(
   python3 make g++ util-linux strace
   clamav-daemon yara
   openssh-server openssh-client openssh-sftp-server
   systemd systemd-container
   python3-cryptography
+  dpkg-dev fakeroot lintian
 )
 POLICY=/usr/sbin/policy-rc.d
 
