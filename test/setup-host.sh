@@ -42,7 +42,8 @@ set -euo pipefail
 #   systemd             systemd-analyze verify and security, sysusers, tmpfiles
 #   systemd-container   systemd-nspawn boots the installed units under a real systemd
 #   python3-cryptography  the independent Python verifier of the report test vector
-#   dpkg-dev fakeroot   `make deb`: dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb --root-owner-group
+#   dpkg-dev            `make deb`: dpkg-shlibdeps, dpkg-gencontrol, dpkg-parsechangelog (dpkg-deb
+#                       --root-owner-group makes the archive root-owned: no fakeroot)
 #   lintian             checks the built package (test/deploy/deb.test.ts)
 PACKAGES=(
   python3 make g++ util-linux strace
@@ -50,7 +51,7 @@ PACKAGES=(
   openssh-server openssh-client openssh-sftp-server
   systemd systemd-container
   python3-cryptography
-  dpkg-dev fakeroot lintian
+  dpkg-dev lintian
 )
 POLICY=/usr/sbin/policy-rc.d
 
