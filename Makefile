@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: all deps build test host-packages demo bench clean native crash-long install
+.PHONY: all deps build test host-packages demo bench clean native crash-long install deb
 
 all: build
 
@@ -55,3 +55,11 @@ crash-long: build
 PREFIX ?= /usr/local
 install:
 	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' $(if $(NODE),NODE='$(NODE)') sh deploy/install.sh
+
+# The Debian package sluice_<version>_<arch>.deb, from a staged
+# `make install PREFIX=/usr` packed with dpkg-dev's tools
+# (packaging/deb/build.sh; docs/operations.md, "Installing from the Debian
+# package"). DEB_OUT is the output directory (default: here);
+# SLUICE_DEB_VERSION builds another version number.
+deb: build
+	$(if $(DEB_OUT),DEB_OUT='$(DEB_OUT)') $(if $(SLUICE_DEB_VERSION),SLUICE_DEB_VERSION='$(SLUICE_DEB_VERSION)') sh packaging/deb/build.sh

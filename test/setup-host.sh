@@ -43,6 +43,9 @@ set -euo pipefail
 #   systemd-container   systemd-nspawn boots the installed units under a real systemd
 #   python3-cryptography  the independent Python verifier of the report test vector
 #   prometheus-node-exporter  scrapes the stages' metrics files (textfile collector) over HTTP
+#   dpkg-dev            `make deb`: dpkg-shlibdeps, dpkg-gencontrol, dpkg-parsechangelog (dpkg-deb
+#                       --root-owner-group makes the archive root-owned: no fakeroot)
+#   lintian             checks the built package (test/deploy/deb.test.ts)
 PACKAGES=(
   python3 make g++ util-linux strace
   clamav-daemon yara
@@ -50,6 +53,7 @@ PACKAGES=(
   systemd systemd-container
   python3-cryptography
   prometheus-node-exporter
+  dpkg-dev lintian
 )
 POLICY=/usr/sbin/policy-rc.d
 
