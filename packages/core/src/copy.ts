@@ -59,6 +59,7 @@ import { native, constants as C, ALL_SEALS } from '@sluice/native';
 import { pipelinedCopy } from './_pipeline.js';
 import { openUnlinked } from './_unlinked.js';
 import { Refused } from './errors.js';
+import { fileKind } from './fds.js';
 
 export interface DescriptorPolicy {
   /** The largest file this stage accepts. */
@@ -155,16 +156,4 @@ export async function privateCopy(src: number, policy: DescriptorPolicy, opts: P
   } finally {
     fs.closeSync(dst.fd);
   }
-}
-
-/** fileKind - a short name for what fstat says a descriptor is. */
-export function fileKind(st: fs.Stats): string {
-  if (st.isFile()) return 'regular file';
-  if (st.isDirectory()) return 'directory';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'character device';
-  if (st.isBlockDevice()) return 'block device';
-  if (st.isSymbolicLink()) return 'symlink';
-  return 'unknown';
 }
