@@ -839,26 +839,26 @@ describe('uploader (version 2)', () => {
   };
   const withUploader = (raw: Raw[], version: number, name: string): Uint8Array => enc([...replace(raw, 5, u(5, version)), s(11, name)]);
   it('round-trips through both transfer messages; absent for the anonymous drop', () => {
-    expect(decodeIngressTransfer(encodeIngressTransfer({ ...ingressObj, uploader: 'alice' }))).toEqual({ ...ingressObj, uploader: 'alice' });
-    expect(decodeTransitTransfer(encodeTransitTransfer({ ...transitObj, uploader: 'bob_2' }))).toEqual({ ...transitObj, uploader: 'bob_2' });
-    expect(decodeIngressTransfer(encodeIngressTransfer({ ...ingressObj, uploader: '' }))).not.toHaveProperty('uploader');
-    expect(decodeIngressTransfer(withUploader(ingressRaw, 2, 'alice')).uploader).toBe('alice');
-    expect(decodeTransitTransfer(withUploader(transitRaw, 2, 'alice')).uploader).toBe('alice');
+    expect(decodeIngressTransfer(encodeIngressTransfer({ ...ingressObj, uploader: 'alice' }, LIMITS), LIMITS)).toEqual({ ...ingressObj, uploader: 'alice' });
+    expect(decodeTransitTransfer(encodeTransitTransfer({ ...transitObj, uploader: 'bob_2' }, LIMITS), LIMITS)).toEqual({ ...transitObj, uploader: 'bob_2' });
+    expect(decodeIngressTransfer(encodeIngressTransfer({ ...ingressObj, uploader: '' }, LIMITS), LIMITS)).not.toHaveProperty('uploader');
+    expect(decodeIngressTransfer(withUploader(ingressRaw, 2, 'alice'), LIMITS).uploader).toBe('alice');
+    expect(decodeTransitTransfer(withUploader(transitRaw, 2, 'alice'), LIMITS).uploader).toBe('alice');
   });
   it.each(['Alice', '1abc', 'a/b', '..', 'a'.repeat(33), 'al ice', 'alice\n', 'al\u00efce', '-x'])('refuses %j as bad-uploader, in both messages and in the encoders', (name) => {
-    expect(outcome(() => decodeIngressTransfer(withUploader(ingressRaw, 2, name)))).toBe('bad-uploader');
-    expect(outcome(() => decodeTransitTransfer(withUploader(transitRaw, 2, name)))).toBe('bad-uploader');
-    expect(outcome(() => encodeIngressTransfer({ ...ingressObj, uploader: name }))).toBe('bad-uploader');
-    expect(outcome(() => encodeTransitTransfer({ ...transitObj, uploader: name }))).toBe('bad-uploader');
+    expect(outcome(() => decodeIngressTransfer(withUploader(ingressRaw, 2, name), LIMITS))).toBe('bad-uploader');
+    expect(outcome(() => decodeTransitTransfer(withUploader(transitRaw, 2, name), LIMITS))).toBe('bad-uploader');
+    expect(outcome(() => encodeIngressTransfer({ ...ingressObj, uploader: name }, LIMITS))).toBe('bad-uploader');
+    expect(outcome(() => encodeTransitTransfer({ ...transitObj, uploader: name }, LIMITS))).toBe('bad-uploader');
   });
   it('a version-1 record cannot carry it (unknown-field); without it, version 1 is still read', () => {
-    expect(outcome(() => decodeIngressTransfer(withUploader(ingressRaw, 1, 'alice')))).toBe('unknown-field');
-    expect(outcome(() => decodeTransitTransfer(withUploader(transitRaw, 1, 'alice')))).toBe('unknown-field');
-    expect(decodeIngressTransfer(enc(replace(ingressRaw, 5, u(5, 1))))).toEqual(ingressObj);
-    expect(decodeAck(enc(replace(ackRaw, 1, u(1, 1))))).toEqual(ackObj);
+    expect(outcome(() => decodeIngressTransfer(withUploader(ingressRaw, 1, 'alice'), LIMITS))).toBe('unknown-field');
+    expect(outcome(() => decodeTransitTransfer(withUploader(transitRaw, 1, 'alice'), LIMITS))).toBe('unknown-field');
+    expect(decodeIngressTransfer(enc(replace(ingressRaw, 5, u(5, 1))), LIMITS)).toEqual(ingressObj);
+    expect(decodeAck(enc(replace(ackRaw, 1, u(1, 1))), LIMITS)).toEqual(ackObj);
   });
   it('field 10 of TransitTransfer (the ingress refusal) stays unknown there', () => {
-    expect(outcome(() => decodeTransitTransfer(enc([...transitRaw, s(10, 'x')])))).toBe('unknown-field');
+    expect(outcome(() => decodeTransitTransfer(enc([...transitRaw, s(10, 'x')]), LIMITS))).toBe('unknown-field');
   });
 });
 
