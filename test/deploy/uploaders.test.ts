@@ -17,6 +17,7 @@
  *   No pipeline runs here: results files are written as egress writes them
  *   (as the egress user, 0640, in the results directory), and "ingress
  *   picked the file up" is the file's removal from the inbox.
+ *   uploaders-e2e.test.ts runs the stages themselves behind the same sshd.
  *
  * SECURITY
  *   Needs root (accounts, chroot, sshd, mount) and is skipped with the
