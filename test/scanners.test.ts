@@ -223,7 +223,7 @@ describe.skipIf(!!SKIP_REASON)(`clamd over TCP (INSTREAM), through sluice dev${S
     expect(checkOf(bad, 'clamav')).toMatchObject({ result: 'fail', reason: `infected: ${EICAR_SIGNATURE}` });
     const clean = await p.reportFor('tcp-clean.txt');
     expect(clean.report.verdict).toBe('accepted');
-    expect(checksOf(clean).map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match', 'clamav']); // yara disabled: not listed
+    expect(checksOf(clean).map((c) => c.name)).toEqual(['size-limit', 'file-type', 'extension-match', 'archive', 'clamav']); // yara disabled: not listed
     const long = await p.reportFor('tcp-long.txt');
     expect(long.report.verdict).toBe('rejected');
     expect(checkOf(long, 'clamav')).toMatchObject({ result: 'error' });

@@ -137,7 +137,7 @@ describe.skipIf(buildWhy !== '')(`make deb${skipReason(buildWhy !== '', buildWhy
     expect(files.filter((f) => f.startsWith('/etc/sluice/keys') || f.startsWith('/var/'))).toEqual([]);
     const x = fs.mkdtempSync(path.join(out, 'x-'));
     must('dpkg-deb', ['-e', deb, x]);
-    expect(fs.readFileSync(path.join(x, 'conffiles'), 'utf8').trim().split('\n').sort()).toEqual(['/etc/sluice/sluice.json', '/etc/ssh/sshd_config.d/sluice-drop.conf']);
+    expect(fs.readFileSync(path.join(x, 'conffiles'), 'utf8').trim().split('\n').sort()).toEqual(['/etc/sluice/sluice.json', '/etc/ssh/sshd_config.d/sluice-drop.conf', '/etc/ssh/sshd_config.d/sluice-uploaders.conf']);
     must('dpkg-deb', ['-x', deb, x]);
     const unit = fs.readFileSync(path.join(x, 'usr/lib/systemd/system/sluice-egress.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/usr\/lib\/sluice\/packages\/egress\/dist\/main\.js --config \/etc\/sluice\/sluice\.json$/m);
@@ -202,7 +202,7 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
     must('cp', ['-a', '/etc/.', path.join(rootDir, 'etc')]);
     must('cp', ['-a', '/var/lib/dpkg', path.join(rootDir, 'var/lib/dpkg')]);
     // A clean slate for the package's own files, whatever this host has.
-    for (const f of ['etc/sluice', 'etc/ssh/sshd_config.d/sluice-drop.conf']) fs.rmSync(path.join(rootDir, f), { recursive: true, force: true });
+    for (const f of ['etc/sluice', 'etc/ssh/sshd_config.d/sluice-drop.conf', 'etc/ssh/sshd_config.d/sluice-uploaders.conf']) fs.rmSync(path.join(rootDir, f), { recursive: true, force: true });
     fs.copyFileSync('/usr/lib/os-release', path.join(rootDir, 'usr/lib/os-release'));
     fs.rmSync(path.join(rootDir, 'etc/machine-id'), { force: true });
     must('systemd-machine-id-setup', [`--root=${rootDir}`]);
@@ -342,7 +342,7 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('Left in place on purpose');
     expect(inC('systemctl', ['is-active', ...STAGES]).stdout.trim().split('\n')).toEqual(['inactive', 'inactive', 'inactive']);
-    for (const gone of ['/etc/sluice/sluice.json', '/etc/ssh/sshd_config.d/sluice-drop.conf', '/usr/lib/sluice', '/usr/bin/sluice']) expect(inC('test', ['-e', gone]).status, gone).not.toBe(0);
+    for (const gone of ['/etc/sluice/sluice.json', '/etc/ssh/sshd_config.d/sluice-drop.conf', '/etc/ssh/sshd_config.d/sluice-uploaders.conf', '/usr/lib/sluice', '/usr/bin/sluice']) expect(inC('test', ['-e', gone]).status, gone).not.toBe(0);
     for (const kept of ['/etc/sluice/keys/signing.key', '/etc/sluice/keys/signing.pub', '/var/lib/sluice/outbox/values.txt', '/var/lib/sluice/outbox/values.txt.sluice.json']) expect(inC('test', ['-e', kept]).status, kept).toBe(0);
     expect(inC('id', ['sluice-egress']).status).toBe(0);
   }, 120_000);

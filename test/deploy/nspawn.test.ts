@@ -152,7 +152,7 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
     expect(view('/etc')).toEqual(['group', 'ld.so.cache', 'passwd', 'sluice']);
     expect(view('/etc/sluice')).toEqual(['sluice.json']);
     expect(view('/run')).toEqual(['sluice', 'systemd']);
-    expect(view('/var/lib/sluice')).toEqual(['drop', 'ingress']);
+    expect(view('/var/lib/sluice')).toEqual(['drop', 'ingress', 'metrics', 'uploaders']); // metrics: only its own directory (metrics/ingress)
     expect(inC('nsenter', ['-t', pid, '-m', 'cat', '/etc/shadow']).status).not.toBe(0);
     expect(mustC('stat', ['-c', '%U %a', '/run/credentials/sluice-egress.service/signing.key']).trim()).toBe('sluice-egress 400');
     for (const s of ['sluice-transit', 'sluice-egress']) {

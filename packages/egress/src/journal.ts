@@ -185,6 +185,12 @@ export class Journal {
   private forgotten = 0;
   /** Intents refused for maxUnfinished since the last time there was room (one `journal-full` per episode). */
   private full = false;
+  /**
+   * Done records a write could not take (ENOSPC): written again before the next record, so the log
+   * catches up once there is room. At most maxUnfinished, the oldest dropped first (a lost done
+   * record costs nothing but a look at the outputs at the next start: isDelivered).
+   */
+  private readonly lostDone: { id: string; at: string }[] = [];
   /** At start: were intents resolved as delivered before the whole log was read? Then a done record may find none. */
   private resolvedEarly = false;
   private resolved = 0;
@@ -276,10 +282,14 @@ export class Journal {
     this.pending.delete(id);
     if (this.pending.size < this.maxUnfinished) this.full = false;
     this.remember(id, new Kept(p.sha256, p.place, p.stored, at));
+    const done = { id, at: new Date(at).toISOString() };
     try {
-      this.append({ op: 'done', id, at: new Date(at).toISOString() });
+      this.writeLostDone();
+      this.append({ op: 'done', ...done });
     } catch (err) {
-      this.opts.log?.warn({ event: 'journal-write-failed', id, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not record a delivery as done; it is read back from its report at the next start');
+      if (this.lostDone.length >= this.maxUnfinished) this.lostDone.shift();
+      this.lostDone.push(done);
+      this.opts.log?.warn({ event: 'journal-write-failed', id, reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not record a delivery as done; written again once there is room, else read back from its report at the next start');
       return;
     }
     // Rewriting costs about the size of what is kept: wait until as much again was appended (O(1) per byte).
@@ -290,6 +300,14 @@ export class Journal {
         this.appended = 0; // try again after as many records more
         this.opts.log?.warn({ event: 'journal-compaction-failed', reason: (err as NodeJS.ErrnoException).code ?? String(err) }, 'could not rewrite the egress journal; it keeps growing meanwhile');
       }
+    }
+  }
+
+  /** writeLostDone - append the done records a full disk refused earlier, oldest first; throws (keeping the rest) if one still does not fit. */
+  private writeLostDone(): void {
+    while (this.lostDone.length > 0) {
+      this.append({ op: 'done', ...this.lostDone[0]! });
+      this.lostDone.shift();
     }
   }
 
@@ -393,6 +411,7 @@ export class Journal {
     fs.closeSync(out);
     fs.renameSync(tmp, this.file);
     fsyncDir(this.dir);
+    this.lostDone.length = 0; // the rewritten log holds every delivery kept, done records lost before included
     const fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_APPEND);
     let i = 0;
     for (const p of this.pending.values()) {
