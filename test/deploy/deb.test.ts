@@ -315,8 +315,9 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
     };
     let last = statusJson();
     // egress rewrites its status file soon after a delivery (and every status.intervalMs).
-    await waitFor(() => ((last = statusJson()).report?.files.sinceStart.accepted ?? 0) >= 1, 'egress to count the delivery in its status file', () => `${last.out}\n${explain()}`);
+    await waitFor(() => ((last = statusJson()).report?.files.sinceStart.accepted ?? 0) >= 1, 'egress to count the delivery in its status file', () => `${last.out}\n${inC('ls', ['-laR', '/var/lib/sluice/metrics']).stdout}\n${explain()}`);
     const j = last.report!;
+    expect(journal().filter((l) => l.event === 'status-unavailable' || l.event === 'status-write-failed')).toEqual([]);
     expect(last.code, last.out).toBe(0);
     expect(j.status).toBe('OK');
     expect(j.problems).toEqual([]);
@@ -331,7 +332,7 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
     expect(human.stdout).toMatch(/^ {2}last delivery: \S+ accepted values\.txt$/m);
 
     // Where node_exporter's textfile collector reads (--collector.textfile.directory=/var/lib/sluice/metrics).
-    expect(mustC('stat', ['-c', '%U:%G %a', '/var/lib/sluice/metrics']).trim()).toBe('root:sluice-operators 750');
+    expect(mustC('stat', ['-c', '%U:%G %a', '/var/lib/sluice/metrics']).trim()).toBe('root:sluice-operators 751');
     for (const s of ['ingress', 'transit', 'egress']) {
       const link = `/var/lib/sluice/metrics/${s}.prom`;
       expect(mustC('readlink', [link]).trim(), link).toBe(`${s}/${s}.prom`);
