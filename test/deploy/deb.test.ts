@@ -294,6 +294,83 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
     expect(v.status).toBe(0);
   });
 
+  it(`sluice status as root: OK with three stages up and the delivery counted; the .prom links where node_exporter reads, for sluice-operators only; a stopped stage is CRITICAL by name${skipped}`, async () => {
+    type Report = {
+      status: string;
+      exitCode: number;
+      stages: Record<string, { up: boolean; state: string }>;
+      files: { sinceStart: { received: number | null; accepted: number | null } };
+      lastDelivery: { verdict: string; stored: string } | null;
+      keyId: string | null;
+      problems: { level: string; stage?: string; text: string }[];
+    };
+    const status = (args: string[] = []) => inC('sluice', ['status', ...args]);
+    const statusJson = (): { code: number | null; out: string; report: Report | null } => {
+      const r = status(['--json']);
+      try {
+        return { code: r.status, out: r.stdout + r.stderr, report: JSON.parse(r.stdout) as Report };
+      } catch {
+        return { code: r.status, out: r.stdout + r.stderr, report: null };
+      }
+    };
+    let last = statusJson();
+    // egress rewrites its status file soon after a delivery; ingress, which counts the pickup, at its next status.intervalMs.
+    const counted = (r: Report | null) => (r?.files.sinceStart.accepted ?? 0) >= 1 && (r?.files.sinceStart.received ?? 0) >= 1;
+    await waitFor(() => counted((last = statusJson()).report), 'ingress and egress to count the upload in their status files', () => `${last.out}\n${inC('ls', ['-laR', '/var/lib/sluice/metrics']).stdout}\n${explain()}`);
+    const j = last.report!;
+    expect(journal().filter((l) => l.event === 'status-unavailable' || l.event === 'status-write-failed')).toEqual([]);
+    expect(last.code, last.out).toBe(0);
+    expect(j.status).toBe('OK');
+    expect(j.problems).toEqual([]);
+    for (const s of ['ingress', 'transit', 'egress']) expect(j.stages[s], s).toMatchObject({ up: true, state: 'running' });
+    expect(j.lastDelivery).toMatchObject({ verdict: 'accepted', stored: 'values.txt' });
+    expect(j.keyId).toMatch(/^[0-9a-f]+$/);
+    const human = status();
+    expect(human.status, human.stdout + human.stderr).toBe(0);
+    expect(human.stdout.split('\n')[0]).toMatch(/^SLUICE OK - all stages up;/);
+    expect(human.stdout).toMatch(/^ {2}since the stages started: received [1-9]\d*, accepted [1-9]\d*, rejected 0$/m);
+    expect(human.stdout).toMatch(/^ {2}last delivery: \S+ accepted values\.txt$/m);
+
+    // Where node_exporter's textfile collector reads (--collector.textfile.directory=/var/lib/sluice/metrics).
+    expect(mustC('stat', ['-c', '%U:%G %a', '/var/lib/sluice/metrics']).trim()).toBe('root:sluice-operators 751');
+    for (const s of ['ingress', 'transit', 'egress']) {
+      const link = `/var/lib/sluice/metrics/${s}.prom`;
+      expect(mustC('readlink', [link]).trim(), link).toBe(`${s}/${s}.prom`);
+      expect(mustC('stat', ['-c', '%U:%G %a', `/var/lib/sluice/metrics/${s}`]).trim(), s).toBe(`sluice-${s}:sluice-operators 2750`);
+      expect(mustC('stat', ['-L', '-c', '%F %U:%G %a', link]).trim(), link).toBe(`regular file sluice-${s}:sluice-operators 640`);
+      expect(mustC('stat', ['-c', '%U:%G %a', `/var/lib/sluice/metrics/${s}/${s}.json`]).trim(), s).toBe(`sluice-${s}:sluice-operators 640`);
+      expect(mustC('cat', [link]), link).toContain(`sluice_stage_info{stage="${s}",`);
+    }
+    expect(mustC('cat', ['/var/lib/sluice/metrics/egress.prom'])).toMatch(/^sluice_files_total\{stage="egress",outcome="accepted"\} [1-9]\d*$/m);
+    // A member of sluice-operators reads them (as node_exporter would); anyone else does not.
+    const asOperator = inC('setpriv', ['--reuid=nobody', '--regid=nogroup', '--groups=sluice-operators', 'sh', '-c', 'cat /var/lib/sluice/metrics/*.prom >/dev/null && sluice status']);
+    expect(asOperator.status, asOperator.stdout + asOperator.stderr).toBe(0);
+    const asOther = inC('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'cat', '/var/lib/sluice/metrics/egress.prom']);
+    expect(asOther.status).not.toBe(0);
+    expect(asOther.stderr).toContain('Permission denied');
+    const statusAsOther = inC('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'sluice', 'status']);
+    expect(statusAsOther.status, statusAsOther.stdout).toBe(3);
+    expect(statusAsOther.stdout).toMatch(/^SLUICE UNKNOWN/);
+
+    // A stage down: the socket too, or the next connection from ingress would start transit again.
+    mustC('systemctl', ['stop', 'sluice-transit.socket', 'sluice-transit.service']);
+    expect(inC('systemctl', ['is-active', 'sluice-transit.socket', 'sluice-transit.service']).stdout.trim().split('\n')).toEqual(['inactive', 'inactive']);
+    const down = status();
+    expect(down.status, down.stdout + down.stderr).toBe(2);
+    expect(down.stdout.split('\n')[0]).toMatch(/^SLUICE CRITICAL - transit down;/);
+    expect(down.stdout).toMatch(/^ {2}CRITICAL transit down: stopped at /m);
+    const downJson = statusJson();
+    expect(downJson.code).toBe(2);
+    expect(downJson.report?.stages.transit).toMatchObject({ up: false, state: 'stopped' });
+    expect(downJson.report?.stages.ingress.up).toBe(true);
+    expect(downJson.report?.stages.egress.up).toBe(true);
+    expect(downJson.report?.problems.map((p) => [p.level, p.stage])).toEqual([['CRITICAL', 'transit']]);
+
+    mustC('systemctl', ['start', 'sluice-transit.socket', 'sluice-transit.service']);
+    await waitFor(allActive, 'three active stages again', explain);
+    await waitFor(() => status().status === 0, 'sluice status to say OK again', () => `${status().stdout}\n${explain()}`);
+  }, 120_000);
+
   it(`an upgrade with ${HELD} files held in the spool and ${DURING} uploaded meanwhile loses none: each gets exactly one report; key and edited configuration stay${skipped}`, async () => {
     const newVersion = `${version}${UPGRADE_VERSION_SUFFIX}`;
     const pubBefore = mustC('sha256sum', ['/etc/sluice/keys/signing.pub']);
