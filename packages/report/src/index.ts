@@ -16,6 +16,8 @@
  *   Signing off-thread       SignerPool, SignerPoolOptions
  *   Verification (verify.ts) verifyReport, verifyResultJson, VerifyOptions, VerifyResult, VerifyCode,
  *                            FileFacts, EXIT_CODES, EXIT_USAGE, EXIT_INTERNAL
+ *   Merkle tree (merkle.ts)  MerkleTree, leafHash, nodeHash, EMPTY_TREE_HASH, MERKLE_HASH_BYTES,
+ *                            verifyInclusion, verifyConsistency (RFC 9162 §2.1)
  *   Files                    hashFile
  *   Errors                   ReportFormatError, KeyFileError
  *
@@ -84,4 +86,13 @@ export {
   type FileFacts,
 } from './verify.js';
 export { hashFile } from './hash-file.js';
+export {
+  MerkleTree,
+  leafHash,
+  nodeHash,
+  EMPTY_TREE_HASH,
+  MERKLE_HASH_BYTES,
+  verifyInclusion,
+  verifyConsistency,
+} from './merkle.js';
 export { ReportFormatError, KeyFileError } from './errors.js';
