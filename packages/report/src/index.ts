@@ -18,6 +18,9 @@
  *                            FileFacts, EXIT_CODES, EXIT_USAGE, EXIT_INTERNAL
  *   Merkle tree (merkle.ts)  MerkleTree, leafHash, nodeHash, EMPTY_TREE_HASH, MERKLE_HASH_BYTES,
  *                            verifyInclusion, verifyConsistency (RFC 9162 §2.1)
+ *   Tree heads (treehead.ts) TREE_HEAD_FORMAT, treeHeadBytes, validateTreeHead, parseTreeHead, serializeTreeHead,
+ *                            signTreeHead, verifyTreeHead, rootBytes, TreeHeadBody, SignedTreeHead
+ *   Log files (logfile.ts)   LOG_FILES, readLog, auditLog, encodeLeafRecord, checkLeaf, LogContents, LogAudit
  *   Files                    hashFile
  *   Errors                   ReportFormatError, KeyFileError
  *
@@ -95,4 +98,28 @@ export {
   verifyInclusion,
   verifyConsistency,
 } from './merkle.js';
+export {
+  TREE_HEAD_FORMAT,
+  MAX_TREE_HEAD_BYTES,
+  treeHeadBytes,
+  validateTreeHead,
+  parseTreeHead,
+  serializeTreeHead,
+  signTreeHead,
+  verifyTreeHead,
+  rootBytes,
+  type TreeHeadBody,
+  type SignedTreeHead,
+} from './treehead.js';
+export {
+  LOG_FILES,
+  MAX_LEAF_BYTES,
+  LEAF_HEADER_BYTES,
+  readLog,
+  auditLog,
+  encodeLeafRecord,
+  checkLeaf,
+  type LogContents,
+  type LogAudit,
+} from './logfile.js';
 export { ReportFormatError, KeyFileError } from './errors.js';

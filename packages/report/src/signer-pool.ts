@@ -8,6 +8,7 @@
  *   await pool.ready();                         // fail at startup, not at the first file
  *   const signed = await pool.sign(body);       // Promise<SignedReport>
  *   const text = await pool.signAndSerialize(body); // Promise<string>: the report file's bytes
+ *   const head = await pool.signTreeHead(body);  // Promise<SignedTreeHead> (treehead.ts)
  *   await pool.close();
  *
  * DESCRIPTION
@@ -42,6 +43,7 @@ import { Worker } from 'node:worker_threads';
 import { hybridSign, type HybridSignatures } from './_hybrid.js';
 import { secretKeyMaterial, type SecretKey } from './keys.js';
 import { assembleSigned, prepareBody, serializeReport, type ReportBody, type SignedReport } from './report.js';
+import { assembleTreeHead, treeHeadBytes, type SignedTreeHead, type TreeHeadBody } from './treehead.js';
 
 export interface SignerPoolOptions {
   /** Number of worker threads; default max(1, availableParallelism() - 1). */
@@ -120,6 +122,13 @@ export class SignerPool {
   /** signAndSerialize - sign a body and return the report file text (serializeReport). */
   async signAndSerialize(body: ReportBody): Promise<string> {
     return serializeReport(await this.sign(body));
+  }
+
+  /** signTreeHead - validate and sign a tree head body (its label keeps it apart from reports). */
+  async signTreeHead(body: TreeHeadBody): Promise<SignedTreeHead> {
+    if (body.key !== this.#secret.keyId) throw new Error(`tree head key ${body.key} is not the id of the signing key (${this.#secret.keyId})`);
+    const sigs = await this.#signBytes(treeHeadBytes(body));
+    return assembleTreeHead(body, sigs);
   }
 
   /** close - stop the workers; pending and later sign() calls reject. */
