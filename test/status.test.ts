@@ -96,7 +96,7 @@ describe('sluice status on a running sluice dev', () => {
   });
 
   it('a real node_exporter, its textfile collector on DIR/metrics, serves the counts over HTTP', async (ctx) => {
-    if (!fs.existsSync(NODE_EXPORTER)) ctx.skip(); // test/setup-host.sh installs prometheus-node-exporter
+    if (!fs.existsSync(NODE_EXPORTER)) ctx.skip(`no ${NODE_EXPORTER} (Debian prometheus-node-exporter; test/setup-host.sh installs it as root)`);
     const port = await freePort();
     const ne: ChildProcess = spawn(
       NODE_EXPORTER,
