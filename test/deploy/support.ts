@@ -11,6 +11,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,4 +188,54 @@ export function must(cmd: string, args: string[]): string {
   const r = run(cmd, args);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}\n${r.stdout}${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * The launcher does what systemd does for a socket unit and the service it
+ * activates: as root, socket(AF_UNIX, SOCK_SEQPACKET), bind, chown to
+ * SocketUser:SocketGroup, chmod SocketMode, listen; the socket becomes
+ * descriptor 3; it sets the unit's UMask=, LISTEN_FDS=1 and LISTEN_PID =
+ * its own pid, and execs setpriv, which drops to the stage's user and
+ * groups with no capabilities and execs the daemon (each exec keeps the
+ * pid, descriptor 3 and the umask). topology.test.ts and uploaders-e2e.test.ts
+ * start the stages with it.
+ */
+export const SOCKET_LAUNCHER = String.raw`
+import grp, os, pwd, socket, sys
+path, sock_user, sock_group, mode, stage_user, umask = sys.argv[1:7]
+argv = sys.argv[7:]
+try:
+    os.unlink(path)
+except FileNotFoundError:
+    pass
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path)
+os.chown(path, pwd.getpwnam(sock_user).pw_uid, grp.getgrnam(sock_group).gr_gid)
+os.chmod(path, int(mode, 8))
+s.listen(128)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3, inheritable=True)
+    s.close()
+else:
+    os.set_inheritable(3, True)
+os.umask(int(umask, 8))
+env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), WATCHDOG_PID=str(os.getpid()))
+# setpriv drops to the stage's user, its own group and its supplementary groups,
+# with no capabilities (CapabilityBoundingSet= is empty), and execs the daemon:
+# the pid, descriptor 3 and the umask stay.
+setpriv = ["/usr/bin/setpriv", "--reuid=" + stage_user, "--regid=" + stage_user, "--init-groups",
+           "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+os.execve(setpriv[0], setpriv + argv, env)
+`;
+
+/** freePort - a TCP port on 127.0.0.1 that nothing listens on now (for a test's sshd). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -26,11 +26,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { Daemon, deploy, has, installOnce, isRoot, must, one, parseUnit, readUnit, removeInstall, run, skipReason, waitFor, words } from './support.js';
+import { Daemon, SOCKET_LAUNCHER, deploy, has, freePort, installOnce, isRoot, must, one, parseUnit, readUnit, removeInstall, run, skipReason, waitFor, words } from './support.js';
 
 const topologyTools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh-keygen', '/usr/bin/python3'];
 const missingTools = topologyTools.filter((t) => !has(t));
@@ -40,43 +39,6 @@ const topologyWhy = !isRoot
     ? `missing ${missingTools.join(', ')} (Debian: systemd, util-linux, passwd, openssh-server, openssh-client, python3)`
     : '';
 const skipped = skipReason(topologyWhy !== '', topologyWhy);
-
-/**
- * The launcher does what systemd does for a socket unit and the service it
- * activates: as root, socket(AF_UNIX, SOCK_SEQPACKET), bind, chown to
- * SocketUser:SocketGroup, chmod SocketMode, listen; the socket becomes
- * descriptor 3; it sets the unit's UMask=, LISTEN_FDS=1 and LISTEN_PID =
- * its own pid, and execs setpriv, which drops to the stage's user and
- * groups with no capabilities and execs the daemon (each exec keeps the
- * pid, descriptor 3 and the umask).
- */
-const LAUNCHER = String.raw`
-import grp, os, pwd, socket, sys
-path, sock_user, sock_group, mode, stage_user, umask = sys.argv[1:7]
-argv = sys.argv[7:]
-try:
-    os.unlink(path)
-except FileNotFoundError:
-    pass
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(path)
-os.chown(path, pwd.getpwnam(sock_user).pw_uid, grp.getgrnam(sock_group).gr_gid)
-os.chmod(path, int(mode, 8))
-s.listen(128)
-if s.fileno() != 3:
-    os.dup2(s.fileno(), 3, inheritable=True)
-    s.close()
-else:
-    os.set_inheritable(3, True)
-os.umask(int(umask, 8))
-env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), WATCHDOG_PID=str(os.getpid()))
-# setpriv drops to the stage's user, its own group and its supplementary groups,
-# with no capabilities (CapabilityBoundingSet= is empty), and execs the daemon:
-# the pid, descriptor 3 and the umask stay.
-setpriv = ["/usr/bin/setpriv", "--reuid=" + stage_user, "--regid=" + stage_user, "--init-groups",
-           "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-os.execve(setpriv[0], setpriv + argv, env)
-`;
 
 /** CONNECT - connect to a SEQPACKET socket and say what happened: "connected" or the errno name. */
 const CONNECT = String.raw`
@@ -89,17 +51,6 @@ try:
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)), flush=True)
 `;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 afterAll(removeInstall);
 
@@ -181,7 +132,7 @@ describe.skipIf(topologyWhy !== '')(`the real topology: system users, socket act
     const config = `${etc}/sluice.json`;
     const script = (s: string) => path.join(lib, `packages/${s}/dist/main.js`);
     const envFor = (s: string) => ({ PATH: '/usr/sbin:/usr/bin:/sbin:/bin', NOTIFY_SOCKET: listenNotify(s), WATCHDOG_USEC: '2000000' });
-    fs.writeFileSync(path.join(tmp, 'launcher.py'), LAUNCHER);
+    fs.writeFileSync(path.join(tmp, 'launcher.py'), SOCKET_LAUNCHER);
     fs.writeFileSync(path.join(tmp, 'connect.py'), CONNECT);
     fs.chmodSync(tmp, 0o755);
 

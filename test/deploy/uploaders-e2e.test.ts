@@ -28,10 +28,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, deploy, has, isRoot, must, one, parseUnit, readUnit, root, run, skipReason, waitFor, words } from './support.js';
+import { Daemon, SOCKET_LAUNCHER, deploy, has, freePort, isRoot, must, one, parseUnit, readUnit, root, run, skipReason, waitFor, words } from './support.js';
 
 const tools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', 'getent', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh-keygen', '/usr/bin/python3'];
 const missing = tools.filter((t) => !has(t));
@@ -44,49 +43,6 @@ const why = !isRoot
       ? 'packages/*/dist is not built (make build)'
       : '';
 const skipped = skipReason(why !== '', why);
-
-/**
- * The launcher does what systemd does for a socket unit and the service it
- * activates (as in topology.test.ts): as root, bind, chown, chmod and listen
- * a SOCK_SEQPACKET socket, make it descriptor 3, set the unit's UMask=,
- * LISTEN_FDS=1 and LISTEN_PID, and exec setpriv, which drops to the stage's
- * user and groups with no capabilities and execs the daemon.
- */
-const LAUNCHER = String.raw`
-import grp, os, pwd, socket, sys
-path, sock_user, sock_group, mode, stage_user, umask = sys.argv[1:7]
-argv = sys.argv[7:]
-try:
-    os.unlink(path)
-except FileNotFoundError:
-    pass
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(path)
-os.chown(path, pwd.getpwnam(sock_user).pw_uid, grp.getgrnam(sock_group).gr_gid)
-os.chmod(path, int(mode, 8))
-s.listen(128)
-if s.fileno() != 3:
-    os.dup2(s.fileno(), 3, inheritable=True)
-    s.close()
-else:
-    os.set_inheritable(3, True)
-os.umask(int(umask, 8))
-env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
-setpriv = ["/usr/bin/setpriv", "--reuid=" + stage_user, "--regid=" + stage_user, "--init-groups",
-           "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-os.execve(setpriv[0], setpriv + argv, env)
-`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Report {
   name: { original: string; stored: string };
@@ -180,7 +136,7 @@ describe.skipIf(why !== '')(`named uploaders end to end: the station, a real ssh
     expect(check.status, check.stdout + check.stderr).toBe(0);
 
     // Egress, then transit (socket activated), then ingress with its unit's ambient capabilities.
-    fs.writeFileSync(path.join(tmp, 'launcher.py'), LAUNCHER);
+    fs.writeFileSync(path.join(tmp, 'launcher.py'), SOCKET_LAUNCHER);
     const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
     for (const s of ['egress', 'transit'] as const) {
       const u = parseUnit(rewrite(fs.readFileSync(path.join(deploy, `sluice-${s}.socket`), 'utf8'))).Socket!;

@@ -27,10 +27,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, deploy, has, isRoot, mdTable, must, root, run, skipReason, waitFor } from './support.js';
+import { Daemon, deploy, has, freePort, isRoot, mdTable, must, root, run, skipReason, waitFor } from './support.js';
 
 const tools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', 'getent', 'mount', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh', 'ssh-keygen'];
 const missing = tools.filter((t) => !has(t));
@@ -43,17 +42,6 @@ const why = !isRoot
       ? 'packages/cli/dist is not built (make build)'
       : '';
 const skipped = skipReason(why !== '', why);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** runAsync - a command run to its end without blocking the test: its exit status and output. */
 function runAsync(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
