@@ -239,3 +239,45 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * startSshd - a real sshd on a free port of 127.0.0.1 with the given drop-ins (files in `tmp`, included
+ * first, as Debian's sshd_config includes sshd_config.d) and the host key `tmp`/hostkey; checked with
+ * `sshd -t`, resolved once it listens.
+ */
+export async function startSshd(
+  tmp: string,
+  dropIns: string[],
+  dump: () => string,
+  env: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+): Promise<{ sshd: Daemon; port: number }> {
+  const port = await freePort();
+  const config = path.join(tmp, 'sshd_config');
+  fs.writeFileSync(
+    config,
+    [
+      ...dropIns.map((f) => `Include ${path.join(tmp, f)}`),
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(tmp, 'hostkey')}`,
+      'PidFile none',
+      'UsePAM no',
+      'StrictModes yes',
+      'LogLevel VERBOSE',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'Subsystem sftp internal-sftp',
+      '',
+    ].join('\n'),
+  );
+  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
+  must('/usr/sbin/sshd', ['-t', '-f', config]);
+  const sshd = new Daemon('sshd', '/usr/sbin/sshd', ['-D', '-e', '-f', config], env);
+  try {
+    await waitFor(() => sshd.stderr.includes(`Server listening on 127.0.0.1 port ${port}`), 'sshd listening', dump);
+  } catch (err) {
+    await sshd.stop(); // the caller never got it: stop it here
+    throw err;
+  }
+  return { sshd, port };
+}

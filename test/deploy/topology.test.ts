@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { Daemon, SOCKET_LAUNCHER, deploy, has, freePort, installOnce, isRoot, must, one, parseUnit, readUnit, removeInstall, run, skipReason, waitFor, words } from './support.js';
+import { Daemon, SOCKET_LAUNCHER, deploy, has, startSshd, installOnce, isRoot, must, one, parseUnit, readUnit, removeInstall, run, skipReason, waitFor, words } from './support.js';
 
 const topologyTools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh-keygen', '/usr/bin/python3'];
 const missingTools = topologyTools.filter((t) => !has(t));
@@ -164,28 +164,7 @@ describe.skipIf(topologyWhy !== '')(`the real topology: system users, socket act
     must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(tmp, 'uploader')]);
     fs.writeFileSync(`${etc}/drop_authorized_keys`, fs.readFileSync(path.join(tmp, 'uploader.pub')), { mode: 0o644 });
     fs.writeFileSync(path.join(tmp, 'sluice-drop.conf'), rewrite(fs.readFileSync(path.join(deploy, 'sshd_config.d/sluice-drop.conf'), 'utf8')));
-    port = await freePort();
-    fs.writeFileSync(
-      path.join(tmp, 'sshd_config'),
-      [
-        `Include ${path.join(tmp, 'sluice-drop.conf')}`,
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(tmp, 'hostkey')}`,
-        'PidFile none',
-        'UsePAM no',
-        'StrictModes yes',
-        'LogLevel VERBOSE',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'Subsystem sftp internal-sftp',
-        '',
-      ].join('\n'),
-    );
-    fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
-    must('/usr/sbin/sshd', ['-t', '-f', path.join(tmp, 'sshd_config')]);
-    sshd = new Daemon('sshd', '/usr/sbin/sshd', ['-D', '-e', '-f', path.join(tmp, 'sshd_config')], { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' });
-    await waitFor(() => sshd!.stderr.includes(`Server listening on 127.0.0.1 port ${port}`), 'sshd listening', dump);
+    ({ sshd, port } = await startSshd(tmp, ['sluice-drop.conf'], dump));
   }, 120_000);
 
   afterAll(async () => {

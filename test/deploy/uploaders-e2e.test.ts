@@ -30,7 +30,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, SOCKET_LAUNCHER, deploy, has, freePort, isRoot, must, one, parseUnit, readUnit, root, run, skipReason, waitFor, words } from './support.js';
+import { Daemon, SOCKET_LAUNCHER, deploy, has, startSshd, isRoot, must, one, parseUnit, readUnit, root, run, skipReason, waitFor, words } from './support.js';
 
 const tools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', 'getent', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh-keygen', '/usr/bin/python3'];
 const missing = tools.filter((t) => !has(t));
@@ -167,29 +167,7 @@ describe.skipIf(why !== '')(`named uploaders end to end: the station, a real ssh
     // sshd on 127.0.0.1 with both drop-ins, as Debian's sshd_config includes them (first).
     must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(tmp, 'hostkey')]);
     for (const f of ['sluice-drop.conf', 'sluice-uploaders.conf']) fs.writeFileSync(path.join(tmp, f), rewrite(fs.readFileSync(path.join(deploy, 'sshd_config.d', f), 'utf8')));
-    port = await freePort();
-    fs.writeFileSync(
-      path.join(tmp, 'sshd_config'),
-      [
-        `Include ${path.join(tmp, 'sluice-drop.conf')}`,
-        `Include ${path.join(tmp, 'sluice-uploaders.conf')}`,
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(tmp, 'hostkey')}`,
-        'PidFile none',
-        'UsePAM no',
-        'StrictModes yes',
-        'LogLevel VERBOSE',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'Subsystem sftp internal-sftp',
-        '',
-      ].join('\n'),
-    );
-    fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
-    must('/usr/sbin/sshd', ['-t', '-f', path.join(tmp, 'sshd_config')]);
-    sshd = new Daemon('sshd', '/usr/sbin/sshd', ['-D', '-e', '-f', path.join(tmp, 'sshd_config')], env);
-    await waitFor(() => sshd!.stderr.includes(`Server listening on 127.0.0.1 port ${port}`), 'sshd listening', dump);
+    ({ sshd, port } = await startSshd(tmp, ['sluice-drop.conf', 'sluice-uploaders.conf'], dump, env));
   }, 180_000);
 
   afterAll(async () => {

@@ -29,7 +29,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, deploy, has, freePort, isRoot, mdTable, must, root, run, skipReason, waitFor } from './support.js';
+import { Daemon, deploy, has, startSshd, isRoot, mdTable, must, root, run, skipReason, waitFor } from './support.js';
 
 const tools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', 'getent', 'mount', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh', 'ssh-keygen'];
 const missing = tools.filter((t) => !has(t));
@@ -126,29 +126,7 @@ describe.skipIf(why !== '')(`named uploaders: sluice uploader on real accounts, 
 
     must('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(tmp, 'hostkey')]);
     for (const f of ['sluice-drop.conf', 'sluice-uploaders.conf']) fs.writeFileSync(path.join(tmp, f), rewrite(fs.readFileSync(path.join(deploy, 'sshd_config.d', f), 'utf8')));
-    port = await freePort();
-    fs.writeFileSync(
-      path.join(tmp, 'sshd_config'),
-      [
-        `Include ${path.join(tmp, 'sluice-drop.conf')}`,
-        `Include ${path.join(tmp, 'sluice-uploaders.conf')}`,
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(tmp, 'hostkey')}`,
-        'PidFile none',
-        'UsePAM no',
-        'StrictModes yes',
-        'LogLevel VERBOSE',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'Subsystem sftp internal-sftp',
-        '',
-      ].join('\n'),
-    );
-    fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    must('/usr/sbin/sshd', ['-t', '-f', path.join(tmp, 'sshd_config')]);
-    sshd = new Daemon('sshd', '/usr/sbin/sshd', ['-D', '-e', '-f', path.join(tmp, 'sshd_config')], { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' });
-    await waitFor(() => sshd!.stderr.includes(`Server listening on 127.0.0.1 port ${port}`), 'sshd listening', dump);
+    ({ sshd, port } = await startSshd(tmp, ['sluice-drop.conf', 'sluice-uploaders.conf'], dump));
   }, 120_000);
 
   afterAll(async () => {
