@@ -50,7 +50,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, type Line, has, isRoot, must, root, run, skipReason, waitFor } from './support.js';
+import { Daemon, type Line, has, isRoot, must, root, run, skipReason, waitFor, bootedSystemd } from './support.js';
 
 const UPGRADE_VERSION_SUFFIX = '+upgradetest1';
 const HELD = 20; // files held in ingress's spool across the upgrade
@@ -220,29 +220,7 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
     nspawn = new Daemon('nspawn', 'systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', '-D', rootDir, `--overlay=/usr:${upper}:/usr`, '--console=pipe', '-b'], {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
     });
-    const children = () => {
-      try {
-        return fs.readFileSync(`/proc/${nspawn!.child.pid}/task/${nspawn!.child.pid}/children`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    };
-    const comm = (pid: string) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    };
-    await waitFor(() => children().split(/\s+/).some((c) => comm(c) === 'systemd'), 'the container to start systemd', () => nspawn!.stderr);
-    pid1 = Number(children().split(/\s+/).find((c) => comm(c) === 'systemd'));
-    let state = '';
-    await waitFor(
-      () => ['running', 'degraded'].includes((state = inC('systemctl', ['is-system-running']).stdout.trim())),
-      'the container to finish booting',
-      () => `state ${state}\n${nspawn!.stderr}`,
-      90_000,
-    );
+    pid1 = await bootedSystemd(nspawn);
     // The maintainer scripts ask policy-rc.d; the host's (Docker's "exit 101") is hidden in the overlay only.
     sh('rm -f /usr/sbin/policy-rc.d');
     if ('how' in node && node.how === 'standin') sh('dpkg -i /var/tmp/nodejs-standin.deb');

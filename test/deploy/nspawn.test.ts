@@ -20,7 +20,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Daemon, type Line, has, installOnce, isRoot, must, removeInstall, run, skipReason, waitFor } from './support.js';
+import { Daemon, type Line, has, installOnce, isRoot, must, removeInstall, run, skipReason, waitFor, bootedSystemd } from './support.js';
 
 const nspawnWhy = !isRoot
   ? 'needs root; CI runs as root'
@@ -72,30 +72,7 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
     nspawn = new Daemon('nspawn', 'systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', '-D', rootDir, `--overlay=/usr:${dest}/usr:/usr`, '--console=pipe', '-b'], {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
     });
-    const children = () => {
-      try {
-        return fs.readFileSync(`/proc/${nspawn!.child.pid}/task/${nspawn!.child.pid}/children`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    };
-    // The container's PID 1 is the child of nspawn once it has become systemd.
-    const comm = (pid: string) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    };
-    await waitFor(() => children().split(/\s+/).some((c) => comm(c) === 'systemd'), 'the container to start systemd', () => nspawn!.stderr);
-    pid1 = Number(children().split(/\s+/).find((c) => comm(c) === 'systemd'));
-    let state = '';
-    await waitFor(
-      () => ['running', 'degraded'].includes((state = inC('systemctl', ['is-system-running']).stdout.trim())),
-      'the container to finish booting',
-      () => `state ${state}\n${nspawn!.stderr}`,
-      90_000,
-    );
+    pid1 = await bootedSystemd(nspawn);
   }, 120_000);
 
   afterAll(async () => {

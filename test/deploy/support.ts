@@ -281,3 +281,32 @@ export async function startSshd(
   }
   return { sshd, port };
 }
+
+/**
+ * bootedSystemd - the pid of the systemd that `nspawn` (systemd-nspawn -b) booted, once the
+ * container has finished booting (`systemctl is-system-running` in it says running or degraded).
+ */
+export async function bootedSystemd(nspawn: Daemon): Promise<number> {
+  const children = () => {
+    try {
+      return fs.readFileSync(`/proc/${nspawn.child.pid}/task/${nspawn.child.pid}/children`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  // The container's PID 1 is the child of nspawn once it has become systemd.
+  const comm = (pid: string) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const systemd = () => children().split(/\s+/).find((c) => comm(c) === 'systemd');
+  await waitFor(() => systemd() !== undefined, 'the container to start systemd', () => nspawn.stderr);
+  const pid = Number(systemd());
+  let now = '';
+  const state = () => run('nsenter', ['-t', String(pid), '-a', 'systemctl', 'is-system-running']).stdout.trim();
+  await waitFor(() => ['running', 'degraded'].includes((now = state())), 'the container to finish booting', () => `state ${now}\n${nspawn.stderr}`, 90_000);
+  return pid;
+}
