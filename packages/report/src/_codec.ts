@@ -44,3 +44,14 @@ export function toHex(bytes: Uint8Array): string {
 export function isLowerHex(text: unknown, chars: number): text is string {
   return typeof text === 'string' && text.length === chars && /^[0-9a-f]*$/.test(text);
 }
+
+/** signatureProblem - the first of `fields` in `s` that is not canonical base64 of its length, as [field, problem]; null if none. */
+export function signatureProblem(s: Record<string, unknown>, fields: readonly (readonly [string, number])[]): [string, string] | null {
+  for (const [field, len] of fields) {
+    const v = s[field];
+    if (typeof v !== 'string') return [field, 'must be a string'];
+    const bytes = fromBase64Strict(v, len);
+    if (!(bytes instanceof Uint8Array)) return [field, bytes.problem];
+  }
+  return null;
+}

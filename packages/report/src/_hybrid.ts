@@ -81,6 +81,12 @@ export const LENGTHS = {
   mldsa65Signature: 3309,
 } as const;
 
+/** The signature members of a report or a tree head, with their byte lengths. */
+export const SIGNATURE_FIELDS = [
+  ['ed25519', LENGTHS.ed25519Signature],
+  ['mldsa65', LENGTHS.mldsa65Signature],
+] as const;
+
 /** HybridSeeds - the whole secret: two 32-byte seeds. */
 export interface HybridSeeds {
   ed25519: Uint8Array;

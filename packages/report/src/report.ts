@@ -63,8 +63,8 @@
  * DIAGNOSTICS
  *   ReportFormatError; TypeError only for calls that are not reports at all.
  */
-import { hybridSign, LENGTHS, type HybridSignatures } from './_hybrid.js';
-import { fromBase64Strict, isLowerHex, toBase64 } from './_codec.js';
+import { hybridSign, LENGTHS, SIGNATURE_FIELDS, type HybridSignatures } from './_hybrid.js';
+import { fromBase64Strict, isLowerHex, signatureProblem, toBase64 } from './_codec.js';
 import { JsonError, parseStrictJson } from './_json.js';
 import { quote, ReportFormatError } from './errors.js';
 import { asciiJson, jcs } from './jcs.js';
@@ -316,14 +316,8 @@ function validateSigned(value: unknown): SignedReport {
   const withContext = body.format === FORMAT_WITH_CONTEXT;
   const s = members(o.signature, 'signature', withContext ? ['context', 'ed25519', 'mldsa65'] : ['ed25519', 'mldsa65']);
   if (withContext && s.context !== FORMAT_WITH_CONTEXT) bad('signature.context', `must be "${FORMAT_WITH_CONTEXT}"`);
-  for (const [field, len] of [
-    ['ed25519', LENGTHS.ed25519Signature],
-    ['mldsa65', LENGTHS.mldsa65Signature],
-  ] as const) {
-    if (typeof s[field] !== 'string') bad(`signature.${field}`, 'must be a string');
-    const bytes = fromBase64Strict(s[field], len);
-    if (!(bytes instanceof Uint8Array)) bad(`signature.${field}`, bytes.problem);
-  }
+  const problem = signatureProblem(s, SIGNATURE_FIELDS);
+  if (problem) bad(`signature.${problem[0]}`, problem[1]);
   const sigs = { ed25519: s.ed25519 as string, mldsa65: s.mldsa65 as string };
   return { ...body, signature: withContext ? { context: FORMAT_WITH_CONTEXT, ...sigs } : sigs };
 }

@@ -31,8 +31,8 @@
  *   validateTreeHead and parseTreeHead throw ReportFormatError naming the
  *   member. verifyTreeHead returns a one-line problem or null, never throws.
  */
-import { hybridSign, hybridVerify, LENGTHS, type HybridSignatures } from './_hybrid.js';
-import { fromBase64Strict, isLowerHex, toBase64 } from './_codec.js';
+import { hybridSign, hybridVerify, LENGTHS, SIGNATURE_FIELDS, type HybridSignatures } from './_hybrid.js';
+import { fromBase64Strict, isLowerHex, signatureProblem, toBase64 } from './_codec.js';
 import { JsonError, parseStrictJson } from './_json.js';
 import { quote, ReportFormatError } from './errors.js';
 import { asciiJson, jcs } from './jcs.js';
@@ -102,14 +102,8 @@ export function validateTreeHead(value: unknown): SignedTreeHead {
   const o = object(value, '', [...BODY_KEYS, 'signature']);
   const body = validBody(o);
   const s = object(o.signature, 'signature', ['ed25519', 'mldsa65']);
-  for (const [field, len] of [
-    ['ed25519', LENGTHS.ed25519Signature],
-    ['mldsa65', LENGTHS.mldsa65Signature],
-  ] as const) {
-    if (typeof s[field] !== 'string') bad(`signature.${field}`, 'must be a string');
-    const bytes = fromBase64Strict(s[field], len);
-    if (!(bytes instanceof Uint8Array)) bad(`signature.${field}`, bytes.problem);
-  }
+  const problem = signatureProblem(s, SIGNATURE_FIELDS);
+  if (problem) bad(`signature.${problem[0]}`, problem[1]);
   return { ...body, signature: { ed25519: s.ed25519 as string, mldsa65: s.mldsa65 as string } };
 }
 
