@@ -91,11 +91,14 @@ const forged: fc.Arbitrary<string> = fc
       for (const k of at) o = o && typeof o === 'object' ? (o as Record<string | number, unknown>)[k] : undefined;
       if (!o || typeof o !== 'object') continue;
       const obj = o as Record<string | number, unknown>;
-      if (f.kind === 'set') obj[f.path[f.path.length - 1]!] = f.value;
+      // A copy of the value: constantFrom hands out the same object every run, and a shared
+      // object set at two paths would make the document cyclic (no text at all).
+      const value = structuredClone(f.kind === 'remove' ? undefined : f.value);
+      if (f.kind === 'set') obj[f.path[f.path.length - 1]!] = value;
       else if (f.kind === 'remove') {
         if (Array.isArray(obj)) obj.splice(Number(f.path[f.path.length - 1]), 1);
         else delete obj[f.path[f.path.length - 1]!];
-      } else if (!Array.isArray(obj)) Object.defineProperty(obj, f.key, { value: f.value, enumerable: true, configurable: true, writable: true });
+      } else if (!Array.isArray(obj)) Object.defineProperty(obj, f.key, { value, enumerable: true, configurable: true, writable: true });
     }
     if (spelling === 'canonical') return rawText(d);
     if (spelling === 'pretty') return `${JSON.stringify(d, null, 2)}\n`;
