@@ -1,0 +1,232 @@
+// tlog: the transparency log egress appends to. Batches share a head; every answer's inclusion
+// proof verifies against its head; what a crash leaves (partial record, partial head line, leaves
+// without a head, kill -9 at any instant) is recovered without changing a published byte; a log
+// that someone edited stops egress.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  auditLog,
+  canonicalBytes,
+  generateKeys,
+  leafHash,
+  readLog,
+  REPORT_FORMAT,
+  rootBytes,
+  signTreeHead,
+  verifyInclusion,
+  verifyTreeHead,
+  writeKeyFiles,
+  LOG_FILES,
+  type ReportBody,
+  type TreeHeadBody,
+} from '@sluice/report';
+import { TransparencyLog, type TlogOptions } from './tlog.js';
+
+const keys = generateKeys();
+let dir: string;
+beforeEach(() => {
+  dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-tlog-')), 'log');
+});
+afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+const events: Record<string, unknown>[] = [];
+const log = {
+  info: (o: Record<string, unknown>) => events.push(o),
+  warn: (o: Record<string, unknown>) => events.push(o),
+  error: (o: Record<string, unknown>) => events.push(o),
+} as unknown as TlogOptions['log'];
+
+let signed = 0;
+const sign = async (body: TreeHeadBody) => {
+  signed++;
+  return signTreeHead(body, keys.secret);
+};
+const open = (over: Partial<TlogOptions> = {}) =>
+  TransparencyLog.open({ dir, station: 'test-station', publicKey: keys.public, batchMs: 5, batchMax: 256, sign, log, ...over });
+
+/** leaf - the signed body bytes of a distinct valid report. */
+function leaf(i: number): Uint8Array {
+  const body: ReportBody = {
+    format: REPORT_FORMAT,
+    station: 'test-station',
+    software: 'sluice 0.1.0',
+    key: keys.public.keyId,
+    transfer: `t-${i}`,
+    name: { original: `file-${i}.txt`, stored: `file-${i}.txt` },
+    size: 3,
+    sha256: 'ab'.repeat(32),
+    verdict: 'accepted',
+    reason: '',
+    checks: [],
+    times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
+  };
+  return canonicalBytes(body);
+}
+
+describe('appending', () => {
+  it('a burst shares tree heads, and every answer proves its leaf under a head signed by the key', async () => {
+    const t = open();
+    signed = 0;
+    const answers = await Promise.all(Array.from({ length: 600 }, (_, i) => t.append(leaf(i))));
+    await t.close();
+    expect(answers.map((a) => a.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    for (const [i, a] of answers.entries()) {
+      expect(verifyTreeHead(a.head, keys.public)).toBeNull();
+      expect(verifyInclusion(leafHash(leaf(i)), a.index, a.head.size, a.proof, rootBytes(a.head))).toBe(true);
+    }
+    expect(signed).toBeGreaterThanOrEqual(3); // 600 leaves, at most 256 under one head
+    expect(signed).toBeLessThan(600 / 10);
+    const audit = auditLog(dir, keys.public);
+    expect(audit).toEqual({ ok: true, leaves: 600, heads: signed, unpublished: 0 });
+  });
+
+  it('a reopened log goes on from where it stopped, consistent with its old heads', async () => {
+    let t = open();
+    await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));
+    const before = t.head!;
+    await t.close();
+    t = open();
+    expect(t.size).toBe(3);
+    const a = await t.append(leaf(3));
+    await t.close();
+    expect(a.index).toBe(3);
+    expect(a.head.size).toBe(4);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 4, heads: 2 });
+    expect(readLog(dir).heads[0]).toEqual(before);
+  });
+
+  it('a failed signature fails its batch only; the leaves it wrote are published by the next head', async () => {
+    let fail = true;
+    const t = open({
+      sign: async (b) => {
+        if (fail) throw new Error('signer down');
+        return signTreeHead(b, keys.secret);
+      },
+    });
+    await expect(t.append(leaf(0))).rejects.toThrow(/signer down/);
+    fail = false;
+    const a = await t.append(leaf(1));
+    await t.close();
+    expect(a).toMatchObject({ index: 1 });
+    expect(a.head.size).toBe(2);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 2, heads: 1, unpublished: 0 });
+    expect(events.some((e) => e.event === 'tlog-flush-failed')).toBe(true);
+  });
+
+  it('refuses a head signed by another key before anyone hears of it', async () => {
+    const other = generateKeys();
+    const t = open({ sign: async (b) => signTreeHead({ ...b, key: other.public.keyId }, other.secret) });
+    await expect(t.append(leaf(0))).rejects.toThrow(/does not check out/);
+    await t.close();
+    expect(readLog(dir).heads).toEqual([]);
+  });
+});
+
+describe('recovery', () => {
+  it('cuts off a partial leaf record and a partial head line, nothing else', async () => {
+    const t = open();
+    await t.append(leaf(0));
+    await t.close();
+    const leaves = path.join(dir, LOG_FILES.leaves);
+    const heads = path.join(dir, LOG_FILES.heads);
+    const whole = { leaves: fs.readFileSync(leaves), heads: fs.readFileSync(heads) };
+    fs.appendFileSync(leaves, Buffer.from([0, 0, 1, 0, 7, 7]));
+    fs.appendFileSync(heads, '{"format":"sluice-tree');
+    expect(auditLog(dir, keys.public).ok).toBe(false);
+    const r = open();
+    await r.close();
+    expect(fs.readFileSync(leaves).equals(whole.leaves)).toBe(true);
+    expect(fs.readFileSync(heads).equals(whole.heads)).toBe(true);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 1, heads: 1 });
+  });
+
+  it('publishes leaves that were written before a crash but have no head', async () => {
+    const t = open();
+    await t.append(leaf(0));
+    await t.close();
+    const { encodeLeafRecord } = await import('@sluice/report');
+    fs.appendFileSync(path.join(dir, LOG_FILES.leaves), Buffer.concat([encodeLeafRecord(leaf(1)), encodeLeafRecord(leaf(2))]));
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, unpublished: 2 });
+    const r = open();
+    await r.close();
+    expect(r.head!.size).toBe(3);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 3, heads: 2, unpublished: 0 });
+  });
+
+  it('refuses to start on a log whose leaves no longer match its heads', async () => {
+    const t = open();
+    await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));
+    await t.close();
+    const leaves = path.join(dir, LOG_FILES.leaves);
+    const bytes = fs.readFileSync(leaves);
+    bytes[bytes.length - 5] ^= 0x01;
+    fs.writeFileSync(leaves, bytes);
+    expect(() => open()).toThrow(/tree head 1 \(size 3\): root does not match the leaves/);
+  });
+});
+
+describe('crash', () => {
+  // A child appends in bursts and prints "index:i" once an append resolved (what egress acks); it
+  // is killed with SIGKILL at a random instant. The log must then recover and verify, and keep
+  // every acked leaf at its index.
+  const egressDist = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'dist', 'tlog.js');
+  const reportDist = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'report', 'dist', 'index.js');
+  const child = `
+    const { loadSecretKey, signTreeHead, canonicalBytes } = await import(${JSON.stringify(reportDist)});
+    const { TransparencyLog } = await import(${JSON.stringify(egressDist)});
+    const [dir, keyPath, template] = process.argv.slice(2);
+    const secret = loadSecretKey(keyPath);
+    const log = { info() {}, warn() {}, error() {} };
+    const t = TransparencyLog.open({ dir, station: 'test-station', publicKey: secret.publicKey, batchMs: 2, batchMax: 8,
+      sign: async (b) => signTreeHead(b, secret), log });
+    let n = t.size;
+    for (;;) {
+      const burst = [];
+      for (let k = 0; k < 5; k++) {
+        const i = n++;
+        const b = JSON.parse(template);
+        b.transfer = 't-' + i;
+        b.name = { original: 'file-' + i + '.txt', stored: 'file-' + i + '.txt' };
+        burst.push(t.append(canonicalBytes(b)).then((a) => process.stdout.write(a.index + ':' + i + '\\n'), () => {}));
+      }
+      await Promise.all(burst);
+    }
+  `;
+
+  it('kill -9 during batching leaves a log that verifies and keeps every acked leaf', async () => {
+    const work = path.dirname(dir);
+    const keyDir = path.join(work, 'keys');
+    fs.mkdirSync(keyDir, { mode: 0o700 });
+    const files = writeKeyFiles(keyDir, { keys });
+    const first = Buffer.from(leaf(0)).toString('utf8');
+    const template = first.slice(first.indexOf('\0') + 1);
+    const script = path.join(work, 'child.mjs');
+    fs.writeFileSync(script, child);
+    let acks = 0;
+    for (let round = 0; round < 4; round++) {
+      const acked = await new Promise<string>((resolve) => {
+        const p = spawn(process.execPath, [script, dir, files.secretPath, template], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('exit', () => resolve(out));
+        setTimeout(() => p.kill('SIGKILL'), 400 + Math.floor(Math.random() * 600));
+      });
+      const t = open(); // recovery
+      const size = t.size;
+      await t.close();
+      const audit = auditLog(dir, keys.public);
+      expect(audit, JSON.stringify(audit)).toMatchObject({ ok: true, unpublished: 0 });
+      const contents = readLog(dir);
+      for (const l of acked.split('\n').filter((x) => /^\d+:\d+$/.test(x))) {
+        const [index, i] = l.split(':').map(Number) as [number, number];
+        expect(index).toBeLessThan(size);
+        expect(contents.tree.leafHashAt(index).equals(leafHash(leaf(i)))).toBe(true);
+        acks++;
+      }
+    }
+    expect(acks).toBeGreaterThan(0); // the child got far enough to ack something
+  }, 60_000);
+});
