@@ -51,9 +51,9 @@ describe('the demo samples', () => {
         expect([found.report.sha256, found.report.size]).toEqual([null, s.bytes.length]);
       }
       expect(p.verify(found).ok, `${s.name}: ${p.verify(found).reason}`).toBe(true);
-      // Without named uploaders a report has exactly the members it always had: no "uploader".
+      // Without named uploaders a report has no "uploader"; its place in the log ("log") vouches for it.
       expect(Object.keys(JSON.parse(fs.readFileSync(found.reportPath, 'utf8'))).sort()).toEqual(
-        ['checks', 'format', 'key', 'name', 'reason', 'sha256', 'signature', 'size', 'software', 'station', 'times', 'transfer', 'verdict'],
+        ['checks', 'format', 'key', 'log', 'name', 'reason', 'sha256', 'size', 'software', 'station', 'times', 'transfer', 'verdict'],
       );
     }
     // Nothing left behind in the inbox.

@@ -123,7 +123,7 @@ export class TransparencyLog {
   static open(o: TlogOptions): TransparencyLog {
     if (!Number.isInteger(o.batchMax) || o.batchMax < 1) throw new RangeError('egress.logBatchMax must be an integer >= 1');
     if (!Number.isFinite(o.batchMs) || o.batchMs < 0) throw new RangeError('egress.logBatchMs must be >= 0');
-    ensureDir(o.dir, 0o700);
+    ensureDir(o.dir, 0o750); // consumers audit it (sluice log verify); nothing in it is secret
     const leavesPath = path.join(o.dir, LOG_FILES.leaves);
     const headsPath = path.join(o.dir, LOG_FILES.heads);
     const created = !fs.existsSync(leavesPath) || !fs.existsSync(headsPath);

@@ -5,7 +5,7 @@
  * SYNOPSIS
  *   import * as report from '@sluice/report';
  *
- *   Format (report.ts)       REPORT_FORMAT, REPORT_FORMATS, MAX_REPORT_BYTES, LIMITS, PICKUP_CHECK,
+ *   Format (report.ts)       REPORT_FORMAT, REPORT_FORMATS, LOGGED_REPORT_FORMAT, assembleLogged, ReportLog, MAX_REPORT_BYTES, LIMITS, PICKUP_CHECK,
  *                            ReportBody, SignedReport, ReportCheck, ReportSignature, ReportFormat, Verdict,
  *                            CheckResult, validateReportBody, canonicalBytes, signReport, serializeReport,
  *                            parseReport, neverCopied, pickupRefusal
@@ -40,6 +40,9 @@
 export {
   REPORT_FORMAT,
   REPORT_FORMATS,
+  LOGGED_REPORT_FORMAT,
+  assembleLogged,
+  type ReportLog,
   MAX_REPORT_BYTES,
   LIMITS,
   PICKUP_CHECK,
