@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { devConfig } from '../packages/cli/src/dev.js';
 import { demoSamples } from '../packages/cli/src/demo.js';
-import { loadPublicKey, verifyReport } from '../packages/report/src/index.js';
+import { auditLog, loadPublicKey, verifyReport } from '../packages/report/src/index.js';
 import { Pipeline } from './support/pipeline.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -58,6 +58,10 @@ describe('the demo samples', () => {
     }
     // Nothing left behind in the inbox.
     expect(fs.readdirSync(p.inbox).filter((n) => !n.startsWith('.'))).toEqual([]);
+    // Every report is a leaf of the station's log in DIR/log, which audits clean.
+    const audit = auditLog(path.join(p.dir, 'log'), loadPublicKey(p.publicKey));
+    expect(audit, audit.problem).toMatchObject({ ok: true, unpublished: 0 });
+    expect(audit.leaves).toBeGreaterThanOrEqual(samples.length);
   });
 });
 

@@ -116,6 +116,29 @@ describe('appending', () => {
     expect(events.some((e) => e.event === 'tlog-flush-failed')).toBe(true);
   });
 
+  it('a batch timer that fires after a running flush took its leaves does not stop later batches', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const t = open({
+      batchMs: 200,
+      sign: async (b) => {
+        if (calls++ === 0) await gate; // the first head waits until b is queued with its own timer
+        return signTreeHead(b, keys.secret);
+      },
+    });
+    const a = t.append(leaf(0));
+    await new Promise((r) => setTimeout(r, 300)); // a's timer fired; its flush is waiting in sign
+    const b = t.append(leaf(1)); // queued during the flush: its timer is set
+    release();
+    await Promise.all([a, b]); // the running drain took b before its timer fired
+    await new Promise((r) => setTimeout(r, 300)); // b's timer fires meanwhile, on an empty queue
+    const c = await t.append(leaf(2)); // a wedged log never answers: the test times out
+    await t.close();
+    expect(c.index).toBe(2);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 3 });
+  }, 10_000);
+
   it('refuses a head signed by another key before anyone hears of it', async () => {
     const other = generateKeys();
     const t = open({ sign: async (b) => signTreeHead({ ...b, key: other.public.keyId }, other.secret) });

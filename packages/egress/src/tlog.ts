@@ -160,7 +160,7 @@ export class TransparencyLog {
       const t = new TransparencyLog(o, c.tree, leavesFd, headsFd, c.leavesEnd, prev);
       if (c.tree.size > (prev?.size ?? 0)) {
         o.log.info({ event: 'tlog-unpublished', leaves: c.tree.size - (prev?.size ?? 0) }, 'publishing leaves written before the last stop');
-        t.flushing = t.drain();
+        t.kick();
       }
       return t;
     } catch (err) {
@@ -205,26 +205,28 @@ export class TransparencyLog {
   private kick(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.flushing ??= this.drain();
+    if (this.flushing) return;
+    // Cleared in .finally, which always runs after this assignment: a drain that finds nothing
+    // to do and returns at once must not leave `flushing` set for ever.
+    this.flushing = this.drain().finally(() => {
+      this.flushing = undefined;
+      if (this.pending.length >= this.o.batchMax) this.kick(); // filled up after the drain's last look; no timer for it
+    });
   }
 
   /** drain - flush batches until the queue is empty. */
   private async drain(): Promise<void> {
-    try {
-      do {
-        const batch = this.pending.splice(0, this.o.batchMax);
-        if (batch.length === 0 && this.tree.size === (this.published?.size ?? 0)) break; // nothing to publish
-        try {
-          await this.flushBatch(batch);
-        } catch (err) {
-          const e = err instanceof Error ? err : new Error(String(err));
-          this.o.log.error({ event: 'tlog-flush-failed', leaves: batch.length, reason: e.message }, 'transparency log batch failed');
-          for (const w of batch) w.reject(e);
-        }
-      } while (this.pending.length > 0);
-    } finally {
-      this.flushing = undefined;
-    }
+    do {
+      const batch = this.pending.splice(0, this.o.batchMax);
+      if (batch.length === 0 && this.tree.size === (this.published?.size ?? 0)) return; // nothing to publish
+      try {
+        await this.flushBatch(batch);
+      } catch (err) {
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.o.log.error({ event: 'tlog-flush-failed', leaves: batch.length, reason: e.message }, 'transparency log batch failed');
+        for (const w of batch) w.reject(e);
+      }
+    } while (this.pending.length > 0);
   }
 
   /** flushBatch - steps 1-5 of DESCRIPTION for one batch (possibly empty: publish leaves already written). */
