@@ -16,7 +16,9 @@ DESCRIPTION
     Exit codes are those of `sluice verify`: 0 ok, 3 bad signature, 4 size or
     digest mismatch, 5 verdict rejected, 6 malformed, 7 unknown key.
 
-    Formats: sluice-report/2, and sluice-report/1 as earlier versions issued
+    Formats: sluice-report/3 (the log's inclusion proof and signed tree
+    head, docs/report-format.md section 8), sluice-report/2, and
+    sluice-report/1 as earlier versions issued
     it (its "signature" also holds "context", an unauthenticated copy of the
     label, which must equal it and is otherwise ignored). The label that
     starts the signed bytes is the report's "format".
@@ -40,7 +42,34 @@ import sys
 SIGNATURE_MEMBERS = {
     "sluice-report/1": {"context", "ed25519", "mldsa65"},
     "sluice-report/2": {"ed25519", "mldsa65"},
+    "sluice-report/3": {"ed25519", "mldsa65"},  # the signature of log.head (docs/report-format.md section 8)
 }
+LOGGED = "sluice-report/3"
+TREE_HEAD_LABEL = b"sluice-treehead/1"
+
+
+def sha256(b):
+    return hashlib.sha256(b).digest()
+
+
+def verify_inclusion(leaf_hash, index, size, proof, root):
+    """RFC 9162 section 2.1.3.2."""
+    if not (0 <= index < size) or len(proof) > 64:
+        return False
+    fn, sn, r = index, size - 1, leaf_hash
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = sha256(b"\x01" + p + r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = sha256(b"\x01" + r + p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
@@ -91,8 +120,22 @@ def main(argv):
     try:
         report = json.loads(text.decode("ascii"), object_pairs_hook=no_duplicates)
         pub = json.loads(open(args[1], "rb").read().decode("utf-8"), object_pairs_hook=no_duplicates)
-        sig = report["signature"]
-        body = {k: v for k, v in report.items() if k != "signature"}
+        logged = report.get("format") == LOGGED
+        if logged:
+            log = report["log"]
+            head = log["head"]
+            sig = head["signature"]
+            body = {k: v for k, v in report.items() if k != "log"}
+            if "signature" in report or head.get("format") != "sluice-treehead/1":
+                fail(6, "malformed report: a sluice-report/3 report has log.head and no signature")
+            if head["key"] != report["key"] or head["station"] != report["station"]:
+                fail(6, "malformed report: log.head names another key or station")
+            proof = [bytes.fromhex(h) for h in log["proof"]]
+            if any(len(h) != 32 for h in proof):
+                fail(6, "malformed report: log.proof")
+        else:
+            sig = report["signature"]
+            body = {k: v for k, v in report.items() if k != "signature"}
         ed_sig = base64.b64decode(sig["ed25519"], validate=True)
         ml_sig = base64.b64decode(sig["mldsa65"], validate=True)
         ed_pub = base64.b64decode(pub["ed25519"], validate=True)
@@ -112,6 +155,11 @@ def main(argv):
         fail(7, "unknown key: report key %s, public key %s" % (report["key"], key_id))
 
     message = fmt.encode("ascii") + b"\x00" + jcs(body)
+    if logged:
+        leaf_hash = sha256(b"\x00" + message)
+        if not verify_inclusion(leaf_hash, log["index"], head["size"], proof, bytes.fromhex(head["root"])):
+            fail(3, "bad signature: the inclusion proof does not lead to log.head.root")
+        message = TREE_HEAD_LABEL + b"\x00" + jcs({k: v for k, v in head.items() if k != "signature"})
 
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
