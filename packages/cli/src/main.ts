@@ -44,7 +44,7 @@ import {
   verifyResultJson,
   hashFile,
   auditLog,
-  readLog,
+  proveConsistency,
   KeyFileError,
   MAX_REPORT_BYTES,
 } from '@sluice/report';
@@ -228,22 +228,14 @@ function logCommand(args: string[]): number {
     };
     const m = size(from, '--from');
     const n = size(to, '--to');
-    let log;
+    if (m > n) throw new UsageError('need --from <= --to');
+    let out;
     try {
-      log = readLog(args[0]!);
+      out = proveConsistency(args[0]!, m, n);
     } catch (err) {
+      if (err instanceof RangeError) throw new UsageError(`${args[0]}: ${err.message} (--to ${n})`);
       throw new UsageError(`${args[0]}: cannot read the log: ${(err as Error).message}`);
     }
-    if (m > n || n > log.tree.size) throw new UsageError(`need 0 <= --from <= --to <= ${log.tree.size} (the leaves in ${args[0]})`);
-    const head = log.heads.find((h) => h.size === n);
-    const out = {
-      from: m,
-      to: n,
-      fromRoot: log.tree.rootHash(m).toString('hex'),
-      toRoot: log.tree.rootHash(n).toString('hex'),
-      proof: log.tree.consistencyProof(m, n).map((h) => h.toString('hex')),
-      ...(head ? { head } : {}),
-    };
     process.stdout.write(`${JSON.stringify(out)}
 `);
     return 0;

@@ -12,7 +12,8 @@ import {
   canonicalBytes,
   generateKeys,
   leafHash,
-  readLog,
+  readHeads,
+  readLeaves,
   REPORT_FORMAT,
   rootBytes,
   signTreeHead,
@@ -26,6 +27,18 @@ import {
 import { TransparencyLog, type TlogOptions } from './tlog.js';
 
 const keys = generateKeys();
+
+/** headsOf, leavesOf - every tree head and every leaf of the log in `d`, read whole (small test logs). */
+function withLogFile<T>(d: string, name: string, f: (fd: number) => T): T {
+  const fd = fs.openSync(path.join(d, name), 'r');
+  try {
+    return f(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+const headsOf = (d: string) => withLogFile(d, LOG_FILES.heads, (fd) => [...readHeads(fd)].map((h) => h.head!));
+const leavesOf = (d: string) => withLogFile(d, LOG_FILES.leaves, (fd) => [...readLeaves(fd)]);
 let dir: string;
 beforeEach(() => {
   dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-tlog-')), 'log');
@@ -95,7 +108,7 @@ describe('appending', () => {
     expect(a.index).toBe(3);
     expect(a.head.size).toBe(4);
     expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 4, heads: 2 });
-    expect(readLog(dir).heads[0]).toEqual(before);
+    expect(headsOf(dir)[0]).toEqual(before);
   });
 
   it('a failed signature fails its batch only; the leaves it wrote are published by the next head', async () => {
@@ -144,7 +157,7 @@ describe('appending', () => {
     const t = open({ sign: async (b) => signTreeHead({ ...b, key: other.public.keyId }, other.secret) });
     await expect(t.append(leaf(0))).rejects.toThrow(/does not check out/);
     await t.close();
-    expect(readLog(dir).heads).toEqual([]);
+    expect(headsOf(dir)).toEqual([]);
   });
 });
 
@@ -179,7 +192,7 @@ describe('recovery', () => {
     expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 3, heads: 2, unpublished: 0 });
   });
 
-  it('refuses to start on a log whose leaves no longer match its heads', async () => {
+  it('refuses to start on a log whose leaves no longer match its last head (read from the first leaf without the cached edge)', async () => {
     const t = open();
     await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));
     await t.close();
@@ -187,7 +200,65 @@ describe('recovery', () => {
     const bytes = fs.readFileSync(leaves);
     bytes[bytes.length - 5] ^= 0x01;
     fs.writeFileSync(leaves, bytes);
-    expect(() => open()).toThrow(/tree head 1 \(size 3\): root does not match the leaves/);
+    // With the cached edge at the last head, a start reads no published leaf: the audit finds it.
+    open().close();
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/leaf 2 .*not a report body|root .* is not the root/) });
+    fs.rmSync(path.join(dir, LOG_FILES.frontier));
+    expect(() => open()).toThrow(/do not have the root of the last tree head \(size 3\)/);
+    fs.writeFileSync(leaves, bytes.subarray(0, bytes.length - 60));
+    expect(() => open()).toThrow(/bytes after leaf 1 are not leaf records|covers 3 leaves, the log holds 2/);
+  });
+});
+
+describe('the cached edge of the tree', () => {
+  const frontierFile = () => path.join(dir, LOG_FILES.frontier);
+
+  it('is rewritten after every head, holds at most one hash per level, and a start reads only the leaves after it', async () => {
+    const t = open({ batchMax: 4 });
+    await Promise.all(Array.from({ length: 11 }, (_, i) => t.append(leaf(i))));
+    await t.close();
+    const cached = JSON.parse(fs.readFileSync(frontierFile(), 'utf8')) as { size: number; leavesEnd: number; hashes: string[] };
+    expect(cached).toMatchObject({ size: 11, leavesEnd: fs.statSync(path.join(dir, LOG_FILES.leaves)).size });
+    expect(cached.hashes).toHaveLength(3); // 11 = 8 + 2 + 1
+    // An early published leaf, changed behind egress's back: a start from the cache does not read it...
+    const leaves = path.join(dir, LOG_FILES.leaves);
+    const bytes = fs.readFileSync(leaves);
+    bytes[20] ^= 0x01;
+    fs.writeFileSync(leaves, bytes);
+    const again = open();
+    expect(again.size).toBe(11);
+    await again.close();
+    // ...and `sluice log verify` (auditLog) names it.
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/^leaf 0 /) });
+  });
+
+  it('a stale, torn or wrong cache only costs a rebuild from the first leaf', async () => {
+    let t = open();
+    await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));
+    const stale = fs.readFileSync(frontierFile());
+    await Promise.all([3, 4].map((i) => t.append(leaf(i))));
+    await t.close();
+    const check = async (n: number) => {
+      t = open();
+      expect(t.size).toBe(n);
+      const a = await t.append(leaf(n));
+      await t.close();
+      expect(a).toMatchObject({ index: n, head: { size: n + 1 } });
+      expect(verifyInclusion(leafHash(leaf(n)), n, n + 1, a.proof, rootBytes(a.head))).toBe(true);
+      expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: n + 1, unpublished: 0 });
+    };
+    fs.writeFileSync(frontierFile(), stale); // an older head's edge: the leaves after it are replayed
+    await check(5);
+    fs.writeFileSync(frontierFile(), '{"size":6,"leavesE'); // torn
+    await check(6);
+    const wrong = JSON.parse(fs.readFileSync(frontierFile(), 'utf8')) as { hashes: string[] };
+    wrong.hashes[0] = 'ab'.repeat(32);
+    fs.writeFileSync(frontierFile(), JSON.stringify(wrong));
+    events.length = 0;
+    await check(7);
+    expect(events).toContainEqual(expect.objectContaining({ event: 'tlog-frontier-rebuilt' }));
+    fs.rmSync(frontierFile());
+    await check(8);
   });
 });
 
@@ -233,20 +304,28 @@ describe('crash', () => {
       const acked = await new Promise<string>((resolve) => {
         const p = spawn(process.execPath, [script, dir, files.secretPath, template], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        p.on('exit', () => resolve(out));
-        setTimeout(() => p.kill('SIGKILL'), 400 + Math.floor(Math.random() * 600));
+        // Killed at a random instant once it is appending (its start-up time varies with the load).
+        let killer: NodeJS.Timeout | undefined;
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          killer ??= setTimeout(() => p.kill('SIGKILL'), Math.floor(Math.random() * 400));
+        });
+        const late = setTimeout(() => p.kill('SIGKILL'), 30_000);
+        p.on('exit', () => {
+          clearTimeout(late);
+          resolve(out);
+        });
       });
       const t = open(); // recovery
       const size = t.size;
       await t.close();
       const audit = auditLog(dir, keys.public);
       expect(audit, JSON.stringify(audit)).toMatchObject({ ok: true, unpublished: 0 });
-      const contents = readLog(dir);
+      const leaves = leavesOf(dir);
       for (const l of acked.split('\n').filter((x) => /^\d+:\d+$/.test(x))) {
         const [index, i] = l.split(':').map(Number) as [number, number];
         expect(index).toBeLessThan(size);
-        expect(contents.tree.leafHashAt(index).equals(leafHash(leaf(i)))).toBe(true);
+        expect(leafHash(leaves[index]!).equals(leafHash(leaf(i)))).toBe(true);
         acks++;
       }
     }

@@ -27,15 +27,30 @@
  *   So a leaf and the head that covers it are durable before any caller
  *   hears of them, and a head is never written before its leaves.
  *
- *   Recovery (open): a partial record at the end of `leaves` or a partial
- *   line at the end of `heads` was never published (nobody was answered
- *   before its fdatasync), so it is cut off; nothing else is ever changed.
- *   open() then checks every head against the leaves (root of its size,
- *   sizes never shrink, same station) and the last head's signatures, and
- *   refuses to start on any mismatch: a log that no longer matches its own
- *   heads was changed by someone else, and appending to it would hide that.
- *   Leaves after the last head (written, head not yet written) are kept
- *   and published by a head at once.
+ *   Recovery (open) reads only the end of the log, so a log of any length
+ *   starts in about the same time:
+ *     - a partial line at the end of `heads` or a partial record at the
+ *       end of `leaves` was never published (nobody was answered before
+ *       its fdatasync), so it is cut off; nothing else is ever changed, and
+ *       a tail longer than one head line or one leaf record is not a torn
+ *       write: open() refuses to start rather than cut it;
+ *     - the last tree head must parse, be signed by the station's key and
+ *       name this station;
+ *     - the tree's right edge (a Frontier, merkle.ts) is restored from the
+ *       cache file `frontier`, which records it and the byte offset in
+ *       `leaves` at the size of some earlier head, and the leaves after
+ *       that offset are read and appended; the root at the last head's
+ *       size must be that head's root, or open() refuses to start: a log
+ *       that no longer matches its own last head was changed by someone
+ *       else, and appending to it would hide that. A missing, torn or
+ *       stale cache only costs time: the edge is then rebuilt from the
+ *       first leaf, in one streaming pass.
+ *   Leaves after the last head (written, head not yet written) are kept and
+ *   published by a head at once. The whole history is checked by
+ *   `sluice log verify` (logfile.ts auditLog), not at every start.
+ *
+ *   The cache is rewritten (a new file renamed over the old, not synced)
+ *   after every published head. It is egress's own: readers ignore it.
  *
  *   A failed write (ENOSPC, EIO) fails the whole batch: a partial leaf
  *   write is cut back to the last whole record; leaves written whose head
@@ -45,25 +60,33 @@
  *
  * BOUNDS
  *   `batchMax` leaves per head (egress.logBatchMax); callers wait in a
- *   queue bounded by their own admission (egress.maxInFlight). The tree
- *   keeps 64 bytes per leaf in memory (merkle.ts); leaves themselves are
- *   not kept after they are written.
+ *   queue bounded by their own admission (egress.maxInFlight). In memory:
+ *   the tree's right edge (at most 53 hashes of 32 bytes), and during a
+ *   flush the batch's leaves and proofs (O(batchMax log batchMax) hashes).
+ *   Opening reads at most 2 x MAX_TREE_HEAD_BYTES of `heads` and the
+ *   leaves written since the cached edge (one streaming pass, 1 MiB
+ *   chunks, when there is no usable cache).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { ensureDir, fsyncDir, type Logger } from '@sluice/core';
+import { fsyncDir, type Logger } from '@sluice/core';
 import {
   encodeLeafRecord,
+  Frontier,
+  inclusionProofs,
+  lastHead,
   leafHash,
-  readLog,
+  readLeaves,
   rootBytes,
   serializeTreeHead,
   verifyTreeHead,
+  LEAF_HEADER_BYTES,
   LOG_FILES,
+  MAX_LEAF_BYTES,
   TREE_HEAD_FORMAT,
-  type MerkleTree,
   type PublicKey,
+  type Scan,
   type SignedTreeHead,
   type TreeHeadBody,
 } from '@sluice/report';
@@ -100,66 +123,80 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** Largest `frontier` cache file read (53 hashes in hex and two numbers fit in 4 KiB). */
+const MAX_FRONTIER_FILE_BYTES = 8 * 1024;
+
+/** Checkpoint - the tree's right edge at some head's size, and where its leaves end in `leaves`. */
+interface Checkpoint {
+  frontier: Frontier;
+  leavesEnd: number;
+}
+
 /** TransparencyLog - one writer of one log directory. */
 export class TransparencyLog {
   private pending: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
-  private published: SignedTreeHead | undefined;
 
   private constructor(
     private readonly o: TlogOptions,
-    private readonly tree: MerkleTree,
+    private readonly tree: Frontier,
     private readonly leavesFd: number,
     private readonly headsFd: number,
     private leavesEnd: number,
-    last: SignedTreeHead | undefined,
-  ) {
-    this.published = last;
-  }
+    private published: SignedTreeHead | undefined,
+  ) {}
 
-  /** open - recover the directory (DESCRIPTION) and return its writer; throws if the log does not match its heads. */
+  /** open - recover the directory (DESCRIPTION) and return its writer; throws if the log does not match its last head. */
   static open(o: TlogOptions): TransparencyLog {
     if (!Number.isInteger(o.batchMax) || o.batchMax < 1) throw new RangeError('egress.logBatchMax must be an integer >= 1');
     if (!Number.isFinite(o.batchMs) || o.batchMs < 0) throw new RangeError('egress.logBatchMs must be >= 0');
-    ensureDir(o.dir, 0o750); // consumers audit it (sluice log verify); nothing in it is secret
+    logDirectory(o.dir);
     const leavesPath = path.join(o.dir, LOG_FILES.leaves);
     const headsPath = path.join(o.dir, LOG_FILES.heads);
     const created = !fs.existsSync(leavesPath) || !fs.existsSync(headsPath);
-    const leavesFd = fs.openSync(leavesPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o640);
-    const headsFd = fs.openSync(headsPath, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o640);
+    const flags = fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW;
+    const leavesFd = fs.openSync(leavesPath, flags, 0o640);
+    const headsFd = fs.openSync(headsPath, flags, 0o640);
     try {
       if (created) fsyncDir(o.dir);
-      const c = readLog(o.dir);
-      if (c.leavesEnd !== c.leavesBytes) {
-        o.log.warn({ event: 'tlog-torn-leaf', bytes: c.leavesBytes - c.leavesEnd }, 'cutting off a partial leaf record never published');
-        fs.ftruncateSync(leavesFd, c.leavesEnd);
-        fs.fsyncSync(leavesFd);
-      }
-      if (c.headsEnd !== c.headsBytes) {
-        o.log.warn({ event: 'tlog-torn-head', bytes: c.headsBytes - c.headsEnd }, 'cutting off a partial tree head never published');
-        fs.ftruncateSync(headsFd, c.headsEnd);
+      const where = `transparency log ${o.dir}`;
+      const tail = lastHead(headsFd);
+      if (tail.last?.problem) throw new Error(`${where}: last tree head: ${tail.last.problem}`);
+      if (tail.end !== tail.bytes) {
+        o.log.warn({ event: 'tlog-torn-head', bytes: tail.bytes - tail.end }, 'cutting off a partial tree head never published');
+        fs.ftruncateSync(headsFd, tail.end);
         fs.fsyncSync(headsFd);
       }
-      const bad = c.badHeads[0];
-      if (bad) throw new Error(`transparency log ${o.dir}: heads line ${bad.line + 1}: ${bad.problem}`);
-      let prev: SignedTreeHead | undefined;
-      for (const [i, head] of c.heads.entries()) {
-        const where = `transparency log ${o.dir}: tree head ${i + 1} (size ${head.size})`;
-        if (head.size > c.tree.size) throw new Error(`${where} covers more leaves than the log holds (${c.tree.size})`);
-        if (!rootBytes(head).equals(c.tree.rootHash(head.size))) throw new Error(`${where}: root does not match the leaves`);
-        if (prev && head.size < prev.size) throw new Error(`${where} is smaller than the head before`);
-        if (head.station !== o.station) throw new Error(`${where} is of station ${JSON.stringify(head.station)}, not ${JSON.stringify(o.station)}`);
-        prev = head;
+      const last = tail.last?.head;
+      if (last) {
+        const problem = verifyTreeHead(last, o.publicKey);
+        if (problem) throw new Error(`${where}: last tree head: ${problem}`);
+        if (last.station !== o.station) throw new Error(`${where}: last tree head is of station ${JSON.stringify(last.station)}, not ${JSON.stringify(o.station)}`);
       }
-      if (prev) {
-        const problem = verifyTreeHead(prev, o.publicKey);
-        if (problem) throw new Error(`transparency log ${o.dir}: last tree head: ${problem}`);
+      const cached = readCheckpoint(o.dir, last);
+      let edge: { tree: Frontier; scan: Scan };
+      try {
+        edge = replay(leavesFd, cached ?? { frontier: Frontier.empty(), leavesEnd: 0 }, last, where);
+      } catch (err) {
+        if (!cached) throw err;
+        o.log.warn({ event: 'tlog-frontier-rebuilt', reason: (err as Error).message }, 'the cached edge of the tree did not match the last head: rebuilding it from the first leaf');
+        edge = replay(leavesFd, { frontier: Frontier.empty(), leavesEnd: 0 }, last, where);
       }
-      const t = new TransparencyLog(o, c.tree, leavesFd, headsFd, c.leavesEnd, prev);
-      if (c.tree.size > (prev?.size ?? 0)) {
-        o.log.info({ event: 'tlog-unpublished', leaves: c.tree.size - (prev?.size ?? 0) }, 'publishing leaves written before the last stop');
+      const leavesBytes = fs.fstatSync(leavesFd).size;
+      const torn = leavesBytes - edge.scan.end;
+      if (torn > LEAF_HEADER_BYTES + MAX_LEAF_BYTES) {
+        throw new Error(`${where}: ${torn} bytes after leaf ${edge.tree.size - 1} are not leaf records, more than one torn write leaves: not cutting them`);
+      }
+      if (torn > 0) {
+        o.log.warn({ event: 'tlog-torn-leaf', bytes: torn }, 'cutting off a partial leaf record never published');
+        fs.ftruncateSync(leavesFd, edge.scan.end);
+        fs.fsyncSync(leavesFd);
+      }
+      const t = new TransparencyLog(o, edge.tree, leavesFd, headsFd, edge.scan.end, last);
+      if (edge.tree.size > (last?.size ?? 0)) {
+        o.log.info({ event: 'tlog-unpublished', leaves: edge.tree.size - (last?.size ?? 0) }, 'publishing leaves written before the last stop');
         t.kick();
       }
       return t;
@@ -231,7 +268,8 @@ export class TransparencyLog {
 
   /** flushBatch - steps 1-5 of DESCRIPTION for one batch (possibly empty: publish leaves already written). */
   private async flushBatch(batch: Waiter[]): Promise<void> {
-    const first = this.tree.size;
+    const before = this.tree.clone();
+    const hashes = batch.map((w) => leafHash(w.leaf));
     if (batch.length > 0) {
       const records = batch.map((w) => encodeLeafRecord(w.leaf));
       const total = records.reduce((n, r) => n + r.length, 0);
@@ -244,7 +282,7 @@ export class TransparencyLog {
         throw err;
       }
       this.leavesEnd += total;
-      for (const w of batch) this.tree.append(leafHash(w.leaf));
+      for (const h of hashes) this.tree.append(h);
     }
     const size = this.tree.size;
     const body: TreeHeadBody = {
@@ -252,7 +290,7 @@ export class TransparencyLog {
       station: this.o.station,
       key: this.o.publicKey.keyId,
       size,
-      root: this.tree.rootHash(size).toString('hex'),
+      root: this.tree.root().toString('hex'),
       time: (this.o.now ?? (() => new Date()))().toISOString(),
     };
     const head = await this.o.sign(body);
@@ -263,6 +301,77 @@ export class TransparencyLog {
     if (written.bytesWritten !== line.length) throw new Error('short write to the heads file');
     await fdatasync(this.headsFd);
     this.published = head;
-    batch.forEach((w, i) => w.resolve({ index: first + i, head, proof: this.tree.inclusionProof(first + i, size) }));
+    writeCheckpoint(this.o, { frontier: this.tree, leavesEnd: this.leavesEnd });
+    // Leaves published by this head but written before the batch (an earlier failed flush) have no waiter.
+    const proofs = inclusionProofs(before, hashes);
+    batch.forEach((w, i) => w.resolve({ index: before.size + i, head, proof: proofs[i]! }));
+  }
+}
+
+/** logDirectory - create the log directory (0750), or insist the existing one is ours and writable by nobody else. */
+function logDirectory(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
+  if (st.uid !== process.getuid!()) throw new Error(`${dir} is owned by uid ${st.uid}, not by egress (uid ${process.getuid!()})`);
+  if ((st.mode & 0o022) !== 0) throw new Error(`${dir} is writable by its group or others (mode ${(st.mode & 0o7777).toString(8)})`);
+}
+
+/**
+ * replay - the tree's edge after every whole leaf record, from a checkpoint on; the root at the
+ * last head's size must be its root. Throws naming the mismatch.
+ */
+function replay(leavesFd: number, from: Checkpoint, last: SignedTreeHead | undefined, where: string): { tree: Frontier; scan: Scan } {
+  const tree = from.frontier.clone();
+  const scan: Scan = { end: from.leavesEnd, count: 0 };
+  const check = () => {
+    if (last && tree.size === last.size && !rootBytes(last).equals(tree.root())) {
+      throw new Error(`${where}: the leaves do not have the root of the last tree head (size ${last.size}): a published leaf changed or was removed`);
+    }
+  };
+  check();
+  for (const leaf of readLeaves(leavesFd, from.leavesEnd, scan)) {
+    tree.append(leafHash(leaf));
+    check();
+  }
+  if (last && tree.size < last.size) throw new Error(`${where}: the last tree head covers ${last.size} leaves, the log holds ${tree.size} (leaves removed?)`);
+  return { tree, scan };
+}
+
+/** readCheckpoint - the cached edge, if it is whole and no larger than the last head; undefined otherwise. */
+function readCheckpoint(dir: string, last: SignedTreeHead | undefined): Checkpoint | undefined {
+  let text: string;
+  try {
+    const fd = fs.openSync(path.join(dir, LOG_FILES.frontier), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.alloc(MAX_FRONTIER_FILE_BYTES);
+      text = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('latin1');
+    } finally {
+      fs.closeSync(fd);
+    }
+    const c = JSON.parse(text) as { size?: unknown; leavesEnd?: unknown; hashes?: unknown };
+    if (!Number.isSafeInteger(c.size) || !Number.isSafeInteger(c.leavesEnd) || (c.leavesEnd as number) < 0 || !Array.isArray(c.hashes)) return undefined;
+    if ((c.size as number) > (last?.size ?? 0)) return undefined;
+    const hashes = c.hashes.map((h) => (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h) ? Buffer.from(h, 'hex') : Buffer.alloc(0)));
+    return { frontier: Frontier.restore(c.size as number, hashes), leavesEnd: c.leavesEnd as number };
+  } catch {
+    return undefined; // missing, torn or not ours: rebuilt from the leaves
+  }
+}
+
+/** writeCheckpoint - replace the cached edge (a new file renamed over the old; not synced: only a cache). */
+function writeCheckpoint(o: TlogOptions, c: Checkpoint): void {
+  const file = path.join(o.dir, LOG_FILES.frontier);
+  const text = `${JSON.stringify({ size: c.frontier.size, leavesEnd: c.leavesEnd, hashes: c.frontier.hashes.map((h) => h.toString('hex')) })}\n`;
+  try {
+    const fd = fs.openSync(`${file}.tmp`, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o640);
+    try {
+      fs.writeSync(fd, text);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(`${file}.tmp`, file);
+  } catch (err) {
+    o.log.warn({ event: 'tlog-frontier-unsaved', reason: (err as Error).message }, 'could not cache the edge of the tree; the next start rebuilds it');
   }
 }
