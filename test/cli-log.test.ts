@@ -13,8 +13,6 @@ import {
   encodeLeafRecord,
   generateKeys,
   LOGGED_REPORT_FORMAT,
-  readHeads,
-  readLeaves,
   signTreeHead,
   verifyConsistency,
   verifyTreeHead,
@@ -22,19 +20,8 @@ import {
   LOG_FILES,
 } from '../packages/report/src/index.js';
 import { TransparencyLog } from '../packages/egress/src/tlog.js';
+import { headsOf, leavesOf } from './support/log-files.js';
 
-
-/** headsOf, leavesOf - every tree head and every leaf of the log in `d`, read whole (small test logs). */
-function withLogFile<T>(d: string, name: string, f: (fd: number) => T): T {
-  const fd = fs.openSync(path.join(d, name), 'r');
-  try {
-    return f(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-const headsOf = (d: string) => withLogFile(d, LOG_FILES.heads, (fd) => [...readHeads(fd)].map((h) => h.head!));
-const leavesOf = (d: string) => withLogFile(d, LOG_FILES.leaves, (fd) => [...readLeaves(fd)]);
 
 const CLI = fileURLToPath(new URL('../packages/cli/dist/main.js', import.meta.url));
 const sluice = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });

@@ -47,6 +47,7 @@ import {
   proveConsistency,
   KeyFileError,
   MAX_REPORT_BYTES,
+  type PublicKey,
 } from '@sluice/report';
 import { devLayout, runDev } from './dev.js';
 import { runDemo } from './demo.js';
@@ -186,6 +187,16 @@ function statusCommand(args: string[]): number {
   return report.exitCode;
 }
 
+/** publicKeyArg - the public key file a --pub option names; a bad one is a usage error. */
+function publicKeyArg(file: string): PublicKey {
+  try {
+    return loadPublicKey(file);
+  } catch (err) {
+    if (err instanceof KeyFileError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 /** Exit code of `sluice log verify` for a log that does not check out. */
 const EXIT_LOG_INCONSISTENT = 3;
 
@@ -195,13 +206,7 @@ function logCommand(args: string[]): number {
   if (sub === 'verify') {
     const pubPath = takeOption(args, '--pub');
     if (!pubPath || args.length !== 1) throw new UsageError('usage: sluice log verify DIR --pub PUBKEY');
-    let publicKey;
-    try {
-      publicKey = loadPublicKey(pubPath);
-    } catch (err) {
-      if (err instanceof KeyFileError) throw new UsageError(err.message);
-      throw err;
-    }
+    const publicKey = publicKeyArg(pubPath);
     let audit;
     try {
       audit = auditLog(args[0]!, publicKey);
@@ -254,13 +259,7 @@ async function verifyCommand(args: string[]): Promise<number> {
     throw new UsageError(reportOnly ? 'usage: sluice verify --report-only REPORT --pub PUBKEY' : 'usage: sluice verify FILE REPORT --pub PUBKEY');
   }
   const reportPath = args[expected - 1]!;
-  let publicKey;
-  try {
-    publicKey = loadPublicKey(pubPath);
-  } catch (err) {
-    if (err instanceof KeyFileError) throw new UsageError(err.message);
-    throw err;
-  }
+  const publicKey = publicKeyArg(pubPath);
   const reportText = readReportFile(reportPath);
   let file;
   if (!reportOnly) {

@@ -12,8 +12,6 @@ import {
   canonicalBytes,
   generateKeys,
   leafHash,
-  readHeads,
-  readLeaves,
   REPORT_FORMAT,
   rootBytes,
   signTreeHead,
@@ -25,20 +23,9 @@ import {
   type TreeHeadBody,
 } from '@sluice/report';
 import { TransparencyLog, type TlogOptions } from './tlog.js';
+import { headsOf, leavesOf } from '../../../test/support/log-files.js';
 
 const keys = generateKeys();
-
-/** headsOf, leavesOf - every tree head and every leaf of the log in `d`, read whole (small test logs). */
-function withLogFile<T>(d: string, name: string, f: (fd: number) => T): T {
-  const fd = fs.openSync(path.join(d, name), 'r');
-  try {
-    return f(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-const headsOf = (d: string) => withLogFile(d, LOG_FILES.heads, (fd) => [...readHeads(fd)].map((h) => h.head!));
-const leavesOf = (d: string) => withLogFile(d, LOG_FILES.leaves, (fd) => [...readLeaves(fd)]);
 let dir: string;
 beforeEach(() => {
   dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-tlog-')), 'log');
