@@ -132,7 +132,9 @@ describe('crash injection', () => {
     expect(journal.filter((s) => s !== 'done')).toEqual([]);
     expect(journal).toHaveLength(FILES);
     // The transparency log came through every kill whole: it audits clean, every leaf published.
-    expect(auditLog(path.join(pipeline.dir, 'log'), publicKey)).toMatchObject({ ok: true, unpublished: 0 });
+    const audit = auditLog(path.join(pipeline.dir, 'log'), publicKey);
+    expect(audit).toMatchObject({ ok: true, unpublished: 0 });
+    expect(audit.partialBytes).toBeUndefined(); // recovery cut any torn record
 
     const counts = STAGES.map((s) => `${s}=${killed.filter((k) => k === s).length}`).join(' ');
     process.stdout.write(`crash injection: files=${FILES} kills=${kills} (${counts}) lost=${lost} duplicated=${duplicated} corrupt=${corrupt}\n`);

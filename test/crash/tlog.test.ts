@@ -199,6 +199,7 @@ describe('crash injection into the transparency log', () => {
     expect(exited.filter((l) => l.which !== 'egress')).toEqual([]);
     expect(problems, `seed ${SEED}, directory ${pipeline.dir}`).toEqual([]);
     expect(audit, `seed ${SEED}, directory ${pipeline.dir}`).toMatchObject({ ok: true, unpublished: 0 });
+    expect(audit.partialBytes, `seed ${SEED}: a partial leaf record left after recovery`).toBeUndefined();
     // A retried delivery may append its (identical) leaf again; there is never fewer than one per report.
     expect(audit.leaves).toBeGreaterThanOrEqual(FILES);
     keep = false;

@@ -218,7 +218,9 @@ function logCommand(args: string[]): number {
 `);
       return EXIT_LOG_INCONSISTENT;
     }
-    const pending = audit.unpublished > 0 ? `, ${audit.unpublished} after the last head (not yet published)` : '';
+    const pending =
+      (audit.unpublished > 0 ? `, ${audit.unpublished} after the last head (not yet published)` : '') +
+      (audit.partialBytes ? `, ${audit.partialBytes} bytes of a leaf record being written (or torn by a crash) at the end` : '');
     process.stdout.write(`ok: ${audit.leaves} leaves, ${audit.heads} tree heads, each signed and consistent with the one before${pending}
 `);
     return 0;

@@ -160,6 +160,8 @@ export class TransparencyLog {
     const leavesFd = fs.openSync(leavesPath, flags, 0o640);
     const headsFd = fs.openSync(headsPath, flags, 0o640);
     try {
+      // Readable by the directory's group (the consumers who audit it), whatever egress's umask.
+      for (const fd of [leavesFd, headsFd]) fs.fchmodSync(fd, 0o640);
       if (created) fsyncDir(o.dir);
       const where = `transparency log ${o.dir}`;
       const tail = lastHead(headsFd);
@@ -171,6 +173,12 @@ export class TransparencyLog {
       }
       const last = tail.last?.head;
       if (last) {
+        if (last.key !== o.publicKey.keyId) {
+          throw new Error(
+            `${where}: its last tree head is signed by key ${last.key}, not by this station's key ${o.publicKey.keyId}: ` +
+              'a log is signed by one key; after a key rotation keep the old log with its public key and start a new one (docs/operations.md)',
+          );
+        }
         const problem = verifyTreeHead(last, o.publicKey);
         if (problem) throw new Error(`${where}: last tree head: ${problem}`);
         if (last.station !== o.station) throw new Error(`${where}: last tree head is of station ${JSON.stringify(last.station)}, not ${JSON.stringify(o.station)}`);

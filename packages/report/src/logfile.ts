@@ -27,12 +27,16 @@
  *   head (not yet published).
  *
  *   auditLog reads both files once, in step, and names the first
- *   inconsistency: every leaf record is whole and each leaf is a report's
+ *   inconsistency: every leaf record a head covers is whole and each leaf is a report's
  *   canonical signed body; every head parses, is signed by `pub` (both
  *   algorithms), names the same station as the one before, covers no more
  *   leaves than the file holds, never shrinks, its root is the RFC 9162
  *   root of the first `size` leaves, and the RFC 9162 consistency proof
- *   from the head before to it, made from the leaves, verifies.
+ *   from the head before to it, made from the leaves, verifies. It may run
+ *   while egress appends: a head is read before the leaves it covers, which
+ *   egress made durable before it wrote the head; a partial record after
+ *   the last whole one is no head's, and is counted (partialBytes), not
+ *   an inconsistency.
  *
  *   proveConsistency makes PROOF(m, D[0:n]) from the leaves, with both
  *   roots and the first head of size n, if there is one.
@@ -94,6 +98,8 @@ export interface LogAudit {
   heads: number;
   /** Leaves after the last head (not yet published). */
   unpublished: number;
+  /** Bytes after the last whole leaf record (a write in progress, or torn by a crash); absent when none. */
+  partialBytes?: number;
 }
 
 /** ConsistencyProof - proveConsistency's answer (hashes in lowercase hex). */
@@ -291,16 +297,15 @@ export function auditLog(dir: string, pub: PublicKey): LogAudit {
         prev = head;
       }
       for (const _ of upTo(Number.MAX_SAFE_INTEGER)); // leaves not yet published: checked all the same
-      const leavesBytes = fs.fstatSync(leavesFd).size;
-      if (leafScan.end !== leavesBytes) {
-        throw new Inconsistent(`leaves: ${leavesBytes - leafScan.end} bytes at offset ${leafScan.end} are not a whole leaf record (after leaf ${tree.size - 1})`);
-      }
       if (headScan.end !== fs.fstatSync(headsFd).size) throw new Inconsistent(`heads: the last line (offset ${headScan.end}) has no newline`);
     } catch (err) {
       if (!(err instanceof Inconsistent)) throw err;
       return { ok: false, problem: err.message, leaves: tree.size, heads: headScan.count, unpublished: 0 };
     }
-    return { ok: true, leaves: tree.size, heads: headScan.count, unpublished: tree.size - (prev?.size ?? 0) };
+    // Bytes after the last whole record are a batch being written, or one a crash tore (egress cuts
+    // it at its next start): no head covers them, so they are not part of what was published.
+    const partialBytes = fs.fstatSync(leavesFd).size - leafScan.end;
+    return { ok: true, leaves: tree.size, heads: headScan.count, unpublished: tree.size - (prev?.size ?? 0), ...(partialBytes > 0 ? { partialBytes } : {}) };
   });
 }
 
