@@ -42,7 +42,7 @@ import { Pipeline, type Found } from '../support/pipeline.js';
 const FILES = Number(process.env.SLUICE_CRASH_FILES ?? 240);
 const KILLS = Number(process.env.SLUICE_CRASH_KILLS ?? 10);
 const SEED = process.env.SLUICE_CRASH_SEED ? Number(process.env.SLUICE_CRASH_SEED) : randomInt(2 ** 31);
-/** egress.logBatchMs of this test: the dev default, named here because the kill delays follow it. */
+/** egress.logBatchMs of this test (the default is 0): a window, so that kills fall inside gathering batches too. */
 const BATCH_MS = 20;
 /** Latest kill after egress was seen delivering: the batch window, a signature and two fdatasyncs, and a margin. */
 const KILL_WITHIN_MS = 3 * BATCH_MS;

@@ -165,7 +165,7 @@ export const SCHEMA: Record<string, Spec> = {
       signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },
       maxInFlight: { kind: 'int', default: 32, min: 1, max: 1024, doc: 'Transfers handled at once; beyond, a record is refused with retry (overloaded).' },
       log: { kind: 'path', default: '/var/lib/sluice/log', doc: "The station's transparency log: every report's leaf and the signed tree heads (docs/report-format.md); egress writes it, consumers read it to audit the station (docs/operations.md)." },
-      logBatchMs: { kind: 'int', default: 20, min: 0, max: 1_000, doc: 'Longest wait, in ms, before the reports that became ready share one signed tree head.' },
+      logBatchMs: { kind: 'int', default: 0, min: 0, max: 1_000, doc: 'Wait, in ms, before an idle log signs a tree head for the reports that became ready (0: at once); while one is signed and synced, the next batch gathers anyway (group commit).' },
       logBatchMax: { kind: 'int', default: 256, min: 1, max: 4_096, doc: 'Most reports under one signed tree head.' },
     },
   },

@@ -142,7 +142,7 @@ describe('appending', () => {
   it('refuses a head signed by another key before anyone hears of it', async () => {
     const other = generateKeys();
     const t = open({ sign: async (b) => signTreeHead({ ...b, key: other.public.keyId }, other.secret) });
-    await expect(t.append(leaf(0))).rejects.toThrow(/does not check out/);
+    await expect(t.append(leaf(0))).rejects.toThrow(/is not the one asked for/);
     await t.close();
     expect(headsOf(dir)).toEqual([]);
   });

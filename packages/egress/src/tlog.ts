@@ -12,15 +12,21 @@
  *   (length-prefixed leaf records) and `heads` (one signed tree head per
  *   line), both only ever appended to.
  *
- *   append() queues a leaf. A batch is flushed when `batchMax` leaves wait
- *   or `batchMs` after the first one arrived, whichever is first; while a
- *   batch is being flushed, the next one gathers. A flush, in order:
+ *   append() queues a leaf. Leaves are flushed in batches, a group commit:
+ *   when no flush is running, the leaves that wait are flushed `batchMs`
+ *   after the first of them arrived (0, the default: at once); while a
+ *   flush runs, the next batch gathers and is flushed as soon as it ends;
+ *   `batchMax` waiting leaves start a flush at once. So a lone report waits
+ *   for one flush (plus batchMs), and under load one head covers every
+ *   report that became ready while the one before was signed and synced.
+ *   A flush, in order:
  *     1. writes the batch's leaf records to `leaves` and fdatasyncs;
  *     2. computes the RFC 9162 root of the whole tree and has `sign` sign a
- *        tree head (station, size, root, time);
- *     3. verifies that head against the public key in this thread (the
- *        independent check: the signer workers sign with pqclean and check
- *        with noble; this checks again before any report refers to it);
+ *        tree head (station, size, root, time); `sign` answers only with a
+ *        head whose fresh signatures the independent implementation
+ *        checked (SignerPool: pqclean signs, noble verifies, _hybrid.ts);
+ *     3. checks that the head's signed bytes are those of the body it
+ *        asked for (the size and root it will prove against);
  *     4. appends the head's line to `heads` and fdatasyncs;
  *     5. resolves every append of the batch with its index, the head and
  *        its inclusion proof against that head.
@@ -80,6 +86,7 @@ import {
   readLeaves,
   rootBytes,
   serializeTreeHead,
+  treeHeadBytes,
   verifyTreeHead,
   LEAF_HEADER_BYTES,
   LOG_FILES,
@@ -99,11 +106,11 @@ export interface TlogOptions {
   dir: string;
   station: string;
   publicKey: PublicKey;
-  /** Longest wait, in ms, between a leaf's arrival and the start of its batch's flush. */
+  /** Wait, in ms, from a leaf's arrival at an idle log to the start of its batch's flush (0: at once). */
   batchMs: number;
   /** Most leaves under one tree head. */
   batchMax: number;
-  /** Sign a tree head body (SignerPool.signTreeHead in egress). */
+  /** Sign a tree head body, checked by the independent implementation (SignerPool.signTreeHead in egress). */
   sign: (body: TreeHeadBody) => Promise<SignedTreeHead>;
   log: Logger;
   /** The head's time; tests fix it. */
@@ -302,8 +309,7 @@ export class TransparencyLog {
       time: (this.o.now ?? (() => new Date()))().toISOString(),
     };
     const head = await this.o.sign(body);
-    const problem = verifyTreeHead(head, this.o.publicKey);
-    if (problem || head.size !== size || head.root !== body.root) throw new Error(`signed tree head does not check out (${problem ?? 'other size or root'}); not published`);
+    if (!Buffer.from(treeHeadBytes(head)).equals(treeHeadBytes(body))) throw new Error('the signed tree head is not the one asked for; not published');
     const line = Buffer.from(serializeTreeHead(head), 'latin1');
     const written = await write(this.headsFd, line);
     if (written.bytesWritten !== line.length) throw new Error('short write to the heads file');
