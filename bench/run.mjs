@@ -4,9 +4,10 @@
  *   bench/run.mjs - `make bench`: Sluice's throughput, latency and memory as ratios to this machine's bounds
  *
  * SYNOPSIS
- *   node bench/run.mjs [--only large,small,memory,clamd] [--dir DIR] [--keep]
+ *   node bench/run.mjs [--only large,small,memory,clamd,bomb] [--dir DIR] [--keep]
  *                      [--json FILE] [--cpu-prof DIR] [--logs DIR]
- *                      [--small-files N] [--large-files N] [--clamd-files N]
+ *                      [--small-files N] [--paced-files N] [--large-files N] [--clamd-files N]
+ *   node bench/run.mjs --baseline CHECKOUT [--rounds N] [--only small,large,memory] [...]
  *
  * DESCRIPTION
  *   Runs the compiled pipeline (`sluice dev`, packages/cli/dist; run
@@ -37,6 +38,28 @@
  *           has a clamav check and clamd is installed; otherwise printed as
  *           not measured, with the reason.
  *
+ *   With --baseline CHECKOUT (another checkout of Sluice on which `make
+ *   build` ran, e.g. a worktree of the commit before a change), the figures
+ *   are instead ratios against that build, run interleaved: for each chosen
+ *   figure (small, large and memory; not the bounds, clamd or bomb), N
+ *   rounds of (the build before, then this one), each in a fresh `sluice
+ *   dev` with its own build's devConfig(). Each round gives after / before;
+ *   the summary prints every round, then the median and range of the
+ *   ratios against these goals:
+ *     small   CPU per file over the three stages (burst) after / before
+ *             <= 1/3; files/s after / before >= 2; p99 rename->report at
+ *             half load after - before <= 20 ms (egress.logBatchMs's
+ *             default, the transparency log's batch window). "Half load"
+ *             is the same for both builds: files arriving evenly at half
+ *             the burst rate the build before reached in that round.
+ *     large   MB/s and CPU per MB after / before: no regression beyond the
+ *             noise (the wider spread of either build's own runs).
+ *     memory  each stage's growth (peak - idle RSS) after - before, and
+ *             after's growth against the 64 MiB goal.
+ *   Only the figure itself is timed on both builds; whether the ratio holds
+ *   is judged on the median of the rounds (a single round here moves by
+ *   tens of percent when other work shares the machine).
+ *
  *   Every figure also checks correctness: each input must come out
  *   accepted, in outbox/, with a report stating its SHA-256. A wrong or
  *   missing output makes the run fail (exit 1); a ratio below its goal does
@@ -57,6 +80,14 @@
  *   --small-files N, --large-files N, --clamd-files N
  *                   fewer (or more) files than the standard 2,000, 8 and 64, for
  *                   quick experiments; the standard figures use the defaults.
+ *   --paced-files N files at half load after the small burst (200; at most
+ *                   --small-files): more makes the p99 steadier.
+ *   --baseline CHECKOUT
+ *                   compare against that build, interleaved (above); its CLI
+ *                   is CHECKOUT/packages/cli/dist/main.js. Default figures:
+ *                   small, large, memory. --logs and --cpu-prof then keep one
+ *                   file / subdirectory per run (small-before-1, ...).
+ *   --rounds N      rounds of (before, after) with --baseline (3).
  *
  * DIAGNOSTICS
  *   Progress on stderr; the summary on stdout. Warnings and errors the
