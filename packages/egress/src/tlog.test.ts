@@ -22,7 +22,7 @@ import {
   type ReportBody,
   type TreeHeadBody,
 } from '@sluice/report';
-import { TransparencyLog, type TlogOptions } from './tlog.js';
+import { CHECKPOINT_BYTES, TransparencyLog, type TlogOptions } from './tlog.js';
 import { headsOf, leavesOf } from '../../../test/support/log-files.js';
 
 const keys = generateKeys();
@@ -200,7 +200,7 @@ describe('recovery', () => {
 describe('the cached edge of the tree', () => {
   const frontierFile = () => path.join(dir, LOG_FILES.frontier);
 
-  it('is rewritten after every head, holds at most one hash per level, and a start reads only the leaves after it', async () => {
+  it('is written at close (and every CHECKPOINT_BYTES of leaves), holds one hash per level, and a start reads only the leaves after it', async () => {
     const t = open({ batchMax: 4 });
     await Promise.all(Array.from({ length: 11 }, (_, i) => t.append(leaf(i))));
     await t.close();
@@ -219,10 +219,28 @@ describe('the cached edge of the tree', () => {
     expect(auditLog(dir, keys.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/^leaf 0 /) });
   });
 
+  it('is rewritten while egress runs, once CHECKPOINT_BYTES of leaves were written since: a crash replays no more', async () => {
+    const t = open();
+    let written = 0;
+    let n = 0;
+    while (written <= CHECKPOINT_BYTES) {
+      const batch = Array.from({ length: 256 }, () => leaf(n++));
+      written += batch.reduce((sum, l) => sum + l.length + 4, 0);
+      await Promise.all(batch.map((l) => t.append(l)));
+    }
+    // No close: what a kill -9 would find.
+    const cached = JSON.parse(fs.readFileSync(frontierFile(), 'utf8')) as { size: number; leavesEnd: number };
+    expect(cached.leavesEnd).toBeGreaterThanOrEqual(CHECKPOINT_BYTES);
+    expect(fs.statSync(path.join(dir, LOG_FILES.leaves)).size - cached.leavesEnd).toBeLessThan(CHECKPOINT_BYTES);
+    await t.close();
+  }, 60_000);
+
   it('a stale, torn or wrong cache only costs a rebuild from the first leaf', async () => {
     let t = open();
     await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));
+    await t.close();
     const stale = fs.readFileSync(frontierFile());
+    t = open();
     await Promise.all([3, 4].map((i) => t.append(leaf(i))));
     await t.close();
     const check = async (n: number) => {

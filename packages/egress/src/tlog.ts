@@ -56,7 +56,9 @@
  *   `sluice log verify` (logfile.ts auditLog), not at every start.
  *
  *   The cache is rewritten (a new file renamed over the old, not synced)
- *   after every published head. It is egress's own: readers ignore it.
+ *   after a published head once CHECKPOINT_BYTES of leaves were written
+ *   since it was last, and at close: a start after a crash replays at most
+ *   that much. It is egress's own: readers ignore it.
  *
  *   A failed write (ENOSPC, EIO) fails the whole batch: a partial leaf
  *   write is cut back to the last whole record; leaves written whose head
@@ -70,8 +72,9 @@
  *   the tree's right edge (at most 53 hashes of 32 bytes), and during a
  *   flush the batch's leaves and proofs (O(batchMax log batchMax) hashes).
  *   Opening reads at most 2 x MAX_TREE_HEAD_BYTES of `heads` and the
- *   leaves written since the cached edge (one streaming pass, 1 MiB
- *   chunks, when there is no usable cache).
+ *   leaves written since the cached edge: at most CHECKPOINT_BYTES plus
+ *   one batch and what failed flushes left, or, when there is no usable
+ *   cache, every leaf (one streaming pass, 1 MiB chunks).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -130,6 +133,9 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/** Bytes of leaves written between two rewrites of the `frontier` cache (what a start may replay). */
+export const CHECKPOINT_BYTES = 4 * 1024 * 1024;
+
 /** Largest `frontier` cache file read (53 hashes in hex and two numbers fit in 4 KiB). */
 const MAX_FRONTIER_FILE_BYTES = 8 * 1024;
 
@@ -145,6 +151,8 @@ export class TransparencyLog {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  /** Where the leaves ended when the cache was last written. */
+  private cachedAt: number;
 
   private constructor(
     private readonly o: TlogOptions,
@@ -153,7 +161,10 @@ export class TransparencyLog {
     private readonly headsFd: number,
     private leavesEnd: number,
     private published: SignedTreeHead | undefined,
-  ) {}
+    cachedAt: number,
+  ) {
+    this.cachedAt = cachedAt;
+  }
 
   /** open - recover the directory (DESCRIPTION) and return its writer; throws if the log does not match its last head. */
   static open(o: TlogOptions): TransparencyLog {
@@ -209,7 +220,7 @@ export class TransparencyLog {
         fs.ftruncateSync(leavesFd, edge.scan.end);
         fs.fsyncSync(leavesFd);
       }
-      const t = new TransparencyLog(o, edge.tree, leavesFd, headsFd, edge.scan.end, last);
+      const t = new TransparencyLog(o, edge.tree, leavesFd, headsFd, edge.scan.end, last, cached?.leavesEnd ?? 0);
       if (edge.tree.size > (last?.size ?? 0)) {
         o.log.info({ event: 'tlog-unpublished', leaves: edge.tree.size - (last?.size ?? 0) }, 'publishing leaves written before the last stop');
         t.kick();
@@ -249,8 +260,14 @@ export class TransparencyLog {
     this.closed = true;
     this.kick();
     await this.flushing;
+    if (this.published?.size === this.tree.size && this.cachedAt !== this.leavesEnd) this.checkpoint();
     fs.closeSync(this.leavesFd);
     fs.closeSync(this.headsFd);
+  }
+
+  /** checkpoint - cache the tree's edge at the last published head (every leaf written is published). */
+  private checkpoint(): void {
+    if (writeCheckpoint(this.o, { frontier: this.tree, leavesEnd: this.leavesEnd })) this.cachedAt = this.leavesEnd;
   }
 
   /** kick - start draining unless a drain is running (it picks up what is queued). */
@@ -315,7 +332,7 @@ export class TransparencyLog {
     if (written.bytesWritten !== line.length) throw new Error('short write to the heads file');
     await fdatasync(this.headsFd);
     this.published = head;
-    writeCheckpoint(this.o, { frontier: this.tree, leavesEnd: this.leavesEnd });
+    if (this.leavesEnd - this.cachedAt >= CHECKPOINT_BYTES) this.checkpoint();
     // Leaves published by this head but written before the batch (an earlier failed flush) have no waiter.
     const proofs = inclusionProofs(before, hashes);
     batch.forEach((w, i) => w.resolve({ index: before.size + i, head, proof: proofs[i]! }));
@@ -373,8 +390,8 @@ function readCheckpoint(dir: string, last: SignedTreeHead | undefined): Checkpoi
   }
 }
 
-/** writeCheckpoint - replace the cached edge (a new file renamed over the old; not synced: only a cache). */
-function writeCheckpoint(o: TlogOptions, c: Checkpoint): void {
+/** writeCheckpoint - replace the cached edge (a new file renamed over the old; not synced: only a cache); false if it could not. */
+function writeCheckpoint(o: TlogOptions, c: Checkpoint): boolean {
   const file = path.join(o.dir, LOG_FILES.frontier);
   const text = `${JSON.stringify({ size: c.frontier.size, leavesEnd: c.leavesEnd, hashes: c.frontier.hashes.map((h) => h.toString('hex')) })}\n`;
   try {
@@ -385,7 +402,9 @@ function writeCheckpoint(o: TlogOptions, c: Checkpoint): void {
       fs.closeSync(fd);
     }
     fs.renameSync(`${file}.tmp`, file);
+    return true;
   } catch (err) {
     o.log.warn({ event: 'tlog-frontier-unsaved', reason: (err as Error).message }, 'could not cache the edge of the tree; the next start rebuilds it');
+    return false;
   }
 }
