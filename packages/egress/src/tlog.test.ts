@@ -187,11 +187,12 @@ describe('recovery', () => {
     const bytes = fs.readFileSync(leaves);
     bytes[bytes.length - 5] ^= 0x01;
     fs.writeFileSync(leaves, bytes);
-    // With the cached edge at the last head, a start reads no published leaf: the audit finds it.
-    open().close();
-    expect(auditLog(dir, keys.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/leaf 2 .*not a report body|root .* is not the root/) });
+    // The cached edge proves where it ends by the last record's hash: a changed last leaf is read
+    // back, the cache is dropped, and the rebuilt tree does not have the last head's root.
+    expect(() => open()).toThrow(/do not have the root of the last tree head \(size 3\)/);
     fs.rmSync(path.join(dir, LOG_FILES.frontier));
     expect(() => open()).toThrow(/do not have the root of the last tree head \(size 3\)/);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/leaf 2 .*not a report body|root .* is not the root/) });
     fs.writeFileSync(leaves, bytes.subarray(0, bytes.length - 60));
     expect(() => open()).toThrow(/bytes after leaf 1 are not leaf records|covers 3 leaves, the log holds 2/);
   });
@@ -262,8 +263,12 @@ describe('the cached edge of the tree', () => {
     events.length = 0;
     await check(7);
     expect(events).toContainEqual(expect.objectContaining({ event: 'tlog-frontier-rebuilt' }));
+    const shifted = JSON.parse(fs.readFileSync(frontierFile(), 'utf8')) as { leavesEnd: number };
+    shifted.leavesEnd -= 7; // the right edge, but an offset inside a record: not the last record's end
+    fs.writeFileSync(frontierFile(), JSON.stringify(shifted));
+    await check(8); // never cuts a published record
     fs.rmSync(frontierFile());
-    await check(8);
+    await check(9);
   });
 });
 

@@ -44,7 +44,9 @@
  *       name this station;
  *     - the tree's right edge (a Frontier, merkle.ts) is restored from the
  *       cache file `frontier`, which records it and the byte offset in
- *       `leaves` at the size of some earlier head, and the leaves after
+ *       `leaves` at the size of some earlier head, with the length and
+ *       leaf hash of the record that ends there (read back: a cache whose
+ *       offset is not that record's end is not used), and the leaves after
  *       that offset are read and appended; the root at the last head's
  *       size must be that head's root, or open() refuses to start: a log
  *       that no longer matches its own last head was changed by someone
@@ -143,6 +145,14 @@ const MAX_FRONTIER_FILE_BYTES = 8 * 1024;
 interface Checkpoint {
   frontier: Frontier;
   leavesEnd: number;
+  /** The record that ends at leavesEnd (none for an empty log): its bytes and its leaf's hash, which prove leavesEnd is that boundary. */
+  last?: LastRecord;
+}
+
+/** LastRecord - the last whole leaf record: its length with its header, and its leaf hash. */
+interface LastRecord {
+  bytes: number;
+  hash: Buffer;
 }
 
 /** TransparencyLog - one writer of one log directory. */
@@ -162,6 +172,7 @@ export class TransparencyLog {
     private leavesEnd: number,
     private published: SignedTreeHead | undefined,
     cachedAt: number,
+    private lastRecord: LastRecord | undefined,
   ) {
     this.cachedAt = cachedAt;
   }
@@ -201,26 +212,32 @@ export class TransparencyLog {
         if (problem) throw new Error(`${where}: last tree head: ${problem}`);
         if (last.station !== o.station) throw new Error(`${where}: last tree head is of station ${JSON.stringify(last.station)}, not ${JSON.stringify(o.station)}`);
       }
-      const cached = readCheckpoint(o.dir, last);
-      let edge: { tree: Frontier; scan: Scan };
+      const cached = readCheckpoint(o.dir, last, leavesFd);
+      // The edge from the cache on; a cache that does not lead to a log that checks out is rebuilt from the first leaf.
+      const recover = (from: Checkpoint) => {
+        const edge = replay(leavesFd, from, last, where);
+        const torn = fs.fstatSync(leavesFd).size - edge.scan.end;
+        if (torn > LEAF_HEADER_BYTES + MAX_LEAF_BYTES) {
+          throw new Error(`${where}: ${torn} bytes after leaf ${edge.tree.size - 1} are not leaf records, more than one torn write leaves: not cutting them`);
+        }
+        return { ...edge, torn, cachedAt: from.leavesEnd };
+      };
+      const empty: Checkpoint = { frontier: Frontier.empty(), leavesEnd: 0 };
+      let edge: ReturnType<typeof recover>;
       try {
-        edge = replay(leavesFd, cached ?? { frontier: Frontier.empty(), leavesEnd: 0 }, last, where);
+        edge = recover(cached ?? empty);
       } catch (err) {
         if (!cached) throw err;
-        o.log.warn({ event: 'tlog-frontier-rebuilt', reason: (err as Error).message }, 'the cached edge of the tree did not match the last head: rebuilding it from the first leaf');
-        edge = replay(leavesFd, { frontier: Frontier.empty(), leavesEnd: 0 }, last, where);
+        o.log.warn({ event: 'tlog-frontier-rebuilt', reason: (err as Error).message }, 'the cached edge of the tree did not lead to the last head: rebuilding it from the first leaf');
+        edge = recover(empty);
       }
-      const leavesBytes = fs.fstatSync(leavesFd).size;
-      const torn = leavesBytes - edge.scan.end;
-      if (torn > LEAF_HEADER_BYTES + MAX_LEAF_BYTES) {
-        throw new Error(`${where}: ${torn} bytes after leaf ${edge.tree.size - 1} are not leaf records, more than one torn write leaves: not cutting them`);
-      }
+      const torn = edge.torn;
       if (torn > 0) {
         o.log.warn({ event: 'tlog-torn-leaf', bytes: torn }, 'cutting off a partial leaf record never published');
         fs.ftruncateSync(leavesFd, edge.scan.end);
         fs.fsyncSync(leavesFd);
       }
-      const t = new TransparencyLog(o, edge.tree, leavesFd, headsFd, edge.scan.end, last, cached?.leavesEnd ?? 0);
+      const t = new TransparencyLog(o, edge.tree, leavesFd, headsFd, edge.scan.end, last, edge.cachedAt, edge.lastRecord);
       if (edge.tree.size > (last?.size ?? 0)) {
         o.log.info({ event: 'tlog-unpublished', leaves: edge.tree.size - (last?.size ?? 0) }, 'publishing leaves written before the last stop');
         t.kick();
@@ -267,7 +284,7 @@ export class TransparencyLog {
 
   /** checkpoint - cache the tree's edge at the last published head (every leaf written is published). */
   private checkpoint(): void {
-    if (writeCheckpoint(this.o, { frontier: this.tree, leavesEnd: this.leavesEnd })) this.cachedAt = this.leavesEnd;
+    if (writeCheckpoint(this.o, { frontier: this.tree, leavesEnd: this.leavesEnd, last: this.lastRecord })) this.cachedAt = this.leavesEnd;
   }
 
   /** kick - start draining unless a drain is running (it picks up what is queued). */
@@ -315,6 +332,7 @@ export class TransparencyLog {
       }
       this.leavesEnd += total;
       for (const h of hashes) this.tree.append(h);
+      this.lastRecord = { bytes: records[records.length - 1]!.length, hash: hashes[hashes.length - 1]! };
     }
     const size = this.tree.size;
     const body: TreeHeadBody = {
@@ -352,8 +370,9 @@ function logDirectory(dir: string): void {
  * replay - the tree's edge after every whole leaf record, from a checkpoint on; the root at the
  * last head's size must be its root. Throws naming the mismatch.
  */
-function replay(leavesFd: number, from: Checkpoint, last: SignedTreeHead | undefined, where: string): { tree: Frontier; scan: Scan } {
+function replay(leavesFd: number, from: Checkpoint, last: SignedTreeHead | undefined, where: string): { tree: Frontier; scan: Scan; lastRecord?: LastRecord } {
   const tree = from.frontier.clone();
+  let lastRecord = from.last;
   const scan: Scan = { end: from.leavesEnd, count: 0 };
   const check = () => {
     if (last && tree.size === last.size && !rootBytes(last).equals(tree.root())) {
@@ -362,15 +381,16 @@ function replay(leavesFd: number, from: Checkpoint, last: SignedTreeHead | undef
   };
   check();
   for (const leaf of readLeaves(leavesFd, from.leavesEnd, scan)) {
-    tree.append(leafHash(leaf));
+    lastRecord = { bytes: LEAF_HEADER_BYTES + leaf.length, hash: leafHash(leaf) };
+    tree.append(lastRecord.hash);
     check();
   }
   if (last && tree.size < last.size) throw new Error(`${where}: the last tree head covers ${last.size} leaves, the log holds ${tree.size} (leaves removed?)`);
-  return { tree, scan };
+  return { tree, scan, lastRecord };
 }
 
 /** readCheckpoint - the cached edge, if it is whole and no larger than the last head; undefined otherwise. */
-function readCheckpoint(dir: string, last: SignedTreeHead | undefined): Checkpoint | undefined {
+function readCheckpoint(dir: string, last: SignedTreeHead | undefined, leavesFd: number): Checkpoint | undefined {
   let text: string;
   try {
     const fd = fs.openSync(path.join(dir, LOG_FILES.frontier), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -380,11 +400,22 @@ function readCheckpoint(dir: string, last: SignedTreeHead | undefined): Checkpoi
     } finally {
       fs.closeSync(fd);
     }
-    const c = JSON.parse(text) as { size?: unknown; leavesEnd?: unknown; hashes?: unknown };
-    if (!Number.isSafeInteger(c.size) || !Number.isSafeInteger(c.leavesEnd) || (c.leavesEnd as number) < 0 || !Array.isArray(c.hashes)) return undefined;
-    if ((c.size as number) > (last?.size ?? 0)) return undefined;
-    const hashes = c.hashes.map((h) => (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h) ? Buffer.from(h, 'hex') : Buffer.alloc(0)));
-    return { frontier: Frontier.restore(c.size as number, hashes), leavesEnd: c.leavesEnd as number };
+    const c = JSON.parse(text) as { size?: unknown; leavesEnd?: unknown; hashes?: unknown; lastBytes?: unknown; lastHash?: unknown };
+    const hex = (h: unknown) => (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h) ? Buffer.from(h, 'hex') : Buffer.alloc(0));
+    if (!Number.isSafeInteger(c.size) || !Number.isSafeInteger(c.leavesEnd) || !Array.isArray(c.hashes)) return undefined;
+    const size = c.size as number;
+    const leavesEnd = c.leavesEnd as number;
+    if (size > (last?.size ?? 0) || leavesEnd > fs.fstatSync(leavesFd).size) return undefined;
+    const frontier = Frontier.restore(size, c.hashes.map(hex));
+    if (size === 0) return leavesEnd === 0 ? { frontier, leavesEnd } : undefined;
+    // leavesEnd must end the record of the last leaf: read it back and compare its hash.
+    const bytes = c.lastBytes as number;
+    if (!Number.isSafeInteger(bytes) || bytes <= LEAF_HEADER_BYTES || bytes > LEAF_HEADER_BYTES + MAX_LEAF_BYTES || bytes > leavesEnd) return undefined;
+    const record = Buffer.alloc(bytes);
+    if (fs.readSync(leavesFd, record, 0, bytes, leavesEnd - bytes) !== bytes || record.readUInt32BE(0) !== bytes - LEAF_HEADER_BYTES) return undefined;
+    const hash = leafHash(record.subarray(LEAF_HEADER_BYTES));
+    if (!hash.equals(hex(c.lastHash))) return undefined;
+    return { frontier, leavesEnd, last: { bytes, hash } };
   } catch {
     return undefined; // missing, torn or not ours: rebuilt from the leaves
   }
@@ -393,7 +424,12 @@ function readCheckpoint(dir: string, last: SignedTreeHead | undefined): Checkpoi
 /** writeCheckpoint - replace the cached edge (a new file renamed over the old; not synced: only a cache); false if it could not. */
 function writeCheckpoint(o: TlogOptions, c: Checkpoint): boolean {
   const file = path.join(o.dir, LOG_FILES.frontier);
-  const text = `${JSON.stringify({ size: c.frontier.size, leavesEnd: c.leavesEnd, hashes: c.frontier.hashes.map((h) => h.toString('hex')) })}\n`;
+  const text = `${JSON.stringify({
+    size: c.frontier.size,
+    leavesEnd: c.leavesEnd,
+    hashes: c.frontier.hashes.map((h) => h.toString('hex')),
+    ...(c.last ? { lastBytes: c.last.bytes, lastHash: c.last.hash.toString('hex') } : {}),
+  })}\n`;
   try {
     const fd = fs.openSync(`${file}.tmp`, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o640);
     try {
