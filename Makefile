@@ -41,6 +41,9 @@ demo: build
 # Throughput, latency and memory as ratios to this machine's own bounds,
 # measured in the same run (docs/performance.md). Needs ~5 GB free in $TMPDIR.
 # BENCH_ARGS passes options, e.g. BENCH_ARGS='--only small --json out.json'.
+# Against an earlier build, interleaved (ratios; bench/run.mjs's header):
+#   git worktree add ../before COMMIT --detach && make -C ../before build
+#   make bench BENCH_ARGS='--baseline ../before --rounds 3'
 bench: build
 	node bench/run.mjs $(BENCH_ARGS)
 

@@ -4,9 +4,10 @@
  *   bench/run.mjs - `make bench`: Sluice's throughput, latency and memory as ratios to this machine's bounds
  *
  * SYNOPSIS
- *   node bench/run.mjs [--only large,small,memory,clamd] [--dir DIR] [--keep]
+ *   node bench/run.mjs [--only large,small,memory,clamd,bomb] [--dir DIR] [--keep]
  *                      [--json FILE] [--cpu-prof DIR] [--logs DIR]
- *                      [--small-files N] [--large-files N] [--clamd-files N]
+ *                      [--small-files N] [--paced-files N] [--large-files N] [--clamd-files N]
+ *   node bench/run.mjs --baseline CHECKOUT [--rounds N] [--only small,large,memory] [...]
  *
  * DESCRIPTION
  *   Runs the compiled pipeline (`sluice dev`, packages/cli/dist; run
@@ -37,6 +38,28 @@
  *           has a clamav check and clamd is installed; otherwise printed as
  *           not measured, with the reason.
  *
+ *   With --baseline CHECKOUT (another checkout of Sluice on which `make
+ *   build` ran, e.g. a worktree of the commit before a change), the figures
+ *   are instead ratios against that build, run interleaved: for each chosen
+ *   figure (small, large and memory; not the bounds, clamd or bomb), N
+ *   rounds of (the build before, then this one), each in a fresh `sluice
+ *   dev` with its own build's devConfig(). Each round gives after / before;
+ *   the summary prints every round, then the median and range of the
+ *   ratios against these goals:
+ *     small   CPU per file over the three stages (burst) after / before
+ *             <= 1/3; files/s after / before >= 2; p99 rename->report at
+ *             half load after - before <= 20 ms (egress.logBatchMs's
+ *             default, the transparency log's batch window). "Half load"
+ *             is the same for both builds: files arriving evenly at half
+ *             the burst rate the build before reached in that round.
+ *     large   MB/s and CPU per MB after / before: no regression beyond the
+ *             noise (the wider spread of either build's own runs).
+ *     memory  each stage's growth (peak - idle RSS) after - before, and
+ *             after's growth against the 64 MiB goal.
+ *   Only the figure itself is timed on both builds; whether the ratio holds
+ *   is judged on the median of the rounds (a single round here moves by
+ *   tens of percent when other work shares the machine).
+ *
  *   Every figure also checks correctness: each input must come out
  *   accepted, in outbox/, with a report stating its SHA-256. A wrong or
  *   missing output makes the run fail (exit 1); a ratio below its goal does
@@ -57,17 +80,26 @@
  *   --small-files N, --large-files N, --clamd-files N
  *                   fewer (or more) files than the standard 2,000, 8 and 64, for
  *                   quick experiments; the standard figures use the defaults.
+ *   --paced-files N files at half load after the small burst (200; at most
+ *                   --small-files): more makes the p99 steadier.
+ *   --baseline CHECKOUT
+ *                   compare against that build, interleaved (above); its CLI
+ *                   is CHECKOUT/packages/cli/dist/main.js. Default figures:
+ *                   small, large, memory. --logs and --cpu-prof then keep one
+ *                   file / subdirectory per run (small-before-1, ...).
+ *   --rounds N      rounds of (before, after) with --baseline (3).
  *
  * DIAGNOSTICS
  *   Progress on stderr; the summary on stdout. Warnings and errors the
  *   daemons logged during a figure are printed after it (there should be
  *   none).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DevRun } from './lib/pipeline.mjs';
+import { DevRun, THIS_BUILD, loadBuild } from './lib/pipeline.mjs';
 import { writeLargeInput, writeSmallInputs, randomBlock, syncAll } from './lib/inputs.mjs';
 import { copyHashRate, copyHashDirectRate, diskMixRate, perFileFloor } from './lib/bounds.mjs';
 import { memOf, shmem, resetPeak, RssSampler } from './lib/rss.mjs';
@@ -79,11 +111,18 @@ import { median, percentile, fmt } from './lib/stats.mjs';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
+/** The figures --baseline runs on both builds. */
+const COMPARED = ['small', 'large', 'memory'];
+/**
+ * Goals against the build before (--baseline): CPU per small file at most a third, small files/s
+ * at least twice, p99 at half load at most the batch window (egress.logBatchMs's default) later.
+ */
+const VS_BEFORE = { smallCpu: 1 / 3, smallRate: 2, pacedP99Ms: 20 };
 const GOALS = { large: 0.6, small: 1.3, memoryMiB: 64, clamd: 0.9, bombMs: 2000, bombMiB: 64 };
 
 /** parseArgs - the few options above; anything else is a usage error. */
 function parseArgs(argv) {
-  const o = { only: ['large', 'small', 'memory', 'clamd', 'bomb'], dir: null, keep: false, json: null, cpuProf: null, logs: null, smallFiles: 2000, largeFiles: 8, clamdFiles: 64 };
+  const o = { only: null, dir: null, keep: false, json: null, cpuProf: null, logs: null, smallFiles: 2000, pacedFiles: 200, largeFiles: 8, clamdFiles: 64, baseline: null, rounds: 3 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const count = (v) => (/^[1-9][0-9]{0,5}$/.test(v) ? Number(v) : usage(`${a} needs a count`));
@@ -104,15 +143,21 @@ function parseArgs(argv) {
     else if (a === '--small-files') o.smallFiles = count(val());
     else if (a === '--large-files') o.largeFiles = count(val());
     else if (a === '--clamd-files') o.clamdFiles = count(val());
+    else if (a === '--paced-files') o.pacedFiles = count(val());
+    else if (a === '--baseline') o.baseline = path.resolve(val());
+    else if (a === '--rounds') o.rounds = count(val());
     else usage(`unknown argument ${a}`);
   }
+  o.only ??= o.baseline ? [...COMPARED] : ['large', 'small', 'memory', 'clamd', 'bomb'];
   for (const f of o.only) if (!['large', 'small', 'memory', 'clamd', 'bomb'].includes(f)) usage(`unknown figure ${f}`);
+  if (o.baseline) for (const f of o.only) if (!COMPARED.includes(f)) usage(`--baseline compares only ${COMPARED.join(', ')}, not ${f}`);
   return o;
 }
 
 const USAGE =
   'usage: node bench/run.mjs [--only large,small,memory,clamd,bomb] [--dir DIR] [--keep] [--json FILE]\n' +
-  '                          [--cpu-prof DIR] [--logs DIR] [--small-files N] [--large-files N] [--clamd-files N]\n' +
+  '                          [--cpu-prof DIR] [--logs DIR] [--small-files N] [--paced-files N] [--large-files N] [--clamd-files N]\n' +
+  '       node bench/run.mjs --baseline CHECKOUT [--rounds N] [--only small,large,memory] [other options as above]\n' +
   '(docs/performance.md; the header of bench/run.mjs explains every option)';
 
 function usage(msg) {
@@ -120,6 +165,7 @@ function usage(msg) {
   process.exit(2);
 }
 
+const sumOf = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 const say = (msg) => process.stderr.write(`bench: ${msg}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -166,13 +212,14 @@ async function dropPaced(run, inputs, perSec) {
   return at;
 }
 
-/** devEnv - environment for `sluice dev` (CPU profiles on request). */
-function devEnv(opts) {
+/** devEnv - environment for `sluice dev` (CPU profiles on request, in `sub` of --cpu-prof's DIR if given). */
+function devEnv(opts, sub = null) {
   if (!opts.cpuProf) return {};
-  fs.mkdirSync(opts.cpuProf, { recursive: true });
+  const dir = sub ? path.join(opts.cpuProf, sub) : opts.cpuProf;
+  fs.mkdirSync(dir, { recursive: true });
   // Node 20 refuses --cpu-prof in NODE_OPTIONS; a preloaded module does the same (lib/cpu-prof-preload.mjs).
   const preload = new URL('./lib/cpu-prof-preload.mjs', import.meta.url).pathname;
-  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim(), SLUICE_CPU_PROF_DIR: opts.cpuProf };
+  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim(), SLUICE_CPU_PROF_DIR: dir };
 }
 
 const STAGES = ['ingress', 'transit', 'egress'];
@@ -201,10 +248,14 @@ function cpuLine(c, extra = '') {
   );
 }
 
-/** devOpts - how to start `sluice dev` for one figure: profiling, log capture. */
-function devOpts(opts, figure) {
+/**
+ * devOpts - how to start `sluice dev` for one figure: profiling, log capture, which build.
+ * With --baseline every run is named (`figure` is then e.g. small-before-2): its log file and its
+ * profiles' subdirectory carry that name.
+ */
+function devOpts(opts, figure, build = THIS_BUILD) {
   if (opts.logs) fs.mkdirSync(opts.logs, { recursive: true });
-  return { env: devEnv(opts), logFile: opts.logs ? path.join(opts.logs, `${figure}.jsonl`) : null };
+  return { env: devEnv(opts, opts.baseline ? figure : null), logFile: opts.logs ? path.join(opts.logs, `${figure}.jsonl`) : null, build };
 }
 
 /** figureLarge - 8 x 256 MiB end to end vs single-core copy+SHA-256 into a memfd. */
@@ -272,22 +323,20 @@ async function figureLarge(root, opts) {
   return result;
 }
 
-/** figureSmall - 2,000 x 4 KiB end to end (files/s, latency) vs the one-process per-file floor. */
-async function figureSmall(root, opts) {
-  const dir = path.join(root, 'small');
+/**
+ * smallPass - one `sluice dev` of `build` through the small-file work: 10 files to warm up, a
+ * burst of `count` renamed in at once (files/s, CPU, latency), then `pacedCount` more arriving
+ * evenly at `pacedRate` per second (null: half the burst's rate), the latency of a file that does
+ * not queue behind a burst. The inputs are written under `dir`, which is removed unless --keep.
+ */
+async function smallPass(dir, opts, name, build, { count, pacedCount, pacedRate = null }) {
   const stage = path.join(dir, 'stage');
   fs.mkdirSync(stage, { recursive: true });
-  say('small: measuring the one-process floor (sign + two durable 4 KiB writes per file)');
-  const floorBefore = await perFileFloor(path.join(dir, 'floor-before'), 300);
-  const count = opts.smallFiles;
   const warm = writeSmallInputs(stage, 10, 4096, 'warm');
   const inputs = writeSmallInputs(stage, count, 4096, 's');
-  const paced = writeSmallInputs(stage, Math.min(200, count), 4096, 'p');
+  const paced = writeSmallInputs(stage, pacedCount, 4096, 'p');
   syncAll();
-
-  say(`small: running the pipeline (${count} files)`);
-  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, 'small'));
-  let result;
+  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, name, build));
   try {
     run.watchOutputs();
     // Warm-up: the first files pay for lazy loading and JIT in every stage; not what an operator sees later.
@@ -300,35 +349,25 @@ async function figureSmall(root, opts) {
     const seconds = (Math.max(...seen) - at[0]) / 1000;
     const filesPerSec = count / seconds;
     const latencies = seen.map((t, i) => t - at[i]);
-    // Latency under a steady load instead of a burst: files arriving evenly at half the rate just
-    // measured, so what is measured is the pipeline's own latency, not a queue of 2,000.
-    const pacedRate = filesPerSec / 2;
-    const pacedAt = await dropPaced(run, paced, pacedRate);
+    // Latency under a steady load instead of a burst: by default files arriving evenly at half the
+    // rate just measured, so what is measured is the pipeline's own latency, not a queue of 2,000.
+    const rate = pacedRate ?? filesPerSec / 2;
+    const pcpu0 = cpuSnapshot(stagePids(run));
+    const pacedAt = await dropPaced(run, paced, rate);
     const pacedSeen = await run.waitForReports(paced.map((f) => f.name), 240_000);
+    const pacedCpu = cpuUse(run, cpuSince(pcpu0));
     const pacedLatencies = pacedSeen.map((t, i) => t - pacedAt[i]);
     const faults = checkOutputs(run, [...inputs, ...paced]);
-    await run.stop();
-    say('small: the floor again, after the pipeline');
-    const floorAfter = await perFileFloor(path.join(dir, 'floor-after'), 300);
-    const floor = {
-      filesPerSec: (floorBefore.filesPerSec + floorAfter.filesPerSec) / 2,
-      msPerFile: (floorBefore.msPerFile + floorAfter.msPerFile) / 2,
-      signMsPerFile: (floorBefore.signMsPerFile + floorAfter.signMsPerFile) / 2,
-    };
-    result = {
+    const dist = (v) => ({ p50: percentile(v, 0.5), p99: percentile(v, 0.99), max: Math.max(...v) });
+    return {
       files: count,
       fileBytes: 4096,
       seconds,
       filesPerSec,
-      latencyMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: Math.max(...latencies) },
-      paced: { files: paced.length, filesPerSec: pacedRate, latencyMs: { p50: percentile(pacedLatencies, 0.5), p99: percentile(pacedLatencies, 0.99), max: Math.max(...pacedLatencies) } },
-      floorFilesPerSec: floor.filesPerSec,
-      floorRuns: [floorBefore.filesPerSec, floorAfter.filesPerSec],
-      floorMsPerFile: floor.msPerFile,
-      floorSignMsPerFile: floor.signMsPerFile,
-      ratio: filesPerSec / floor.filesPerSec,
+      latencyMs: dist(latencies),
       cpu,
-      goal: GOALS.small,
+      cpuMsPerFile: (1000 * sumOf(cpu.daemons)) / count,
+      paced: { files: paced.length, filesPerSec: rate, latencyMs: dist(pacedLatencies), cpu: pacedCpu, cpuMsPerFile: (1000 * sumOf(pacedCpu.daemons)) / paced.length },
       faults,
       problems: problemsOf(run),
     };
@@ -336,12 +375,41 @@ async function figureSmall(root, opts) {
     await run.stop();
     if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
   }
-  return result;
 }
 
-/** figureMemory - peak RSS of each daemon while a 2 GiB file passes vs its idle RSS. */
-async function figureMemory(root, opts) {
-  const dir = path.join(root, 'memory');
+/** figureSmall - 2,000 x 4 KiB end to end (files/s, latency) vs the one-process per-file floor. */
+async function figureSmall(root, opts) {
+  const dir = path.join(root, 'small');
+  fs.mkdirSync(dir, { recursive: true });
+  say('small: measuring the one-process floor (sign + two durable 4 KiB writes per file)');
+  const floorBefore = await perFileFloor(path.join(dir, 'floor-before'), 300);
+  say(`small: running the pipeline (${opts.smallFiles} files)`);
+  const pass = await smallPass(path.join(dir, 'pipeline'), opts, 'small', THIS_BUILD, { count: opts.smallFiles, pacedCount: Math.min(opts.pacedFiles, opts.smallFiles) });
+  try {
+    say('small: the floor again, after the pipeline');
+    const floorAfter = await perFileFloor(path.join(dir, 'floor-after'), 300);
+    const floor = {
+      filesPerSec: (floorBefore.filesPerSec + floorAfter.filesPerSec) / 2,
+      msPerFile: (floorBefore.msPerFile + floorAfter.msPerFile) / 2,
+      signMsPerFile: (floorBefore.signMsPerFile + floorAfter.signMsPerFile) / 2,
+    };
+    return {
+      ...pass,
+      floorFilesPerSec: floor.filesPerSec,
+      floorRuns: [floorBefore.filesPerSec, floorAfter.filesPerSec],
+      floorMsPerFile: floor.msPerFile,
+      floorSignMsPerFile: floor.signMsPerFile,
+      ratio: pass.filesPerSec / floor.filesPerSec,
+      goal: GOALS.small,
+    };
+  } finally {
+    if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** figureMemory - peak RSS of each daemon while a 2 GiB file passes vs its idle RSS (`name`: its directory and log, with --baseline e.g. memory-before-1). */
+async function figureMemory(root, opts, name = 'memory', build = THIS_BUILD) {
+  const dir = path.join(root, name);
   const stage = path.join(dir, 'stage');
   fs.mkdirSync(stage, { recursive: true });
   say('memory: writing a 2 GiB input');
@@ -350,7 +418,7 @@ async function figureMemory(root, opts) {
   syncAll();
 
   say('memory: running the pipeline');
-  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, 'memory'));
+  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, name, build));
   let result;
   try {
     run.watchOutputs();
@@ -503,6 +571,172 @@ async function figureClamd(root, opts) {
   return result;
 }
 
+/** describeBuild - a checkout's commit, for the summary. */
+function describeBuild(root) {
+  try {
+    return execFileSync('git', ['-C', root, 'log', '-1', '--format=%h %s'], { encoding: 'utf8' }).trim().slice(0, 90);
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
+/** spread - median, min and max of a list. */
+const spread = (v) => ({ median: median(v), min: Math.min(...v), max: Math.max(...v) });
+
+/** relSpread - (max - min) / median of one build's own runs: the noise between runs of the same build. */
+const relSpread = (v) => (Math.max(...v) - Math.min(...v)) / median(v);
+
+/**
+ * largePass - one `sluice dev` of `build` through the large-file work (fresh inputs, written and
+ * synced first, as in figureLarge), without the bounds: MB/s end to end and CPU per MB.
+ */
+async function largePass(dir, opts, name, build) {
+  const stage = path.join(dir, 'stage');
+  fs.mkdirSync(stage, { recursive: true });
+  const count = opts.largeFiles;
+  const size = 256 * MiB;
+  const block = randomBlock();
+  const inputs = [];
+  for (let i = 0; i < count; i++) inputs.push(writeLargeInput(stage, `large-${i}.png`, size, block));
+  syncAll();
+  const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, name, build));
+  try {
+    run.watchOutputs();
+    const cpu0 = cpuSnapshot(stagePids(run));
+    const at = dropAll(run, inputs);
+    const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
+    const cpu = cpuUse(run, cpuSince(cpu0));
+    const seconds = (Math.max(...seen) - at[0]) / 1000;
+    const bytes = count * size;
+    return { files: count, fileBytes: size, seconds, mbps: bytes / seconds / 1e6, cpuMsPerMB: (1000 * sumOf(cpu.daemons)) / (bytes / 1e6), cpu, faults: checkOutputs(run, inputs), problems: problemsOf(run) };
+  } finally {
+    await run.stop();
+    if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * compareBuilds - --baseline: each chosen figure on the build before and on this one, alternately
+ * (before, after, before, after, ...: `opts.rounds` rounds), so that a change in the machine's load
+ * hits both builds alike; each round gives a ratio of after to before, and the summary their median
+ * and range. The half-load part of the small figure offers both builds the same load: half the
+ * burst rate the build before reached in the same round.
+ */
+async function compareBuilds(root, opts) {
+  const builds = { before: await loadBuild(opts.baseline), after: THIS_BUILD };
+  const out = { before: { root: builds.before.root, commit: describeBuild(builds.before.root) }, after: { root: THIS_BUILD.root, commit: describeBuild(THIS_BUILD.root) }, rounds: opts.rounds };
+  const each = async (figure, pass) => {
+    const rows = [];
+    for (let r = 1; r <= opts.rounds; r++) {
+      const row = { round: r };
+      for (const which of ['before', 'after']) {
+        say(`${figure}: round ${r} of ${opts.rounds}, the build ${which === 'before' ? 'before' : 'after (this checkout)'}`);
+        row[which] = await pass(`${figure}-${which}-${r}`, builds[which], row);
+      }
+      rows.push(row);
+    }
+    return rows;
+  };
+  if (opts.only.includes('small')) {
+    const pacedCount = Math.min(opts.pacedFiles, opts.smallFiles);
+    out.small = await each('small', (name, build, row) => smallPass(path.join(root, name), opts, name, build, { count: opts.smallFiles, pacedCount, pacedRate: row.before?.paced.filesPerSec ?? null }));
+  }
+  if (opts.only.includes('large')) out.large = await each('large', (name, build) => largePass(path.join(root, name), opts, name, build));
+  if (opts.only.includes('memory')) out.memory = await each('memory', (name, build) => figureMemory(root, opts, name, build));
+  return out;
+}
+
+/** printComparison - --baseline's summary: every round's figures, then the ratios against the goals. */
+function printComparison(machine, c) {
+  const out = [];
+  const mark = (ok) => (ok ? 'meets goal' : 'GOAL NOT MET');
+  const range = (s, d, unit = '') => `${fmt(s.median, d)}${unit} (rounds: ${fmt(s.min, d)} to ${fmt(s.max, d)})`;
+  out.push('');
+  out.push(`Sluice benchmark against the build before — ${new Date().toISOString()}`);
+  out.push(`machine: ${machine.cpus} CPUs (${machine.cpu}), ${machine.memory} RAM, Linux ${machine.kernel}, Node ${machine.node}`);
+  out.push(`before:  ${c.before.root} (${c.before.commit})`);
+  out.push(`after:   ${c.after.root} (${c.after.commit})`);
+  out.push(`${c.rounds} rounds, each running the build before, then this one; ratios are after / before within a round`);
+  const busy = (cpu) => `${fmt((100 * cpu.machine.busy) / (cpu.cores * cpu.seconds), 0)}%`;
+  if (c.small) {
+    const x = c.small;
+    const f = x[0].before;
+    out.push('');
+    out.push(`small files  ${fmt(f.files)} x 4 KiB renamed in at once; then ${f.paced.files} arriving evenly at half the build before's burst rate in that round (both builds get that load)`);
+    out.push('  round build   files/s  CPU ms/file (ingress, transit, egress)  burst p50/p99 ms  half load: files/s  p50/p99 ms  CPU ms/file  machine busy');
+    for (const row of x) {
+      for (const w of ['before', 'after']) {
+        const r = row[w];
+        const per = STAGES.map((s) => fmt((1000 * r.cpu.daemons[s]) / r.files, 2)).join(', ');
+        out.push(
+          `  ${String(row.round).padEnd(5)} ${w.padEnd(7)} ${fmt(r.filesPerSec, 0).padStart(7)}  ${fmt(r.cpuMsPerFile, 2).padStart(6)} (${per})`.padEnd(72) +
+            `${fmt(r.latencyMs.p50, 0)}/${fmt(r.latencyMs.p99, 0)}`.padEnd(18) +
+            `${fmt(r.paced.filesPerSec, 0).padStart(18)}  ${`${fmt(r.paced.latencyMs.p50, 1)}/${fmt(r.paced.latencyMs.p99, 1)}`.padEnd(11)} ${fmt(r.paced.cpuMsPerFile, 2).padStart(11)}  ${busy(r.cpu)}`,
+        );
+      }
+    }
+    const cpuRatio = spread(x.map((r) => r.after.cpuMsPerFile / r.before.cpuMsPerFile));
+    const rateRatio = spread(x.map((r) => r.after.filesPerSec / r.before.filesPerSec));
+    const p99Diff = spread(x.map((r) => r.after.paced.latencyMs.p99 - r.before.paced.latencyMs.p99));
+    const p50Diff = spread(x.map((r) => r.after.paced.latencyMs.p50 - r.before.paced.latencyMs.p50));
+    out.push(`  CPU per file, after/before      ${range(cpuRatio, 3)}  (goal <= ${fmt(VS_BEFORE.smallCpu, 3)}: ${mark(cpuRatio.median <= VS_BEFORE.smallCpu)})`);
+    out.push(`  files/s, after/before           ${range(rateRatio, 2)}  (goal >= ${VS_BEFORE.smallRate}: ${mark(rateRatio.median >= VS_BEFORE.smallRate)})`);
+    out.push(`  p99 at half load, after-before  ${range(p99Diff, 1, ' ms')}  (goal <= +${VS_BEFORE.pacedP99Ms} ms, the batch window: ${mark(p99Diff.median <= VS_BEFORE.pacedP99Ms)})`);
+    out.push(`  p50 at half load, after-before  ${range(p50Diff, 1, ' ms')}`);
+    c.smallRatios = { cpuPerFile: cpuRatio, filesPerSec: rateRatio, pacedP99DiffMs: p99Diff, pacedP50DiffMs: p50Diff };
+  }
+  if (c.large) {
+    const x = c.large;
+    out.push('');
+    out.push(`large files  ${x[0].before.files} x ${x[0].before.fileBytes / MiB} MiB renamed in at once, scanners off`);
+    for (const row of x) {
+      for (const w of ['before', 'after']) {
+        const r = row[w];
+        out.push(`  ${String(row.round).padEnd(5)} ${w.padEnd(7)} ${fmt(r.mbps, 0).padStart(5)} MB/s (${fmt(r.seconds, 2)} s), CPU ${fmt(r.cpuMsPerMB, 2)} ms per MB, machine busy ${busy(r.cpu)}`);
+      }
+    }
+    const rate = spread(x.map((r) => r.after.mbps / r.before.mbps));
+    const cpu = spread(x.map((r) => r.after.cpuMsPerMB / r.before.cpuMsPerMB));
+    const noise = Math.max(relSpread(x.map((r) => r.before.mbps)), relSpread(x.map((r) => r.after.mbps)));
+    out.push(`  MB/s, after/before              ${range(rate, 3)}  (noise: the widest spread of one build's own runs, ${fmt(100 * noise, 0)}%: ${rate.median >= 1 - noise ? 'no regression beyond noise' : 'REGRESSION beyond noise'})`);
+    out.push(`  CPU per MB, after/before        ${range(cpu, 3)}`);
+    c.largeRatios = { mbps: rate, cpuPerMB: cpu, noise };
+  }
+  if (c.memory) {
+    const x = c.memory;
+    out.push('');
+    out.push(`memory       one ${x[0].before.fileBytes / GiB} GiB file; growth = peak RSS - idle RSS (MiB), per stage`);
+    for (const row of x) {
+      for (const w of ['before', 'after']) {
+        const r = row[w];
+        out.push(`  ${String(row.round).padEnd(5)} ${w.padEnd(7)} ` + STAGES.map((s) => `${s} idle ${fmt(r.stages[s].idle / MiB, 1)}, growth ${fmt(r.stages[s].growth / MiB, 1)}`).join('; '));
+      }
+    }
+    c.memoryDiffs = {};
+    for (const s of STAGES) {
+      const growth = spread(x.map((r) => (r.after.stages[s].growth - r.before.stages[s].growth) / MiB));
+      const idle = spread(x.map((r) => (r.after.stages[s].idle - r.before.stages[s].idle) / MiB));
+      const noise = Math.max(...['before', 'after'].map((w) => Math.max(...x.map((r) => r[w].stages[s].growth)) - Math.min(...x.map((r) => r[w].stages[s].growth)))) / MiB;
+      const worst = Math.max(...x.map((r) => r.after.stages[s].growth));
+      out.push(
+        `  ${s.padEnd(8)} growth after-before ${range(growth, 1, ' MiB')}, idle after-before ${range(idle, 1, ' MiB')}; ` +
+          `noise ${fmt(noise, 1)} MiB: ${growth.median <= noise + 1 ? 'no regression beyond noise' : 'REGRESSION beyond noise'}; after's worst growth ${fmt(worst / MiB, 1)} MiB (goal <= ${GOALS.memoryMiB}: ${mark(worst <= GOALS.memoryMiB * MiB)})`,
+      );
+      c.memoryDiffs[s] = { growthMiB: growth, idleMiB: idle, noiseMiB: noise };
+    }
+  }
+  for (const fig of COMPARED) {
+    for (const row of c[fig] ?? []) {
+      for (const w of ['before', 'after']) {
+        const r = row[w];
+        if (r.faults?.length) out.push(`FAULTS in ${fig}, round ${row.round}, ${w}:\n  ${r.faults.slice(0, 20).join('\n  ')}`);
+        if (r.problems?.length) out.push(`daemon warnings during ${fig}, round ${row.round}, ${w} (${r.problems.length}):\n${r.problems.slice(0, 10).join('\n')}`);
+      }
+    }
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
 /** printSummary - the human-readable result. */
 function printSummary(machine, r) {
   const out = [];
@@ -578,12 +812,27 @@ function printSummary(machine, r) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (!fs.existsSync(new URL('../packages/cli/dist/main.js', import.meta.url))) usage('packages/cli/dist is missing: run `make build` first');
+  if (opts.baseline && !fs.existsSync(path.join(opts.baseline, 'packages/cli/dist/main.js'))) usage(`${opts.baseline}/packages/cli/dist is missing: run \`make build\` in the baseline checkout`);
   const root = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
   fs.mkdirSync(root, { recursive: true });
   const machine = describeMachine(root);
   say(`working in ${root}${opts.keep || opts.dir ? ' (kept)' : ''}`);
   const t0 = performance.now();
   const results = {};
+  if (opts.baseline) {
+    let cmp;
+    try {
+      cmp = await compareBuilds(root, opts);
+    } finally {
+      if (!opts.keep && !opts.dir) fs.rmSync(root, { recursive: true, force: true });
+    }
+    printComparison(machine, cmp);
+    say(`done in ${fmt((performance.now() - t0) / 1000, 0)} s`);
+    if (opts.json) fs.writeFileSync(opts.json, `${JSON.stringify({ machine, at: new Date().toISOString(), comparison: cmp }, null, 2)}\n`);
+    const faulty = COMPARED.some((f) => (cmp[f] ?? []).some((row) => row.before.faults?.length || row.after.faults?.length));
+    process.exitCode = faulty ? 1 : 0;
+    return;
+  }
   try {
     if (opts.only.includes('large')) results.large = await figureLarge(root, opts);
     if (opts.only.includes('small')) results.small = await figureSmall(root, opts);

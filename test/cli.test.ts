@@ -176,6 +176,11 @@ describe('sluice verify', () => {
       ['v1-accepted', EXIT_CODES.ok],
       ['v1-rejected', EXIT_CODES.rejected],
       ['v1-refused', EXIT_CODES.mismatch],
+      ['log-0', EXIT_CODES.ok],
+      ['log-1', EXIT_CODES.rejected],
+      ['log-2', EXIT_CODES.mismatch],
+      ['log-3', EXIT_CODES.ok],
+      ['log-4', EXIT_CODES.ok],
     ];
     expect(fs.readdirSync(vdir).filter((f) => f.endsWith('.sluice.json')).sort()).toEqual(expected.map(([n]) => `${n}.sluice.json`).sort());
     for (const [name, code] of expected) {

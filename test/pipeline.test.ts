@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { devConfig } from '../packages/cli/src/dev.js';
 import { demoSamples } from '../packages/cli/src/demo.js';
-import { loadPublicKey, verifyReport } from '../packages/report/src/index.js';
+import { auditLog, loadPublicKey, verifyReport } from '../packages/report/src/index.js';
 import { Pipeline } from './support/pipeline.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -51,13 +51,17 @@ describe('the demo samples', () => {
         expect([found.report.sha256, found.report.size]).toEqual([null, s.bytes.length]);
       }
       expect(p.verify(found).ok, `${s.name}: ${p.verify(found).reason}`).toBe(true);
-      // Without named uploaders a report has exactly the members it always had: no "uploader".
+      // Without named uploaders a report has no "uploader"; its place in the log ("log") vouches for it.
       expect(Object.keys(JSON.parse(fs.readFileSync(found.reportPath, 'utf8'))).sort()).toEqual(
-        ['checks', 'format', 'key', 'name', 'reason', 'sha256', 'signature', 'size', 'software', 'station', 'times', 'transfer', 'verdict'],
+        ['checks', 'format', 'key', 'log', 'name', 'reason', 'sha256', 'size', 'software', 'station', 'times', 'transfer', 'verdict'],
       );
     }
     // Nothing left behind in the inbox.
     expect(fs.readdirSync(p.inbox).filter((n) => !n.startsWith('.'))).toEqual([]);
+    // Every report is a leaf of the station's log in DIR/log, which audits clean.
+    const audit = auditLog(path.join(p.dir, 'log'), loadPublicKey(p.publicKey));
+    expect(audit, audit.problem).toMatchObject({ ok: true, unpublished: 0 });
+    expect(audit.leaves).toBeGreaterThanOrEqual(samples.length);
   });
 });
 

@@ -1,6 +1,6 @@
 // Transit's two bounds (issue 9): while egress is slow, transit keeps checking
 // the next files instead of holding its check slots through egress's round
-// trip, yet never holds more than 2 x transit.maxInFlight sealed copies.
+// trip, yet never holds more than transit.maxInFlight + transit.maxForwarding sealed copies.
 // Egress is stopped with SIGSTOP (its socket still accepts records), so the
 // state is reached deterministically, then held, then released.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,8 +29,8 @@ function sealedCopies(pid: number): number {
 }
 
 describe('transit forwarding', () => {
-  it('checks the next files while egress is stopped, up to 2 x maxInFlight sealed copies, and delivers all once it resumes', async () => {
-    p = await Pipeline.start((dir) => devConfig(dir, { transit: { maxInFlight: 2 }, ingress: { maxInFlight: 8 } }));
+  it('checks the next files while egress is stopped, up to maxInFlight + maxForwarding sealed copies, and delivers all once it resumes', async () => {
+    p = await Pipeline.start((dir) => devConfig(dir, { transit: { maxInFlight: 2, maxForwarding: 2 }, ingress: { maxInFlight: 8 } }));
     const pl = p;
     const pidOf = (stage: string) => pl.lines.find((l) => l.stage === stage && l.event === 'started')!.pid as number;
     const egress = pidOf('egress');

@@ -10,6 +10,8 @@
  *   await run.waitForReports(names, timeoutMs)
  *   run.count('delivered')           // log events seen so far
  *   DevRun.start(dir, overrides, { logFile })   // also append every log line to logFile
+ *   const before = await loadBuild('/path/to/other/checkout');  // another built checkout
+ *   DevRun.start(dir, overrides, { build: before })              // run its CLI instead of this one
  *   await run.stop()
  *
  * DESCRIPTION
@@ -17,7 +19,10 @@
  *   operator would: `sluice dev --dir DIR`, three daemons as the current
  *   user, JSON logs on stdout. The configuration is devConfig() from the
  *   CLI itself (so the benchmark measures what `sluice dev` runs), with the
- *   given overrides; DIR/sluice.json is written before the start.
+ *   given overrides; DIR/sluice.json is written before the start. With
+ *   `build` (loadBuild(ROOT): another checkout on which `make build` ran,
+ *   for `bench/run.mjs --baseline`), both the CLI and devConfig() come from
+ *   ROOT/packages/cli/dist, so each build runs with its own defaults.
  *
  *   "Output visible" is the moment the report name appears in outbox/ (or
  *   rejected/): egress links the report last, so a consumer that waits for
@@ -37,15 +42,28 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { devConfig, devLayout } from '../../packages/cli/dist/dev.js';
 
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
 export const REPORT_SUFFIX = '.sluice.json';
 
+/** THIS_BUILD - the checkout this benchmark belongs to. */
+export const THIS_BUILD = { root: fileURLToPath(new URL('../../', import.meta.url)), cli: CLI, devConfig, devLayout };
+
+/** loadBuild - another built checkout's CLI and devConfig()/devLayout(); throws naming what is missing. */
+export async function loadBuild(root) {
+  const cli = path.join(root, 'packages/cli/dist/main.js');
+  const dev = path.join(root, 'packages/cli/dist/dev.js');
+  for (const f of [cli, dev]) if (!fs.existsSync(f)) throw new Error(`${f} is missing: run \`make build\` in ${root}`);
+  const m = await import(pathToFileURL(dev).href);
+  if (typeof m.devConfig !== 'function' || typeof m.devLayout !== 'function') throw new Error(`${dev} exports no devConfig/devLayout`);
+  return { root, cli, devConfig: m.devConfig, devLayout: m.devLayout };
+}
+
 /** merge - devConfig() with per-section overrides. */
-function configFor(dir, overrides = {}) {
-  const base = devConfig(dir, {});
+function configFor(dir, overrides = {}, build = THIS_BUILD) {
+  const base = build.devConfig(dir, {});
   const out = { ...base };
   for (const [k, v] of Object.entries(overrides)) {
     out[k] = v !== null && typeof v === 'object' && !Array.isArray(v) ? { ...base[k], ...v } : v;
@@ -55,22 +73,22 @@ function configFor(dir, overrides = {}) {
 
 export class DevRun {
   /** start - write the configuration, start `sluice dev`, resolve when every stage is up and connected. */
-  static async start(dir, overrides = {}, { env = {}, startTimeoutMs = 60_000, logFile = null } = {}) {
+  static async start(dir, overrides = {}, { env = {}, startTimeoutMs = 60_000, logFile = null, build = THIS_BUILD } = {}) {
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'sluice.json'), `${JSON.stringify(configFor(dir, overrides), null, 2)}\n`);
-    const child = spawn(process.execPath, [CLI, 'dev', '--dir', dir], {
+    fs.writeFileSync(path.join(dir, 'sluice.json'), `${JSON.stringify(configFor(dir, overrides, build), null, 2)}\n`);
+    const child = spawn(process.execPath, [build.cli, 'dev', '--dir', dir], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...env },
     });
-    const run = new DevRun(dir, child, logFile);
+    const run = new DevRun(dir, child, logFile, build);
     await run.waitFor(() => ['ingress', 'transit', 'egress'].every((s) => run.pids[s] !== undefined), startTimeoutMs, 'all stages started');
     await run.waitFor(() => run.count('downstream-connected') >= 2, startTimeoutMs, 'stages connected');
     return run;
   }
 
-  constructor(dir, child, logFile = null) {
+  constructor(dir, child, logFile = null, build = THIS_BUILD) {
     this.dir = dir;
-    this.layout = devLayout(dir);
+    this.layout = build.devLayout(dir);
     this.child = child;
     this.pids = {};
     this.counts = new Map();

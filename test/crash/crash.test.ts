@@ -1,7 +1,9 @@
 // Crash injection: stream files through `sluice dev` while killing a random
 // stage with SIGKILL at random moments. At the end every input must be
 // delivered exactly once with identical bytes and a valid report, or rejected
-// exactly once, and nothing partial may be visible.
+// exactly once, nothing partial may be visible, and the transparency log
+// (DIR/log) audits clean with every leaf published (tlog.test.ts beside it
+// aims its kills at egress's batching).
 //
 //   default (CI):  300 files, at least 15 kills
 //   longer:        make crash-long (SLUICE_CRASH_FILES=3000 SLUICE_CRASH_KILLS=150; not in CI)
@@ -12,7 +14,7 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { devConfig } from '../../packages/cli/src/dev.js';
-import { loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
+import { auditLog, loadPublicKey, verifyReport } from '../../packages/report/src/index.js';
 import { journalStates } from '../support/journal.js';
 import { Pipeline } from '../support/pipeline.js';
 
@@ -129,6 +131,10 @@ describe('crash injection', () => {
     const journal = [...journalStates(pipeline.dir).values()];
     expect(journal.filter((s) => s !== 'done')).toEqual([]);
     expect(journal).toHaveLength(FILES);
+    // The transparency log came through every kill whole: it audits clean, every leaf published.
+    const audit = auditLog(path.join(pipeline.dir, 'log'), publicKey);
+    expect(audit).toMatchObject({ ok: true, unpublished: 0 });
+    expect(audit.partialBytes).toBeUndefined(); // recovery cut any torn record
 
     const counts = STAGES.map((s) => `${s}=${killed.filter((k) => k === s).length}`).join(' ');
     process.stdout.write(`crash injection: files=${FILES} kills=${kills} (${counts}) lost=${lost} duplicated=${duplicated} corrupt=${corrupt}\n`);

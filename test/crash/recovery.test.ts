@@ -134,7 +134,7 @@ describe('restart recovery', () => {
     expectDelivered('half.txt', bytes, id);
   });
 
-  it('an unfinished delivery journalled by a version that wrote sluice-report/1 is finished with a sluice-report/2 report', async () => {
+  it('an unfinished delivery journalled by a version that wrote sluice-report/1 is finished with a sluice-report/3 report', async () => {
     const id = newId('upgraded');
     const bytes = text('journalled before an upgrade');
     expect(await send(id, 'upgraded.txt', bytes)).toMatchObject({ status: 'delivered' });
@@ -143,15 +143,16 @@ describe('restart recovery', () => {
     fs.rmSync(path.join(p.outbox, `upgraded.txt${REPORT}`));
     const journal = fs.readFileSync(journalPath(p.dir), 'utf8');
     const intent = journal.split('\n').find((l) => l.includes('"op":"intend"') && l.includes(`"id":"${id}"`))!;
-    expect(intent).toContain('"format":"sluice-report/2"');
-    fs.writeFileSync(journalPath(p.dir), journal.replace(intent, intent.replace('"format":"sluice-report/2"', '"format":"sluice-report/1"')));
+    expect(intent).toContain('"format":"sluice-report/3"');
+    fs.writeFileSync(journalPath(p.dir), journal.replace(intent, intent.replace('"format":"sluice-report/3"', '"format":"sluice-report/1"')));
     await crash('egress');
 
     expect(await send(id, 'upgraded.txt', bytes)).toMatchObject({ status: 'delivered', reason: 'accepted' });
     expectDelivered('upgraded.txt', bytes, id);
-    const report = JSON.parse(fs.readFileSync(path.join(p.outbox, `upgraded.txt${REPORT}`), 'utf8')) as { format: string; signature: object };
-    expect(report.format).toBe('sluice-report/2');
-    expect(report.signature).not.toHaveProperty('context');
+    const report = JSON.parse(fs.readFileSync(path.join(p.outbox, `upgraded.txt${REPORT}`), 'utf8')) as { format: string; log: object };
+    expect(report.format).toBe('sluice-report/3');
+    expect(report).not.toHaveProperty('signature');
+    expect(report.log).toMatchObject({ index: expect.any(Number) });
   });
 
   it('a power cut that keeps the report link and loses the file link and the done record: the delivery is finished, not acked as done', async () => {

@@ -113,6 +113,25 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
     expect(v.stdout + v.stderr).toMatch(/^ok: accepted/);
     expect(v.status).toBe(0);
     expect(mustC('stat', ['-c', '%U:%G %a', out]).trim()).toBe('sluice-egress:sluice-out 640');
+    expect(JSON.parse(mustC('cat', [`${out}.sluice.json`])).format).toBe('sluice-report/3');
+  });
+
+  it(`a consumer (group sluice-out, nothing else) audits the transparency log with \`sluice log verify\`; others cannot read it${skipped}`, () => {
+    const log = '/var/lib/sluice/log';
+    expect(mustC('stat', ['-c', '%U:%G %a %n', log, `${log}/leaves`, `${log}/heads`]).trim().split('\n')).toEqual([
+      `sluice-egress:sluice-out 750 ${log}`,
+      `sluice-egress:sluice-out 640 ${log}/leaves`,
+      `sluice-egress:sluice-out 640 ${log}/heads`,
+    ]);
+    mustC('install', ['-m', '0644', '/etc/sluice/keys/signing.pub', '/tmp/signing.pub']); // the key the station publishes
+    const as = (groups: string[], cmd: string[]) =>
+      inC('setpriv', ['--reuid=nobody', '--regid=nogroup', groups.length > 0 ? `--groups=${groups.join(',')}` : '--clear-groups', ...cmd]);
+    const v = as(['sluice-out'], ['sluice', 'log', 'verify', log, '--pub', '/tmp/signing.pub']);
+    expect(v.stdout + v.stderr).toMatch(/^ok: 1 leaves, 1 tree heads/);
+    expect(v.status).toBe(0);
+    const other = as([], ['sluice', 'log', 'verify', log, '--pub', '/tmp/signing.pub']);
+    expect(other.stderr).toMatch(/cannot read the log/);
+    expect(other.status).toBe(2);
   });
 
   it(`ingress runs with only CAP_DAC_READ_SEARCH and CAP_LEASE and sees only what it needs; egress alone got the key${skipped}`, () => {

@@ -139,9 +139,19 @@ describe('deploy/ agrees with docs/privsep.md', () => {
       expect([d.user, d.group, d.mode], d.path).toEqual([row.owner, row.group, row.mode]);
     }
     // Each directory the configuration names is one of them.
-    for (const p of [cfg.ingress.inbox, cfg.ingress.spool, cfg.transit.state, cfg.egress.outbox, cfg.egress.rejected, cfg.egress.state]) {
+    for (const p of [cfg.ingress.inbox, cfg.ingress.spool, cfg.transit.state, cfg.egress.outbox, cfg.egress.rejected, cfg.egress.state, cfg.egress.log]) {
       expect(dirs.map((d) => d.path)).toContain(p);
     }
+  });
+
+  it("the transparency log's files exist for the consumers' group before egress creates them (never truncated)", () => {
+    // egress.log is also the built-in default, so a configuration without the key puts it in the same place.
+    expect(cfg.egress.log).toBe(parseConfigText('{}', 'empty').egress.log);
+    const files = tmpfiles.filter((l) => l.type.startsWith('f'));
+    expect(files.map((f) => [f.type, f.path, f.user, f.group, f.mode])).toEqual(
+      ['leaves', 'heads'].map((n) => ['f', `${cfg.egress.log}/${n}`, 'sluice-egress', 'sluice-out', '0640']),
+    );
+    expect(tmpfiles.find((l) => l.type === 'd' && l.path === cfg.egress.log)).toMatchObject({ user: 'sluice-egress', group: 'sluice-out', mode: '0750' });
   });
 
   it("transit.memoryMaxBytes is the transit unit's MemoryMax=, and the budget fits in it (docs/capacity.md)", () => {

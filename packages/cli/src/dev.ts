@@ -74,6 +74,8 @@ export function devLayout(dir: string) {
     state: path.join(d, 'egress'),
     keys: path.join(d, 'keys'),
     metrics: path.join(d, 'metrics'),
+    /** The station's transparency log (pinned in ../shared/design.md). */
+    log: path.join(d, 'log'),
     secretKey: path.join(d, 'keys', `${KEY_NAME}.key`),
     publicKey: path.join(d, 'keys', `${KEY_NAME}.pub`),
     config: path.join(d, 'sluice.json'),
@@ -136,6 +138,7 @@ export function devConfig(
       rejected: l.rejected,
       state: l.state,
       signingKey: l.secretKey,
+      log: l.log,
       ...overrides.egress,
     },
   };
@@ -152,6 +155,7 @@ const DEV_DIRS = (l: ReturnType<typeof devLayout>): [string, number][] => [
   [l.state, 0o700],
   [l.keys, 0o700],
   [l.metrics, 0o750],
+  [l.log, 0o750],
 ];
 
 /** privateDir - ownDir, and the mode made exactly `mode` when it is private (0700). */
@@ -169,6 +173,7 @@ function configuredDirs(cfg: Config): [string, number][] {
     [cfg.egress.outbox, 0o755],
     [cfg.egress.rejected, 0o755],
     [cfg.egress.state, 0o700],
+    [cfg.egress.log, 0o750],
     [path.dirname(cfg.egress.signingKey), 0o700],
     ...(cfg.uploaders.enabled ? [cfg.uploaders.inbox, cfg.uploaders.results].map((t): [string, number] => [uploadersRoot(t), 0o755]) : []),
     [cfg.status.dir, 0o750],

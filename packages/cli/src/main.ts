@@ -12,6 +12,8 @@
  *   sluice verify FILE REPORT --pub PUBKEY [--json]
  *   sluice verify --report-only REPORT --pub PUBKEY [--json]
  *   sluice uploader add NAME --key PUBKEY_FILE | remove NAME [--purge] | list [--json]
+ *   sluice log verify DIR --pub PUBKEY
+ *   sluice log prove DIR --from N --to M
  *
  * DESCRIPTION
  *   dev      run ingress, transit and egress under DIR (see dev.ts).
@@ -23,6 +25,10 @@
  *   keygen   write a signing key pair: NAME.key (0400) and NAME.pub.
  *   verify   check a report: both signatures, the file's size and SHA-256,
  *            and the verdict. Exit codes are in docs/report-format.md.
+ *   log      audit a station's transparency log (every leaf, every tree
+ *            head, consistency between consecutive heads; exit 0, or 3
+ *            naming the first inconsistency), or print the RFC 9162
+ *            consistency proof from its first N leaves to its first M.
  *   uploader as root: make, retire and list the named uploaders' accounts,
  *            directories and keys (see uploader.ts).
  *
@@ -31,7 +37,18 @@
  */
 import * as fs from 'node:fs';
 import { parseConfigText, ConfigError, UPLOADER_NAME } from '@sluice/core';
-import { writeKeyFiles, loadPublicKey, verifyReport, verifyResultJson, hashFile, KeyFileError, MAX_REPORT_BYTES } from '@sluice/report';
+import {
+  writeKeyFiles,
+  loadPublicKey,
+  verifyReport,
+  verifyResultJson,
+  hashFile,
+  auditLog,
+  proveConsistency,
+  KeyFileError,
+  MAX_REPORT_BYTES,
+  type PublicKey,
+} from '@sluice/report';
 import { devLayout, runDev } from './dev.js';
 import { runDemo } from './demo.js';
 import { runUploader } from './uploader.js';
@@ -45,7 +62,9 @@ const USAGE = `usage:
   sluice keygen --out DIR [--name NAME]
   sluice verify FILE REPORT --pub PUBKEY [--json]
   sluice verify --report-only REPORT --pub PUBKEY [--json]
-  sluice uploader add NAME --key PUBKEY_FILE | remove NAME [--purge] | list [--json]`;
+  sluice uploader add NAME --key PUBKEY_FILE | remove NAME [--purge] | list [--json]
+  sluice log verify DIR --pub PUBKEY
+  sluice log prove DIR --from N --to M`;
 
 class UsageError extends Error {}
 
@@ -120,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
       return verifyCommand(args);
     case 'uploader':
       return runUploader(args);
+    case 'log':
+      return logCommand(args);
     case undefined:
     case '--help':
     case 'help':
@@ -166,6 +187,69 @@ function statusCommand(args: string[]): number {
   return report.exitCode;
 }
 
+/** publicKeyArg - the public key file a --pub option names; a bad one is a usage error. */
+function publicKeyArg(file: string): PublicKey {
+  try {
+    return loadPublicKey(file);
+  } catch (err) {
+    if (err instanceof KeyFileError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** Exit code of `sluice log verify` for a log that does not check out. */
+const EXIT_LOG_INCONSISTENT = 3;
+
+/** logCommand - `sluice log verify` and `sluice log prove` (docs/report-format.md, "Transparency log"). */
+function logCommand(args: string[]): number {
+  const sub = args.shift();
+  if (sub === 'verify') {
+    const pubPath = takeOption(args, '--pub');
+    if (!pubPath || args.length !== 1) throw new UsageError('usage: sluice log verify DIR --pub PUBKEY');
+    const publicKey = publicKeyArg(pubPath);
+    let audit;
+    try {
+      audit = auditLog(args[0]!, publicKey);
+    } catch (err) {
+      throw new UsageError(`${args[0]}: cannot read the log: ${(err as Error).message}`);
+    }
+    if (!audit.ok) {
+      process.stderr.write(`FAILED: ${args[0]}: ${audit.problem}
+`);
+      return EXIT_LOG_INCONSISTENT;
+    }
+    const pending =
+      (audit.unpublished > 0 ? `, ${audit.unpublished} after the last head (not yet published)` : '') +
+      (audit.partialBytes ? `, ${audit.partialBytes} bytes of a leaf record being written (or torn by a crash) at the end` : '');
+    process.stdout.write(`ok: ${audit.leaves} leaves, ${audit.heads} tree heads, each signed and consistent with the one before${pending}
+`);
+    return 0;
+  }
+  if (sub === 'prove') {
+    const from = takeOption(args, '--from');
+    const to = takeOption(args, '--to');
+    if (from === undefined || to === undefined || args.length !== 1) throw new UsageError('usage: sluice log prove DIR --from N --to M');
+    const size = (v: string, name: string) => {
+      if (!/^\d{1,15}$/.test(v)) throw new UsageError(`${name} needs a tree size (a whole number), got ${JSON.stringify(v)}`);
+      return Number(v);
+    };
+    const m = size(from, '--from');
+    const n = size(to, '--to');
+    if (m > n) throw new UsageError('need --from <= --to');
+    let out;
+    try {
+      out = proveConsistency(args[0]!, m, n);
+    } catch (err) {
+      if (err instanceof RangeError) throw new UsageError(`${args[0]}: ${err.message} (--to ${n})`);
+      throw new UsageError(`${args[0]}: cannot read the log: ${(err as Error).message}`);
+    }
+    process.stdout.write(`${JSON.stringify(out)}
+`);
+    return 0;
+  }
+  throw new UsageError('usage: sluice log verify DIR --pub PUBKEY | sluice log prove DIR --from N --to M');
+}
+
 /** verifyCommand - `sluice verify`: one line (or one JSON object) and a distinct exit code per outcome. */
 async function verifyCommand(args: string[]): Promise<number> {
   const json = takeFlag(args, '--json');
@@ -177,13 +261,7 @@ async function verifyCommand(args: string[]): Promise<number> {
     throw new UsageError(reportOnly ? 'usage: sluice verify --report-only REPORT --pub PUBKEY' : 'usage: sluice verify FILE REPORT --pub PUBKEY');
   }
   const reportPath = args[expected - 1]!;
-  let publicKey;
-  try {
-    publicKey = loadPublicKey(pubPath);
-  } catch (err) {
-    if (err instanceof KeyFileError) throw new UsageError(err.message);
-    throw err;
-  }
+  const publicKey = publicKeyArg(pubPath);
   const reportText = readReportFile(reportPath);
   let file;
   if (!reportOnly) {

@@ -44,6 +44,23 @@ describe('PendingAcks', () => {
     await expect(c).rejects.toThrow('gone');
     expect(acks.size).toBe(0);
   });
+
+  it('a connection that drops before the waiter is awaited (its record still being sent, or never sent) is no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const acks = new PendingAcks<string>();
+      const sending = acks.wait('sending', 10_000);
+      acks.wait('never-sent', 10_000); // the send failed: nobody will await it
+      acks.failAll(new Error('peer disconnected'));
+      await new Promise((r) => setTimeout(r, 50)); // the send "completes" later
+      await expect(sending).rejects.toThrow('peer disconnected');
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });
 
 describe('Connector', () => {

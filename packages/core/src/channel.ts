@@ -735,14 +735,20 @@ export class PendingAcks<A> {
 
   /** wait - resolve with the ack for `id`, or reject after timeoutMs or when the connection drops. */
   wait(id: string, timeoutMs: number): Promise<A> {
-    if (this.waiting.has(id)) return Promise.reject(new Error(`transfer ${id} is already waiting for an ack`));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        reject(Object.assign(new Error(`no ack for ${id} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      }, timeoutMs);
-      this.waiting.set(id, { resolve, reject, timer });
-    });
+    const waiter: Promise<A> = this.waiting.has(id)
+      ? Promise.reject(new Error(`transfer ${id} is already waiting for an ack`))
+      : new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            this.waiting.delete(id);
+            reject(Object.assign(new Error(`no ack for ${id} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+          }, timeoutMs);
+          this.waiting.set(id, { resolve, reject, timer });
+        });
+    // The caller waits for the ack only after its record is sent, and not at all when the send
+    // fails: a connection that drops meanwhile (failAll) must not be an unhandled rejection,
+    // which stops the process. Whoever awaits the returned promise still sees the error.
+    waiter.catch(() => undefined);
+    return waiter;
   }
 
   /** settle - deliver an ack; false when nobody waits for that id (a stray or forged ack). */

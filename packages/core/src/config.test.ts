@@ -149,6 +149,13 @@ describe('limits that cannot hold together', () => {
     expect(problems({ egress: { journalMaxDeliveries: 5_000_000 } })[0]).toMatch(/^egress\.maxInFlight .* over egress\.memoryMaxBytes/);
   });
 
+  it('refuses more transfers forwarded by transit than egress takes at once, naming both keys', () => {
+    expect(problems({ egress: { maxInFlight: 16 } })).toEqual([
+      'transit.maxForwarding (32) is more than egress.maxInFlight (16): egress would answer the rest "retry" at once; lower the first or raise the second',
+    ]);
+    expect(problems({ egress: { maxInFlight: 16 }, transit: { maxForwarding: 16 } })).toEqual([]);
+  });
+
   it('refuses a RAM budget that, with the transfers in flight, exceeds transit.memoryMaxBytes, naming the keys', () => {
     const tooMany = problems({ transit: { maxInFlight: 64, archives: { enabled: false } } });
     expect(tooMany).toHaveLength(1);

@@ -65,7 +65,7 @@ export const SCHEMA: Record<string, Spec> = {
       recheckIntervalMs: { kind: 'int', default: 1_000, min: 50, max: 60_000, doc: 'How often a file still open for writing is checked again.' },
       spoolBytes: { kind: 'int', default: 32 * GiB, min: 1 * MiB, max: Number.MAX_SAFE_INTEGER, doc: 'Bytes of uploads the spool may hold at once (what fstat says of each, spooled and not yet acknowledged); beyond it new uploads wait in the inbox. At least limits.maxFileBytes; give the spool that much free disk.' },
       maxQueuedNames: { kind: 'int', default: 10_000, min: 10, max: 1_000_000, doc: 'Most inbox names ingress holds in memory, waiting for a look (about 1 KiB each for long names); a rescan stops reading the inbox there, and the rest are found by a later one.' },
-      maxInFlight: { kind: 'int', default: 8, min: 1, max: 1024, doc: 'Transfers sent to transit and not yet acknowledged.' },
+      maxInFlight: { kind: 'int', default: 32, min: 1, max: 1024, doc: 'Transfers sent to transit and not yet acknowledged.' },
       ackTimeoutMs: { kind: 'int', default: 600_000, min: 1_000, max: 86_400_000, doc: 'Time to wait for the final ack before resending.' },
       retryDelayMs: { kind: 'int', default: 5_000, min: 10, max: 3_600_000, doc: 'Delay before a transfer that got no ack or a RETRY is sent again.' },
     },
@@ -80,6 +80,7 @@ export const SCHEMA: Record<string, Spec> = {
       egressSocket: { kind: 'path', default: '/run/sluice/egress.sock', doc: "Egress's socket." },
       egressUser: { kind: 'user', default: 'sluice-egress', doc: 'User egress must run as; null skips the check.' },
       maxInFlight: { kind: 'int', default: 4, min: 1, max: 1024, doc: 'Transfers copied or checked at once.' },
+      maxForwarding: { kind: 'int', default: 32, min: 1, max: 1024, doc: "Checked transfers handed to egress and not yet acknowledged, each holding its sealed copy (in bytes within transit.copyMemoryBytes and transit.copyDiskBytes); at most egress.maxInFlight. Egress's log signs one tree head for the reports ready at once, so more here means fewer signatures per report." },
       ackTimeoutMs: { kind: 'int', default: 300_000, min: 1_000, max: 86_400_000, doc: "Time to wait for egress's ack." },
       checkTimeoutMs: { kind: 'int', default: 60_000, min: 10, max: 3_600_000, doc: 'Timeout of each content check.' },
       state: { kind: 'path', default: '/var/lib/sluice/transit', doc: 'Transit-private directory (0700) for the copies RAM cannot hold: nameless files (O_TMPFILE), never linked.' },
@@ -164,6 +165,9 @@ export const SCHEMA: Record<string, Spec> = {
       outputMode: { kind: 'mode', default: 0o640, doc: 'Mode of delivered files and reports.' },
       signers: { kind: 'int', default: 2, min: 1, max: 64, doc: 'Worker threads that sign reports.' },
       maxInFlight: { kind: 'int', default: 32, min: 1, max: 1024, doc: 'Transfers handled at once; beyond, a record is refused with retry (overloaded).' },
+      log: { kind: 'path', default: '/var/lib/sluice/log', doc: "The station's transparency log: every report's leaf and the signed tree heads (docs/report-format.md); egress writes it, consumers read it to audit the station (docs/operations.md)." },
+      logBatchMs: { kind: 'int', default: 0, min: 0, max: 1_000, doc: 'Wait, in ms, before an idle log signs a tree head for the reports that became ready (0: at once); while one is signed and synced, the next batch gathers anyway (group commit).' },
+      logBatchMax: { kind: 'int', default: 256, min: 1, max: 4_096, doc: 'Most reports under one signed tree head.' },
     },
   },
   uploaders: {
@@ -235,6 +239,7 @@ export interface Config {
     egressSocket: string;
     egressUser: string | number | null;
     maxInFlight: number;
+    maxForwarding: number;
     ackTimeoutMs: number;
     checkTimeoutMs: number;
     state: string;
@@ -294,6 +299,9 @@ export interface Config {
     outputMode: number;
     signers: number;
     maxInFlight: number;
+    log: string;
+    logBatchMs: number;
+    logBatchMax: number;
   };
   uploaders: {
     enabled: boolean;
@@ -501,6 +509,11 @@ export function budgetProblems(cfg: Config): string[] {
         (t.archives.enabled ? ` (${mib(TRANSIT_ARCHIVE_BYTES)} of it for transit.archives)` : '') +
         (yara ? ` + transit.yara.maxConcurrent (${t.yara.maxConcurrent}) x ${mib(TRANSIT_YARA_BYTES)}` : '') +
         ` + ${mib(TRANSIT_BASE_BYTES)} for the process is ${mib(ram)}, over transit.memoryMaxBytes (${mib(t.memoryMaxBytes)}, the unit's MemoryMax=); lower the first, or raise the last with MemoryMax=`,
+    );
+  }
+  if (t.maxForwarding > cfg.egress.maxInFlight) {
+    problems.push(
+      `transit.maxForwarding (${t.maxForwarding}) is more than egress.maxInFlight (${cfg.egress.maxInFlight}): egress would answer the rest "retry" at once; lower the first or raise the second`,
     );
   }
   const e = cfg.egress;

@@ -41,7 +41,10 @@
  *     5. the name and the report body are journalled (durable) before any
  *        link; a delivery the journal already holds is finished under its
  *        name;
- *     6. the report signed, written and fsynced, unnamed;
+ *     6. the report's signed body appended to the transparency log, and
+ *        once its leaf and a signed tree head covering it are durable
+ *        (tlog.ts), the report (sluice-report/3: body, leaf index, head,
+ *        inclusion proof) written and fsynced, unnamed;
  *     7. file (accepted only) and report linked back to back (outbox.ts:
  *        no file is left without its report), the directory fsynced; for a
  *        named uploader, a copy of the report in their results directory,
@@ -81,7 +84,7 @@ import {
   type Logger,
 } from '@sluice/core';
 import type { Limits, TransitTransfer, Verdict } from '@sluice/protocol';
-import { pickupRefusal, REPORT_FORMAT, type ReportBody } from '@sluice/report';
+import { pickupRefusal, LOGGED_REPORT_FORMAT, type ReportBody } from '@sluice/report';
 import type { Journal, JournalEntry } from './journal.js';
 import { hashOnly, type Outbox } from './outbox.js';
 
@@ -272,7 +275,7 @@ export class Deliveries {
     // no bytes: no digest, and the size ingress saw. A non-empty file always gets its own digest.
     const refused = verdict === 'rejected' && rec.size === 0 ? pickupRefusal(checks) : null;
     return {
-      format: REPORT_FORMAT,
+      format: LOGGED_REPORT_FORMAT,
       station: this.o.cfg.station,
       software: `sluice ${SOFTWARE_VERSION}`,
       key: this.o.keyId,

@@ -14,6 +14,10 @@
  *   transit's claim. The verdict is decided again from the check results,
  *   by the same rule transit uses (core's decide()): "accepted" needs
  *   transit's verdict *and* every check passed.
+ *   Logs: each report's signed body as a leaf of the station's transparency
+ *   log (egress.log, tlog.ts); reports that become ready within
+ *   egress.logBatchMs share one signed tree head, and each report carries
+ *   its leaf index, that head and its inclusion proof (sluice-report/3).
  *   Writes: accepted -> outbox/<stored-name> and outbox/<stored-name>.sluice.json;
  *   rejected -> rejected/<stored-name>.sluice.json only. Each file is fsynced
  *   unnamed, then linked into place (linkat never overwrites), then the
@@ -51,6 +55,7 @@ import { native } from '@sluice/native';
 import { loadSecretKey, keyIdOfSecret, SignerPool } from '@sluice/report';
 import { Journal } from './journal.js';
 import { Outbox } from './outbox.js';
+import { TransparencyLog } from './tlog.js';
 import { Deliveries, answerRefusal, checkDescriptorBudget, openFileLimit } from './deliver.js';
 
 runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
@@ -67,7 +72,16 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
   await signer.ready(); // workers that cannot sign stop egress here, not at the first file
 
   ensureDir(c.state, 0o700);
-  const outbox = new Outbox({ cfg, log, signer });
+  const tlog = TransparencyLog.open({
+    dir: c.log,
+    station: cfg.station,
+    publicKey: secret.publicKey,
+    batchMs: c.logBatchMs,
+    batchMax: c.logBatchMax,
+    sign: (body) => signer.signTreeHead(body),
+    log,
+  }); // a log that no longer matches its own heads stops egress here (tlog.ts)
+  const outbox = new Outbox({ cfg, log, tlog });
   const journal = new Journal(c.state, {
     retentionDays: c.journalDays,
     maxDeliveries: c.journalMaxDeliveries,
@@ -97,6 +111,7 @@ runDaemon('egress', async ({ cfg, log, onStop, listen }) => {
     listener.close();
     outbox.results.stop();
     await deliveries.settled();
+    await tlog.close();
     await signer.close();
     await journal.close();
   });

@@ -8,9 +8,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { collisionName, defaults, REPORT_SUFFIX, type Config, type Logger } from '@sluice/core';
-import type { SignerPool } from '@sluice/report';
 import type { JournalEntry } from './journal.js';
 import { NAME_HINTS_MAX, Outbox } from './outbox.js';
+import { TransparencyLog } from './tlog.js';
+import { generateKeys, signTreeHead, verifyReport, REPORT_FORMAT } from '@sluice/report';
 
 let dir: string;
 let outboxDir: string;
@@ -20,7 +21,8 @@ const log = {
   warn: (o: Record<string, unknown>) => events.push(o),
   error: (o: Record<string, unknown>) => events.push(o),
 } as unknown as Logger;
-const signer = { signAndSerialize: async (body: Record<string, unknown>) => `${JSON.stringify({ ...body, signature: 'test' })}\n` } as unknown as SignerPool;
+const keys = generateKeys();
+let tlog: TransparencyLog;
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-outbox-'));
@@ -28,8 +30,10 @@ beforeEach(() => {
   fs.mkdirSync(outboxDir);
   fs.mkdirSync(path.join(dir, 'rejected'));
   events.length = 0;
+  tlog = TransparencyLog.open({ dir: path.join(dir, 'log'), station: 'test', publicKey: keys.public, batchMs: 1, batchMax: 16, sign: async (b) => signTreeHead(b, keys.secret), log });
 });
-afterEach(() => {
+afterEach(async () => {
+  await tlog.close();
   vi.restoreAllMocks();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -37,7 +41,7 @@ afterEach(() => {
 function newOutbox(): Outbox {
   const cfg: Config = defaults();
   cfg.egress = { ...cfg.egress, outbox: outboxDir, rejected: path.join(dir, 'rejected'), outputMode: 0o640 };
-  return new Outbox({ cfg, log, signer });
+  return new Outbox({ cfg, log, tlog });
 }
 
 /** counted - an Outbox whose lookups (exists: one lstat each) are counted. */
@@ -132,7 +136,20 @@ describe('publish', () => {
     verdict: 'accepted',
     place: 'outbox',
     stored,
-    body: { transfer: 'pub-1' },
+    body: {
+      format: REPORT_FORMAT,
+      station: 'test',
+      software: 'sluice 0.1.0',
+      key: keys.public.keyId,
+      transfer: 'pub-1',
+      name: { original: stored, stored },
+      size: 5,
+      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+      verdict: 'accepted',
+      reason: '',
+      checks: [],
+      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
+    },
   });
 
   /** unnamed - an unnamed file in the outbox holding `text`, as copyIn makes it. */
@@ -153,7 +170,10 @@ describe('publish', () => {
       fs.closeSync(report);
     }
     expect(fs.readFileSync(path.join(outboxDir, 'a.txt'), 'utf8')).toBe('hello');
-    expect(JSON.parse(fs.readFileSync(path.join(outboxDir, `a.txt${REPORT_SUFFIX}`), 'utf8'))).toMatchObject({ transfer: 'pub-1' });
+    const text = fs.readFileSync(path.join(outboxDir, `a.txt${REPORT_SUFFIX}`));
+    expect(JSON.parse(text.toString())).toMatchObject({ format: 'sluice-report/3', transfer: 'pub-1', log: { index: 0 } });
+    const facts = { size: 5, sha256hex: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824' };
+    expect(verifyReport({ reportText: text, publicKey: keys.public, file: facts, reportOnly: false })).toMatchObject({ code: 'ok' });
     expect(out.inPlace(entry('a.txt'))).toBe(true);
   });
 

@@ -3,7 +3,7 @@
  *   outbox - egress's files: unnamed copies, free names, signed reports, links
  *
  * SYNOPSIS
- *   const out = new Outbox({ cfg, log, signer });
+ *   const out = new Outbox({ cfg, log, tlog });
  *   const { fd, copied } = await out.copyIn(src, size);   // accepted: our own copy, unnamed
  *   const copied = await hashOnly(src, size);             // rejected: our own digest only
  *   const stored = out.chooseName('outbox', original);  // O(log n) lookups, O(1) in the common case
@@ -74,7 +74,8 @@ import {
   type Logger,
 } from '@sluice/core';
 import { native, constants as C } from '@sluice/native';
-import { REPORT_FORMAT, type ReportBody, type SignerPool } from '@sluice/report';
+import { assembleLogged, canonicalBytes, LOGGED_REPORT_FORMAT, serializeReport, type ReportBody } from '@sluice/report';
+import type { TransparencyLog } from './tlog.js';
 import type { JournalEntry } from './journal.js';
 import { Results } from './results.js';
 
@@ -86,7 +87,8 @@ export const NAME_HINTS_MAX = 1024;
 export interface OutboxOptions {
   cfg: Config;
   log: Logger;
-  signer: SignerPool;
+  /** The station's transparency log: it vouches for every report (sluice-report/3). */
+  tlog: TransparencyLog;
 }
 
 export class Outbox {
@@ -185,10 +187,15 @@ export class Outbox {
     }
   }
 
-  /** signReport - the signed report of a delivery, written and fsynced into an unnamed file; the caller closes it. */
+  /**
+   * signReport - the report of a delivery, its leaf and tree head durable in the log, written and
+   * fsynced into an unnamed file; the caller closes it.
+   */
   async signReport(entry: JournalEntry): Promise<number> {
     // A body journalled by an earlier version names an earlier format; its members mean the same in this one.
-    const text = await this.o.signer.signAndSerialize({ ...entry.body, format: REPORT_FORMAT } as unknown as ReportBody);
+    const body = { ...entry.body, format: LOGGED_REPORT_FORMAT } as unknown as ReportBody;
+    const inclusion = await this.o.tlog.append(canonicalBytes(body)); // resolves once leaf and head are durable
+    const text = serializeReport(assembleLogged(body, inclusion));
     const fd = await this.openTmp(entry.place);
     try {
       fs.writeFileSync(fd, text);

@@ -5,7 +5,7 @@
  * SYNOPSIS
  *   import * as report from '@sluice/report';
  *
- *   Format (report.ts)       REPORT_FORMAT, REPORT_FORMATS, MAX_REPORT_BYTES, LIMITS, PICKUP_CHECK,
+ *   Format (report.ts)       REPORT_FORMAT, REPORT_FORMATS, LOGGED_REPORT_FORMAT, assembleLogged, ReportLog, MAX_REPORT_BYTES, LIMITS, PICKUP_CHECK,
  *                            ReportBody, SignedReport, ReportCheck, ReportSignature, ReportFormat, Verdict,
  *                            CheckResult, validateReportBody, canonicalBytes, signReport, serializeReport,
  *                            parseReport, neverCopied, pickupRefusal
@@ -16,11 +16,13 @@
  *   Signing off-thread       SignerPool, SignerPoolOptions
  *   Verification (verify.ts) verifyReport, verifyResultJson, VerifyOptions, VerifyResult, VerifyCode,
  *                            FileFacts, EXIT_CODES, EXIT_USAGE, EXIT_INTERNAL
- *   Merkle tree (merkle.ts)  MerkleTree, leafHash, nodeHash, EMPTY_TREE_HASH, MERKLE_HASH_BYTES,
- *                            verifyInclusion, verifyConsistency (RFC 9162 §2.1)
+ *   Merkle tree (merkle.ts)  MerkleTree, Frontier, leafHash, nodeHash, EMPTY_TREE_HASH, MERKLE_HASH_BYTES,
+ *                            inclusionRanges, consistencyRanges, subtreeHashes, inclusionProofs,
+ *                            verifyInclusion, verifyConsistency (RFC 9162 §2.1), Range
  *   Tree heads (treehead.ts) TREE_HEAD_FORMAT, treeHeadBytes, validateTreeHead, parseTreeHead, serializeTreeHead,
  *                            signTreeHead, verifyTreeHead, rootBytes, TreeHeadBody, SignedTreeHead
- *   Log files (logfile.ts)   LOG_FILES, readLog, auditLog, encodeLeafRecord, checkLeaf, LogContents, LogAudit
+ *   Log files (logfile.ts)   LOG_FILES, readLeaves, readHeads, lastHead, auditLog, proveConsistency,
+ *                            encodeLeafRecord, checkLeaf, Scan, HeadLine, LastHead, LogAudit, ConsistencyProof
  *   Files                    hashFile
  *   Errors                   ReportFormatError, KeyFileError
  *
@@ -40,6 +42,9 @@
 export {
   REPORT_FORMAT,
   REPORT_FORMATS,
+  LOGGED_REPORT_FORMAT,
+  assembleLogged,
+  type ReportLog,
   MAX_REPORT_BYTES,
   LIMITS,
   PICKUP_CHECK,
@@ -91,6 +96,12 @@ export {
 export { hashFile } from './hash-file.js';
 export {
   MerkleTree,
+  Frontier,
+  inclusionRanges,
+  consistencyRanges,
+  subtreeHashes,
+  inclusionProofs,
+  type Range,
   leafHash,
   nodeHash,
   EMPTY_TREE_HASH,
@@ -115,11 +126,17 @@ export {
   LOG_FILES,
   MAX_LEAF_BYTES,
   LEAF_HEADER_BYTES,
-  readLog,
+  readLeaves,
+  readHeads,
+  lastHead,
   auditLog,
+  proveConsistency,
   encodeLeafRecord,
   checkLeaf,
-  type LogContents,
+  type Scan,
+  type HeadLine,
+  type LastHead,
   type LogAudit,
+  type ConsistencyProof,
 } from './logfile.js';
 export { ReportFormatError, KeyFileError } from './errors.js';

@@ -8,7 +8,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   EMPTY_TREE_HASH,
+  Frontier,
   MerkleTree,
+  consistencyRanges,
+  inclusionProofs,
+  inclusionRanges,
+  subtreeHashes,
   leafHash,
   nodeHash,
   verifyConsistency,
@@ -308,5 +313,78 @@ describe('bad input', () => {
     const r5 = g.rootHash();
     for (const e of entries(20, 3)) g.append(leafHash(e));
     expect(hex(g.rootHash(5))).toBe(hex(r5));
+  });
+});
+
+describe('the frontier: a bounded right edge proves what the whole tree proves (sizes 0..300)', () => {
+  const frontierOf = (d: Uint8Array[]): Frontier => {
+    const f = Frontier.empty();
+    for (const e of d) f.append(leafHash(e));
+    return f;
+  };
+
+  it('its root is the reference root for every size, and it keeps one hash per set bit of the size', () => {
+    const d = entries(300, 3);
+    const f = Frontier.empty();
+    expect(hex(f.root())).toBe(hex(EMPTY_TREE_HASH));
+    for (let n = 1; n <= 300; n++) {
+      f.append(leafHash(d[n - 1]!));
+      expect(hex(f.root()), `size ${n}`).toBe(hex(refMth(d.slice(0, n))));
+      expect(f.hashes.length).toBe(n.toString(2).split('').filter((b) => b === '1').length);
+    }
+  });
+
+  it('restored from its size and hashes, it goes on as the original (and refuses hashes that cannot be)', () => {
+    const d = entries(77, 4);
+    const f = frontierOf(d.slice(0, 45));
+    const g = Frontier.restore(45, f.hashes);
+    for (const e of d.slice(45)) {
+      f.append(leafHash(e));
+      g.append(leafHash(e));
+    }
+    expect(hex(g.root())).toBe(hex(refMth(d)));
+    expect(() => Frontier.restore(45, f.hashes.slice(1))).toThrow(/frontier of size 45: 3 hashes, expected 4/);
+    expect(() => Frontier.restore(-1, [])).toThrow(RangeError);
+  });
+
+  it("a batch's inclusion proofs from the frontier before it equal the reference paths (any split, any batch)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 1, max: 70 }), (m, k) => {
+        const d = entries(m + k, m);
+        const proofs = inclusionProofs(frontierOf(d.slice(0, m)), d.slice(m).map(leafHash));
+        const root = refMth(d);
+        return proofs.every(
+          (p, i) => p.map(hex).join() === refPath(m + i, d).map(hex).join() && verifyInclusion(leafHash(d[m + i]!), m + i, m + k, p, root),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('streamed leaves after a frontier give the reference consistency proof and inclusion proofs', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 300 }), fc.nat(), (m, extra, pick) => {
+        const n = m + extra;
+        const d = entries(n, n);
+        const before = frontierOf(d.slice(0, m));
+        const later = d.slice(m).map(leafHash);
+        const proof = subtreeHashes(consistencyRanges(m, n), before, later);
+        if (proof.map(hex).join() !== refSubproof(m, d, true).map(hex).join() && m < n) return false;
+        if (!verifyConsistency(m, n, refMth(d.slice(0, m)), refMth(d), proof)) return false;
+        if (extra === 0) return true;
+        const index = m + (pick % extra);
+        return subtreeHashes(inclusionRanges(index, n), before, later).map(hex).join() === refPath(index, d).map(hex).join();
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('refuses a proof it cannot make from what it was given, naming why', () => {
+    const d = entries(10, 9);
+    const before = frontierOf(d.slice(0, 6));
+    // Leaf 2 lies under the frontier's subtree 0..4: its path needs leaves the frontier no longer has.
+    expect(() => subtreeHashes(inclusionRanges(2, 10), before, d.slice(6).map(leafHash))).toThrow(/not on the frontier of size 6/);
+    expect(() => subtreeHashes(consistencyRanges(6, 10), before, d.slice(6, 8).map(leafHash))).toThrow(/leaves end at 8, the proof needs 10/);
+    expect(() => consistencyRanges(5, 4)).toThrow(RangeError);
   });
 });

@@ -107,6 +107,224 @@ class Level {
   }
 }
 
+/** Range - the leaves D[start:end] of one subtree, as RFC 9162's recursion splits them. */
+export type Range = readonly [start: number, end: number];
+
+/** checkSizes - throw a RangeError unless 0 ≤ low ≤ high (safe integers); `name` says which call. */
+function checkSizes(name: string, low: number, high: number, lowLimit = 0): void {
+  if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || low < lowLimit || low > high) {
+    throw new RangeError(`${name}: ${low} and ${high} are not ${lowLimit} <= ${low} <= ${high}`);
+  }
+}
+
+/**
+ * inclusionRanges - the subtrees whose hashes make PATH(index, D[0:size]) (RFC 9162 §2.1.3.1),
+ * bottom-up, the order of the proof.
+ */
+export function inclusionRanges(index: number, size: number): Range[] {
+  checkSizes('inclusionRanges', index, size - 1);
+  const out: Range[] = [];
+  const path = (m: number, start: number, end: number): void => {
+    const n = end - start;
+    if (n === 1) return;
+    const k = largestPowerOfTwoBelow(n);
+    if (m < k) {
+      path(m, start, start + k);
+      out.push([start + k, end]);
+    } else {
+      path(m - k, start + k, end);
+      out.push([start, start + k]);
+    }
+  };
+  path(index, 0, size);
+  return out;
+}
+
+/** consistencyRanges - the subtrees whose hashes make PROOF(m, D[0:n]) (RFC 9162 §2.1.4.1); none when m is 0 or n. */
+export function consistencyRanges(m: number, n: number): Range[] {
+  checkSizes('consistencyRanges', m, n);
+  const out: Range[] = [];
+  const subproof = (m: number, start: number, end: number, b: boolean): void => {
+    const n = end - start;
+    if (m === n) {
+      if (!b) out.push([start, end]);
+      return;
+    }
+    const k = largestPowerOfTwoBelow(n);
+    if (m <= k) {
+      subproof(m, start, start + k, b);
+      out.push([start + k, end]);
+    } else {
+      subproof(m - k, start + k, end, false);
+      out.push([start, start + k]);
+    }
+  };
+  if (m > 0 && m < n) subproof(m, 0, n, true);
+  return out;
+}
+
+/**
+ * Frontier - the right edge of a tree: for D[0:size], the hash of each complete aligned subtree
+ * of its binary decomposition (one per set bit of size, largest first). That is all a log needs
+ * to append a leaf, compute its root, and, with the leaves after it, prove anything about them:
+ * every subtree of a proof that ends at or before `size` is one of these (see subtreeHashes).
+ * At most 53 hashes, whatever the size.
+ */
+export class Frontier {
+  private constructor(
+    private count: number,
+    /** Hashes of the decomposition's subtrees, largest (leftmost) first. */
+    private readonly edge: Buffer[],
+  ) {}
+
+  /** empty - the frontier of the empty tree. */
+  static empty(): Frontier {
+    return new Frontier(0, []);
+  }
+
+  /** restore - the frontier of a tree of `size` leaves from its hashes (as .hashes gave them); throws RangeError if they cannot be. */
+  static restore(size: number, hashes: readonly Uint8Array[]): Frontier {
+    checkSizes('Frontier.restore', 0, size);
+    if (hashes.length !== bitCount(size) || !hashes.every(validHash)) {
+      throw new RangeError(`frontier of size ${size}: ${hashes.length} hashes, expected ${bitCount(size)} of ${MERKLE_HASH_BYTES} bytes`);
+    }
+    return new Frontier(size, hashes.map((h) => Buffer.from(h)));
+  }
+
+  /** size - leaves appended. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** hashes - copies of the decomposition's hashes, largest subtree first. */
+  get hashes(): Buffer[] {
+    return this.edge.map((h) => Buffer.from(h));
+  }
+
+  /** clone - an independent copy. */
+  clone(): Frontier {
+    return new Frontier(this.count, this.hashes);
+  }
+
+  /** append - add one leaf hash; returns its index. */
+  append(hash: Uint8Array): number {
+    if (!validHash(hash)) throw new RangeError(`leaf hash: expected ${MERKLE_HASH_BYTES} bytes`);
+    const index = this.count;
+    let h: Buffer = Buffer.from(hash);
+    // Each trailing 1 bit of the old size is a subtree of the same height as h: merge them.
+    for (let c = index; c % 2 === 1; c = half(c)) h = nodeHash(this.edge.pop()!, h);
+    this.edge.push(h);
+    this.count += 1;
+    return index;
+  }
+
+  /** root - MTH(D[0:size]): the subtrees folded from the right (RFC 9162 §2.1.1). */
+  root(): Buffer {
+    if (this.edge.length === 0) return Buffer.from(EMPTY_TREE_HASH);
+    let r = this.edge[this.edge.length - 1]!;
+    for (let i = this.edge.length - 2; i >= 0; i--) r = nodeHash(this.edge[i]!, r);
+    return Buffer.from(r);
+  }
+
+  /** subtree - the hash of D[start:end] if it is one of the decomposition's subtrees, else undefined. */
+  subtree(start: number, end: number): Buffer | undefined {
+    let at = 0;
+    for (const h of this.edge) {
+      const width = highestPowerOfTwoIn(this.count - at);
+      if (at === start && at + width === end) return Buffer.from(h);
+      at += width;
+    }
+    return undefined;
+  }
+}
+
+/** bitCount - the number of 1 bits of a safe integer. */
+function bitCount(n: number): number {
+  let c = 0;
+  for (let x = n; x > 0; x = half(x)) c += x % 2;
+  return c;
+}
+
+/** highestPowerOfTwoIn - the largest 2^j ≤ n (n ≥ 1). */
+function highestPowerOfTwoIn(n: number): number {
+  let k = 1;
+  while (k * 2 <= n) k *= 2;
+  return k;
+}
+
+/**
+ * subtreeHashes - the hashes of `ranges` (an inclusion or consistency proof's, for leaves at or
+ * after m = before.size, or between the sizes m and n) from the frontier `before` and the leaf
+ * hashes that follow it, in order, from leaf m on. A range that ends at or before m is one of the
+ * frontier's subtrees; one that starts at or after m is hashed from `later`; one that straddles m
+ * is split as MTH splits it, into the frontier's subtrees and later leaves (RFC 9162's proofs
+ * need no other leaves: see Frontier). `later` is read once, only as far as the last range
+ * needs, keeping one frontier per range: a file's leaves can be streamed in.
+ * Throws RangeError for a range that needs a leaf before m off the frontier, or after `later`.
+ */
+export function subtreeHashes(ranges: readonly Range[], before: Frontier, later: Iterable<Uint8Array>): Buffer[] {
+  const m = before.size;
+  const fed = new Map<string, { start: number; end: number; f: Frontier }>();
+  // The hash of D[start:end]: first called to list the later ranges (`done` false), then to compute.
+  const hashOf = (start: number, end: number, done: boolean): Buffer | undefined => {
+    if (end <= m) {
+      const h = before.subtree(start, end);
+      if (!h) throw new RangeError(`subtree ${start}..${end} is not on the frontier of size ${m}`);
+      return h;
+    }
+    if (start >= m) {
+      const key = `${start}:${end}`;
+      if (!done) fed.set(key, { start, end, f: Frontier.empty() });
+      return done ? fed.get(key)!.f.root() : undefined;
+    }
+    const k = largestPowerOfTwoBelow(end - start);
+    const left = hashOf(start, start + k, done);
+    const right = hashOf(start + k, end, done);
+    return done ? nodeHash(left!, right!) : undefined;
+  };
+  for (const [start, end] of ranges) hashOf(start, end, false);
+  const open = [...fed.values()];
+  const last = open.reduce((e, r) => Math.max(e, r.end), m);
+  let index = m;
+  if (index < last) {
+    for (const leaf of later) {
+      for (const r of open) if (r.start <= index && index < r.end) r.f.append(leaf);
+      index += 1;
+      if (index === last) break;
+    }
+  }
+  if (index < last) throw new RangeError(`subtreeHashes: leaves end at ${index}, the proof needs ${last}`);
+  return ranges.map(([start, end]) => hashOf(start, end, true)!);
+}
+
+/**
+ * inclusionProofs - PATH(m + i, D[0:n]) for every leaf i of `later`, the leaf hashes appended
+ * after the frontier `before` (m = before.size, n = m + later.length): a batch's proofs against
+ * the head that covers it. Each subtree among them is hashed once: O(k log k) hashes for k leaves.
+ */
+export function inclusionProofs(before: Frontier, later: readonly Uint8Array[]): Buffer[][] {
+  const m = before.size;
+  const n = m + later.length;
+  const memo = new Map<string, Buffer>();
+  const hashOf = (start: number, end: number): Buffer => {
+    if (end <= m) {
+      const h = before.subtree(start, end);
+      if (!h) throw new RangeError(`subtree ${start}..${end} is not on the frontier of size ${m}`);
+      return h;
+    }
+    if (end - start === 1) return Buffer.from(later[start - m]!);
+    const key = `${start}:${end}`;
+    let h = memo.get(key);
+    if (!h) {
+      const k = largestPowerOfTwoBelow(end - start);
+      h = nodeHash(hashOf(start, start + k), hashOf(start + k, end));
+      memo.set(key, h);
+    }
+    return h;
+  };
+  return later.map((_, i) => inclusionRanges(m + i, n).map(([start, end]) => hashOf(start, end)));
+}
+
 /** An append-only RFC 9162 tree over leaf hashes. */
 export class MerkleTree {
   private readonly levels: Level[] = [new Level()];
@@ -148,18 +366,14 @@ export class MerkleTree {
   inclusionProof(index: number, size: number = this.size): Buffer[] {
     this.checkIndex('size', size, this.size);
     this.checkIndex('index', index, size - 1);
-    const proof: Buffer[] = [];
-    this.path(index, 0, size, proof);
-    return proof;
+    return inclusionRanges(index, size).map(([start, end]) => this.subtree(start, end));
   }
 
   /** consistencyProof - PROOF(m, D[0:n]), RFC 9162 §2.1.4.1; empty when m is 0 or n. */
   consistencyProof(m: number, n: number = this.size): Buffer[] {
     this.checkIndex('n', n, this.size);
     this.checkIndex('m', m, n);
-    const proof: Buffer[] = [];
-    if (m > 0 && m < n) this.subproof(m, 0, n, true, proof);
-    return proof;
+    return consistencyRanges(m, n).map(([start, end]) => this.subtree(start, end));
   }
 
   /** subtree - MTH(D[start:end]) with start aligned as the RFC's recursion leaves it. */
@@ -171,37 +385,6 @@ export class MerkleTree {
     }
     const k = largestPowerOfTwoBelow(n);
     return nodeHash(this.subtree(start, start + k), this.subtree(start + k, end));
-  }
-
-  /** path - the audit path of leaf m within D[start:end], appended bottom-up to `out`. */
-  private path(m: number, start: number, end: number, out: Buffer[]): void {
-    const n = end - start;
-    if (n === 1) return;
-    const k = largestPowerOfTwoBelow(n);
-    if (m < k) {
-      this.path(m, start, start + k, out);
-      out.push(this.subtree(start + k, end));
-    } else {
-      this.path(m - k, start + k, end, out);
-      out.push(this.subtree(start, start + k));
-    }
-  }
-
-  /** subproof - SUBPROOF(m, D[start:end], b), appended to `out`. */
-  private subproof(m: number, start: number, end: number, b: boolean, out: Buffer[]): void {
-    const n = end - start;
-    if (m === n) {
-      if (!b) out.push(this.subtree(start, end));
-      return;
-    }
-    const k = largestPowerOfTwoBelow(n);
-    if (m <= k) {
-      this.subproof(m, start, start + k, b, out);
-      out.push(this.subtree(start + k, end));
-    } else {
-      this.subproof(m - k, start + k, end, false, out);
-      out.push(this.subtree(start, start + k));
-    }
   }
 
   /** checkIndex - throw a RangeError unless 0 ≤ value ≤ max and value is a safe integer. */

@@ -140,7 +140,7 @@ const MANGLERS: [string, (string | number)[], unknown, RegExp][] = [
   ['missing format', ['format'], REMOVE, /missing member "format"/],
   ['missing verdict', ['verdict'], REMOVE, /missing member "verdict"/],
   ['missing signature', ['signature'], REMOVE, /missing member "signature"/],
-  ['format version 3', ['format'], 'sluice-report/3', /^format:/],
+  ['format version 4', ['format'], 'sluice-report/4', /^format:/],
   ['format version 1 spelled with a space', ['format'], 'sluice-report/ 1', /^format:/],
   ['station empty', ['station'], '', /^station:/],
   ['station too long', ['station'], 'x'.repeat(257), /^station:/],

@@ -69,11 +69,19 @@ import { JsonError, parseStrictJson } from './_json.js';
 import { quote, ReportFormatError } from './errors.js';
 import { asciiJson, jcs } from './jcs.js';
 import { secretKeyMaterial, type SecretKey } from './keys.js';
+import { MERKLE_HASH_BYTES } from './merkle.js';
+import { validateTreeHead, type SignedTreeHead } from './treehead.js';
 
 /** The format this version writes: the "format" member, and the label that starts the signed bytes. */
 export const REPORT_FORMAT = 'sluice-report/2';
 /** Every format this version reads, each under its own rules (docs/report-format.md, section 7). */
-export const REPORT_FORMATS = ['sluice-report/1', 'sluice-report/2'] as const;
+export const REPORT_FORMATS = ['sluice-report/1', 'sluice-report/2', 'sluice-report/3'] as const;
+/**
+ * The format of a report vouched for by the station's transparency log: no signature of its own,
+ * but its leaf index, a signed tree head and the inclusion proof (member "log"). Its signed body
+ * bytes, the same construction as every version's, are the log's leaf.
+ */
+export const LOGGED_REPORT_FORMAT = 'sluice-report/3';
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 /** The format whose "signature" member also carries the unauthenticated "context" (read, never written). */
 const FORMAT_WITH_CONTEXT = 'sluice-report/1';
@@ -160,10 +168,20 @@ export type ReportSignature = {
   mldsa65: string;
 };
 
-/** SignedReport - a report body with its signature beside the body fields. */
-export type SignedReport = ReportBody & {
-  signature: ReportSignature;
+/** ReportLog - the unsigned "log" member of a sluice-report/3 report. */
+export type ReportLog = {
+  /** The leaf's index in the log (0-based), less than head.size. */
+  index: number;
+  /** RFC 9162 inclusion proof of the leaf in the tree of head.size leaves, 64 lowercase hex each. */
+  proof: string[];
+  head: SignedTreeHead;
 };
+
+/**
+ * SignedReport - a report body with what vouches for it beside the body fields: its own
+ * "signature" (sluice-report/1 and /2), or its place in the signed log, "log" (sluice-report/3).
+ */
+export type SignedReport = ReportBody & ({ signature: ReportSignature; log?: never } | { log: ReportLog; signature?: never });
 
 const BODY_KEYS = ['format', 'station', 'software', 'key', 'transfer', 'name', 'size', 'sha256', 'verdict', 'reason', 'checks', 'times'] as const;
 /** The optional body member: a named uploader (sluice-report/2 only). */
@@ -311,8 +329,10 @@ function bodyOf(o: Record<string, unknown>): ReportBody {
 
 /** validateSigned - a whole signed report; returns a fresh copy. */
 function validateSigned(value: unknown): SignedReport {
-  const o = members(value, 'report', [...BODY_KEYS, 'signature'], [UPLOADER_KEY]);
+  const logged = isObject(value) && value.format === LOGGED_REPORT_FORMAT;
+  const o = members(value, 'report', [...BODY_KEYS, logged ? 'log' : 'signature'], [UPLOADER_KEY]);
   const body = bodyOf(o);
+  if (logged) return { ...body, log: validateLog(o.log, body) };
   const withContext = body.format === FORMAT_WITH_CONTEXT;
   const s = members(o.signature, 'signature', withContext ? ['context', 'ed25519', 'mldsa65'] : ['ed25519', 'mldsa65']);
   if (withContext && s.context !== FORMAT_WITH_CONTEXT) bad('signature.context', `must be "${FORMAT_WITH_CONTEXT}"`);
@@ -322,10 +342,48 @@ function validateSigned(value: unknown): SignedReport {
   return { ...body, signature: withContext ? { context: FORMAT_WITH_CONTEXT, ...sigs } : sigs };
 }
 
+/** isObject - a non-null, non-array object. */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The longest inclusion proof: one hash per level of a tree of 2^53 leaves. */
+const MAX_PROOF_HASHES = 64;
+
+/** validateLog - the "log" member of a sluice-report/3 report of `body`. */
+function validateLog(value: unknown, body: ReportBody): ReportLog {
+  const l = members(value, 'log', ['index', 'proof', 'head']);
+  let head: SignedTreeHead;
+  try {
+    head = validateTreeHead(l.head);
+  } catch (err) {
+    if (err instanceof ReportFormatError) bad('log.head', err.message);
+    throw err;
+  }
+  if (typeof l.index !== 'number' || !Number.isSafeInteger(l.index) || l.index < 0 || Object.is(l.index, -0)) bad('log.index', 'must be a non-negative safe integer');
+  if (l.index >= head.size) bad('log.index', `must be less than log.head.size (${head.size})`);
+  if (!Array.isArray(l.proof) || l.proof.length > MAX_PROOF_HASHES) bad('log.proof', `must be an array of at most ${MAX_PROOF_HASHES} hashes`);
+  const proof = l.proof.map((h: unknown, i: number) => {
+    if (!isLowerHex(h, 2 * MERKLE_HASH_BYTES)) bad(`log.proof[${i}]`, `must be ${2 * MERKLE_HASH_BYTES} lowercase hex digits`);
+    return h;
+  });
+  if (head.key !== body.key) bad('log.head.key', `${head.key} is not the report's key ${body.key}`);
+  if (head.station !== body.station) bad('log.head.station', "is not the report's station");
+  return { index: l.index, proof, head };
+}
+
+/** assembleLogged - a sluice-report/3 report: a valid body and its place in the log. */
+export function assembleLogged(report: ReportBody, inclusion: { index: number; proof: readonly Uint8Array[]; head: SignedTreeHead }): SignedReport {
+  const body = validateReportBody(withoutSignature(report));
+  if (body.format !== LOGGED_REPORT_FORMAT) bad('format', `a report in the log is "${LOGGED_REPORT_FORMAT}"`);
+  const log = validateLog({ index: inclusion.index, proof: inclusion.proof.map((h) => Buffer.from(h).toString('hex')), head: inclusion.head }, body);
+  return { ...body, log };
+}
+
 /** withoutSignature - the body members of a body or signed report (a shallow copy). */
 function withoutSignature(report: ReportBody | SignedReport): unknown {
   if (typeof report !== 'object' || report === null) return report;
-  const { signature: _ignored, ...body } = report as SignedReport;
+  const { signature: _ignored, log: _log, ...body } = report as SignedReport;
   return body;
 }
 
@@ -352,6 +410,7 @@ export function assembleSigned(body: ReportBody, sigs: HybridSignatures): Signed
 
 /** signatureBytes - the raw signatures of a report that passed parseReport. */
 export function signatureBytes(report: SignedReport): HybridSignatures {
+  if (!report.signature) throw new ReportFormatError(`signature: a "${LOGGED_REPORT_FORMAT}" report has none (see "log")`);
   const ed25519 = fromBase64Strict(report.signature.ed25519, LENGTHS.ed25519Signature);
   const mldsa65 = fromBase64Strict(report.signature.mldsa65, LENGTHS.mldsa65Signature);
   if (!(ed25519 instanceof Uint8Array) || !(mldsa65 instanceof Uint8Array)) throw new ReportFormatError('signature: not valid base64');

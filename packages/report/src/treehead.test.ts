@@ -100,6 +100,15 @@ describe('auditing a log directory', () => {
     expect(checkLeaf(leaves[0]!)).toBeNull();
   });
 
+  it('a record being written after the last head is counted, not an inconsistency; a cut covered leaf is one', () => {
+    const rec = encodeLeafRecord(canonicalBytes(makeBody(keysA.public.keyId, Buffer.from('in flight'))));
+    fs.appendFileSync(path.join(dir, LOG_FILES.leaves), rec.subarray(0, 40));
+    expect(auditLog(dir, keysA.public)).toEqual({ ok: true, leaves: 9, heads: 4, unpublished: 0, partialBytes: 40 });
+    const whole = Buffer.concat(leaves.map(encodeLeafRecord));
+    fs.writeFileSync(path.join(dir, LOG_FILES.leaves), whole.subarray(0, whole.length - 3));
+    expect(auditLog(dir, keysA.public).problem).toMatch(/^tree head 4 \(size 9\): covers 9 leaves, the log holds 8/);
+  });
+
   it('a removed leaf is named', () => {
     write([...leaves.slice(0, 3), ...leaves.slice(4)], heads);
     expect(auditLog(dir, keysA.public)).toMatchObject({ ok: false, problem: expect.stringMatching(/^tree head 2 \(size 5\): root .* is not the root of leaves 0\.\.4/) });

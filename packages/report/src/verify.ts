@@ -16,6 +16,9 @@
  *     1. parseReport (strict, canonical spelling)          -> 'malformed'     exit 6
  *     2. report "key" equals the id of the given key       -> 'unknown-key'   exit 7
  *     3. Ed25519 AND ML-DSA-65 verify over canonicalBytes  -> 'bad-signature' exit 3
+ *        (sluice-report/3: both verify over the tree head's
+ *        signed bytes, and the inclusion proof leads from
+ *        the leaf hash of canonicalBytes to the head's root)
  *     (reportOnly stops here: 'ok', whatever the verdict)
  *     4. the report vouches for bytes (not an upload never
  *        copied), and the file's size and SHA-256 equal them -> 'mismatch'      exit 4
@@ -41,6 +44,8 @@ import { isLowerHex } from './_codec.js';
 import { quote, ReportFormatError } from './errors.js';
 import { asciiJson } from './jcs.js';
 import type { PublicKey } from './keys.js';
+import { leafHash, verifyInclusion } from './merkle.js';
+import { rootBytes, verifyTreeHead } from './treehead.js';
 import { canonicalBytes, neverCopied, parseReport, signatureBytes, type ReportBody, type SignedReport } from './report.js';
 
 export type VerifyCode = 'ok' | 'bad-signature' | 'mismatch' | 'rejected' | 'malformed' | 'unknown-key';
@@ -110,16 +115,20 @@ export function verifyReport(options: VerifyOptions): VerifyResult {
   if (report.key !== publicKey.keyId) {
     return result('unknown-key', `unknown key: report is signed by key ${report.key}, the public key given is ${publicKey.keyId}`);
   }
-  const check = hybridVerify(canonicalBytes(report), signatureBytes(report), publicKey);
-  if (!check.ed25519 || !check.mldsa65) {
-    const what = !check.ed25519 && !check.mldsa65
-      ? 'Ed25519 and ML-DSA-65 signatures do not verify'
-      : !check.ed25519
-        ? 'Ed25519 signature does not verify'
-        : 'ML-DSA-65 signature does not verify';
-    return result('bad-signature', `bad signature: ${what}`);
+  if (report.log) {
+    // sluice-report/3: the tree head is signed, and the proof puts this body's bytes under it.
+    const problem = verifyTreeHead(report.log.head, publicKey);
+    if (problem) return result('bad-signature', `bad signature: ${oneLine(problem)}`);
+    const proof = report.log.proof.map((h) => Buffer.from(h, 'hex'));
+    if (!verifyInclusion(leafHash(canonicalBytes(report)), report.log.index, report.log.head.size, proof, rootBytes(report.log.head))) {
+      return result('bad-signature', `bad signature: the inclusion proof does not put this report at index ${report.log.index} of the signed tree head (size ${report.log.head.size})`);
+    }
+  } else {
+    const failed = signatureProblem(report, publicKey);
+    if (failed) return result('bad-signature', failed);
   }
   if (reportOnly) {
+
     return result('ok', `signature ok: ${report.verdict} report for transfer ${quote(report.transfer)}, ${describeFile(report)}`, report);
   }
   const facts = file as FileFacts;
@@ -136,6 +145,18 @@ export function verifyReport(options: VerifyOptions): VerifyResult {
     return result('rejected', `verdict rejected: ${quote(report.reason, 200)}`, report);
   }
   return result('ok', `ok: accepted, signature and digest match (${describeFile(report)})`, report);
+}
+
+/** signatureProblem - null when the report's own two signatures verify (sluice-report/1, /2), else the reason. */
+function signatureProblem(report: SignedReport, publicKey: PublicKey): string | null {
+  const check = hybridVerify(canonicalBytes(report), signatureBytes(report), publicKey);
+  if (check.ed25519 && check.mldsa65) return null;
+  const what = !check.ed25519 && !check.mldsa65
+    ? 'Ed25519 and ML-DSA-65 signatures do not verify'
+    : !check.ed25519
+      ? 'Ed25519 signature does not verify'
+      : 'ML-DSA-65 signature does not verify';
+  return `bad signature: ${what}`;
 }
 
 /** describeFile - "name, N bytes, sha256 X" (or what was seen of an upload never copied) for a reason line. */
@@ -160,7 +181,7 @@ function oneLine(text: string): string {
 export function verifyResultJson(res: VerifyResult): string {
   const out: Record<string, unknown> = { ok: res.ok, code: res.code, exitCode: res.exitCode, reason: res.reason };
   if (res.report) {
-    const { signature: _omit, ...body } = res.report;
+    const { signature: _omit, log: _log, ...body } = res.report;
     out.report = body;
   }
   return asciiJson(JSON.stringify(out));

@@ -25,13 +25,14 @@
  *     3. forward.ts hands egress a read-only descriptor of the copy and
  *        relays egress's answer to ingress.
  *
- *   Two bounds (core's Slots), each transit.maxInFlight: transfers being
- *   copied and checked, and checked transfers handed to egress and not yet
- *   acked (each holds its sealed copy). A checked transfer takes a
- *   forwarding slot before it gives its checking slot to the next file, so
- *   the scanners take the next file while egress writes and signs, and
- *   transit holds at most 2 x maxInFlight sealed copies however slow egress
- *   is. At most 8 x maxInFlight records wait for a checking slot, each with
+ *   Two bounds (core's Slots): transit.maxInFlight transfers being copied
+ *   and checked, and transit.maxForwarding checked transfers handed to
+ *   egress and not yet acked (each holds its sealed copy, counted in bytes
+ *   by the copy budget). A checked transfer takes a forwarding slot before
+ *   it gives its checking slot to the next file, so the scanners take the
+ *   next file while egress writes and logs, egress has many reports ready
+ *   at once for one tree head, and transit holds at most maxInFlight +
+ *   maxForwarding sealed copies however slow egress is. At most 8 x maxInFlight records wait for a checking slot, each with
  *   ingress's descriptor; admit() refuses more before they are decoded, so
  *   a flooding peer cannot make transit hoard descriptors.
  */
@@ -78,7 +79,7 @@ export class Transfers {
 
   constructor(private readonly o: TransferOptions) {
     this.checking = new Slots(o.cfg.transit.maxInFlight, 'checking');
-    this.forwarding = new Slots(o.cfg.transit.maxInFlight, 'forwarding');
+    this.forwarding = new Slots(o.cfg.transit.maxForwarding, 'forwarding');
   }
 
   /** inFlight - transfers waiting for or holding a checking slot, or being forwarded. */
