@@ -259,6 +259,27 @@ function devOpts(opts, figure, build = THIS_BUILD) {
 }
 
 /** figureLarge - 8 x 256 MiB end to end vs single-core copy+SHA-256 into a memfd. */
+/** writeLargeInputs - `count` PNG-shaped inputs of `size` bytes under `stage`, synced. */
+function writeLargeInputs(stage, count, size) {
+  const block = randomBlock();
+  const inputs = [];
+  for (let i = 0; i < count; i++) inputs.push(writeLargeInput(stage, `large-${i}.png`, size, block));
+  syncAll();
+  return inputs;
+}
+
+/** timeLarge - drop `inputs` into a started run at once: seconds from the first rename to the last report, MB/s, CPU, faults. */
+async function timeLarge(run, inputs) {
+  run.watchOutputs();
+  const cpu0 = cpuSnapshot(stagePids(run));
+  const at = dropAll(run, inputs);
+  const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
+  const cpu = cpuUse(run, cpuSince(cpu0));
+  const seconds = (Math.max(...seen) - at[0]) / 1000;
+  const bytes = inputs.reduce((n, f) => n + f.size, 0);
+  return { seconds, mbps: bytes / seconds / 1e6, cpu, faults: checkOutputs(run, inputs) };
+}
+
 async function figureLarge(root, opts) {
   const dir = path.join(root, 'large');
   const stage = path.join(dir, 'stage');
@@ -266,10 +287,7 @@ async function figureLarge(root, opts) {
   const count = opts.largeFiles;
   const size = 256 * MiB;
   say(`large: writing ${count} x 256 MiB inputs`);
-  const block = randomBlock();
-  const inputs = [];
-  for (let i = 0; i < count; i++) inputs.push(writeLargeInput(stage, `large-${i}.png`, size, block));
-  syncAll();
+  const inputs = writeLargeInputs(stage, count, size);
   say('large: measuring the bounds (copy+SHA-256 into a memfd; direct copies; the disk)');
   // Three inputs for each bound, taken in turn (with fewer than 8 files, --large-files, they repeat).
   const three = (from, dir = null) => [0, 1, 2].map((k) => inputs[(from + k) % count]).map((f) => (dir ? path.join(dir, f.name) : f.path));
@@ -282,15 +300,7 @@ async function figureLarge(root, opts) {
   const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, 'large'));
   let result;
   try {
-    run.watchOutputs();
-    const cpu0 = cpuSnapshot(stagePids(run));
-    const at = dropAll(run, inputs);
-    const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
-    const cpu = cpuUse(run, cpuSince(cpu0));
-    const seconds = (Math.max(...seen) - at[0]) / 1000;
-    const bytes = count * size;
-    const mbps = bytes / seconds / 1e6;
-    const faults = checkOutputs(run, inputs);
+    const { seconds, mbps, cpu, faults } = await timeLarge(run, inputs);
     // The bound again, right after, on the outputs (the same bytes, in the page cache like the inputs
     // were): the mean of before and after tracks a machine whose load changes under the figure.
     const copyAfter = copyHashRate(three(0, run.layout.outbox));
@@ -595,20 +605,11 @@ async function largePass(dir, opts, name, build) {
   fs.mkdirSync(stage, { recursive: true });
   const count = opts.largeFiles;
   const size = 256 * MiB;
-  const block = randomBlock();
-  const inputs = [];
-  for (let i = 0; i < count; i++) inputs.push(writeLargeInput(stage, `large-${i}.png`, size, block));
-  syncAll();
+  const inputs = writeLargeInputs(stage, count, size);
   const run = await DevRun.start(path.join(dir, 'dev'), {}, devOpts(opts, name, build));
   try {
-    run.watchOutputs();
-    const cpu0 = cpuSnapshot(stagePids(run));
-    const at = dropAll(run, inputs);
-    const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
-    const cpu = cpuUse(run, cpuSince(cpu0));
-    const seconds = (Math.max(...seen) - at[0]) / 1000;
-    const bytes = count * size;
-    return { files: count, fileBytes: size, seconds, mbps: bytes / seconds / 1e6, cpuMsPerMB: (1000 * sumOf(cpu.daemons)) / (bytes / 1e6), cpu, faults: checkOutputs(run, inputs), problems: problemsOf(run) };
+    const { seconds, mbps, cpu, faults } = await timeLarge(run, inputs);
+    return { files: count, fileBytes: size, seconds, mbps, cpuMsPerMB: (1000 * sumOf(cpu.daemons)) / ((count * size) / 1e6), cpu, faults, problems: problemsOf(run) };
   } finally {
     await run.stop();
     if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
