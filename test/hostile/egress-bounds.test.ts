@@ -149,7 +149,7 @@ describe('egress bounds against a compromised transit', () => {
   }, 240_000);
 
   it.skipIf(!HAVE_STRACE)(
-    `a name already used 50,000 times: each delivery of it looks up O(log n) names, not n (stat calls counted with strace${HAVE_STRACE ? '' : '; skipped: strace is not installed'})`,
+    `a name already used 50,000 times: each delivery of it looks up O(log n) names, not n (stat calls counted with strace)${HAVE_STRACE ? '' : ' (skipped: strace is not installed)'}`,
     async () => {
       const USED = 50_000;
       const M = 20;

@@ -498,7 +498,7 @@ describe('test vector sluice-report/3: docs/report-format.md section 8 quotes it
     for (const h of docJson<{ proof: string[] }>('consistency-3-5.json').proof) expect(section).toContain(`\`${h}\``);
   });
 
-  it.skipIf(!existsSync('/usr/bin/python3'))('its Python sketches of RFC 9162 inclusion and consistency verification accept the vector and refuse a changed proof', () => {
+  it.skipIf(!existsSync('/usr/bin/python3'))(`its Python sketches of RFC 9162 inclusion and consistency verification accept the vector and refuse a changed proof${existsSync('/usr/bin/python3') ? '' : ' [skipped: no /usr/bin/python3]'}`, () => {
     const sketches = [...section.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(sketches).toHaveLength(2);
     const r = parseReport(docFile('log-3.sluice.json').toString('utf8'));
