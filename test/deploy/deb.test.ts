@@ -50,7 +50,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, type Line, has, isRoot, must, root, run, skipReason, waitFor, bootedSystemd } from './support.js';
+import { Daemon, type Line, has, isRoot, must, root, run, skipReason, waitFor, bootedSystemd, powerOff } from './support.js';
 
 const UPGRADE_VERSION_SUFFIX = '+upgradetest1';
 const HELD = 20; // files held in ingress's spool across the upgrade
@@ -227,15 +227,7 @@ describe.skipIf(nspawnWhy !== '')(`the package under apt and systemd, in a conta
   }, 900_000);
 
   afterAll(async () => {
-    if (nspawn && nspawn.child.exitCode === null) {
-      const exited = new Promise((r) => nspawn!.child.once('exit', r));
-      if (pid1) inC('systemctl', ['--no-block', 'poweroff']);
-      const t1 = setTimeout(() => nspawn!.child.kill('SIGTERM'), 20_000);
-      const t2 = setTimeout(() => nspawn!.child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(t1);
-      clearTimeout(t2);
-    }
+    await powerOff(nspawn, pid1);
     for (const d of [rootDir, upper]) if (d) fs.rmSync(d, { recursive: true, force: true });
   }, 60_000);
 

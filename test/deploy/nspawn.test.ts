@@ -20,7 +20,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Daemon, type Line, has, installOnce, isRoot, must, removeInstall, run, skipReason, waitFor, bootedSystemd } from './support.js';
+import { Daemon, type Line, has, installOnce, isRoot, must, removeInstall, run, skipReason, waitFor, bootedSystemd, powerOff } from './support.js';
 
 const nspawnWhy = !isRoot
   ? 'needs root; CI runs as root'
@@ -76,15 +76,7 @@ describe.skipIf(nspawnWhy !== '')(`under systemd itself, in a container booted f
   }, 120_000);
 
   afterAll(async () => {
-    if (nspawn && nspawn.child.exitCode === null) {
-      const exited = new Promise((r) => nspawn!.child.once('exit', r));
-      if (pid1) inC('systemctl', ['--no-block', 'poweroff']);
-      const t1 = setTimeout(() => nspawn!.child.kill('SIGTERM'), 20_000);
-      const t2 = setTimeout(() => nspawn!.child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(t1);
-      clearTimeout(t2);
-    }
+    await powerOff(nspawn, pid1);
     if (rootDir) fs.rmSync(rootDir, { recursive: true, force: true });
   }, 60_000);
 

@@ -310,3 +310,34 @@ export async function bootedSystemd(nspawn: Daemon): Promise<number> {
   await waitFor(() => ['running', 'degraded'].includes((now = state())), 'the container to finish booting', () => `state ${now}\n${nspawn.stderr}`, 90_000);
   return pid;
 }
+
+/**
+ * powerOff - stop a container `nspawn` booted: `systemctl poweroff` in it when its systemd (`pid1`)
+ * is up, SIGTERM to nspawn after 20 s and SIGKILL after 30 s if it is still there.
+ */
+export async function powerOff(nspawn: Daemon | undefined, pid1: number | undefined): Promise<void> {
+  if (!nspawn || nspawn.child.exitCode !== null) return;
+  const exited = new Promise((r) => nspawn.child.once('exit', r));
+  if (pid1) run('nsenter', ['-t', String(pid1), '-a', 'systemctl', '--no-block', 'poweroff']);
+  const t1 = setTimeout(() => nspawn.child.kill('SIGTERM'), 20_000);
+  const t2 = setTimeout(() => nspawn.child.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(t1);
+  clearTimeout(t2);
+}
+
+/**
+ * renamer - rewrite the production names in a deploy/ file to this run's: the egress credentials
+ * directory to `cred`, /var/lib/sluice, /run/sluice and /etc/sluice to `base`, `runDir` and `etc`,
+ * and each sluice-NAME user or group of `names` to PREFIX-NAME.
+ */
+export function renamer(o: { prefix: string; cred: string; base: string; runDir: string; etc: string; names: string[] }): (text: string) => string {
+  const accounts = new RegExp(`\\bsluice-(${o.names.join('|')})\\b`, 'g');
+  return (text) =>
+    text
+      .replace(/\/run\/credentials\/sluice-egress\.service/g, o.cred)
+      .replace(/\/var\/lib\/sluice(?=[/\s"]|$)/gm, o.base)
+      .replace(/\/run\/sluice(?=[/\s"]|$)/gm, o.runDir)
+      .replace(/\/etc\/sluice(?=[/\s"]|$)/gm, o.etc)
+      .replace(accounts, `${o.prefix}-$1`);
+}

@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { Daemon, SOCKET_LAUNCHER, deploy, has, startSshd, installOnce, isRoot, must, one, parseUnit, readUnit, removeInstall, run, skipReason, waitFor, words } from './support.js';
+import { Daemon, SOCKET_LAUNCHER, deploy, has, startSshd, installOnce, isRoot, must, one, parseUnit, readUnit, removeInstall, run, skipReason, waitFor, words, renamer } from './support.js';
 
 const topologyTools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh-keygen', '/usr/bin/python3'];
 const missingTools = topologyTools.filter((t) => !has(t));
@@ -63,13 +63,7 @@ describe.skipIf(topologyWhy !== '')(`the real topology: system users, socket act
   const names = ['drop', 'ingress', 'transit', 'egress', 'inbox', 'out', 'uploaders'].map((n) => `${p}-${n}`);
   const user = (n: string) => `${p}-${n}`;
   /** rewrite - the production names in deploy/ files, made unique to this run. */
-  const rewrite = (text: string) =>
-    text
-      .replace(/\/run\/credentials\/sluice-egress\.service/g, cred)
-      .replace(/\/var\/lib\/sluice(?=[/\s"]|$)/gm, base)
-      .replace(/\/run\/sluice(?=[/\s"]|$)/gm, runDir)
-      .replace(/\/etc\/sluice(?=[/\s"]|$)/gm, etc)
-      .replace(/\bsluice-(drop|ingress|transit|egress|inbox|out|uploaders)\b/g, `${p}-$1`);
+  const rewrite = renamer({ prefix: p, cred, base, runDir, etc, names: ['drop', 'ingress', 'transit', 'egress', 'inbox', 'out', 'uploaders'] });
 
   let tmp = '';
   let lib = '';

@@ -30,7 +30,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, SOCKET_LAUNCHER, deploy, has, startSshd, isRoot, must, one, parseUnit, readUnit, root, run, skipReason, waitFor, words } from './support.js';
+import { Daemon, SOCKET_LAUNCHER, deploy, has, startSshd, isRoot, must, one, parseUnit, readUnit, root, run, skipReason, waitFor, words, renamer } from './support.js';
 
 const tools = ['systemd-sysusers', 'systemd-tmpfiles', 'setpriv', 'useradd', 'usermod', 'userdel', 'groupdel', 'getent', '/usr/sbin/sshd', 'scp', 'sftp', 'ssh-keygen', '/usr/bin/python3'];
 const missing = tools.filter((t) => !has(t));
@@ -62,13 +62,7 @@ describe.skipIf(why !== '')(`named uploaders end to end: the station, a real ssh
   const alice = `${p}a`;
   const bob = `${p}b`;
   /** rewrite - the production names in deploy/ files, made unique to this run. */
-  const rewrite = (text: string) =>
-    text
-      .replace(/\/run\/credentials\/sluice-egress\.service/g, cred)
-      .replace(/\/var\/lib\/sluice(?=[/\s"]|$)/gm, base)
-      .replace(/\/run\/sluice(?=[/\s"]|$)/gm, runDir)
-      .replace(/\/etc\/sluice(?=[/\s"]|$)/gm, etc)
-      .replace(/\bsluice-(drop|ingress|transit|egress|inbox|out|uploaders|operators)\b/g, `${p}-$1`);
+  const rewrite = renamer({ prefix: p, cred, base, runDir, etc, names: ['drop', 'ingress', 'transit', 'egress', 'inbox', 'out', 'uploaders', 'operators'] });
   const home = (n: string) => `${base}/uploaders/${n}`;
   const keysDir = `${etc}/uploaders/keys`;
   const pub = `${etc}/keys/signing.pub`;
