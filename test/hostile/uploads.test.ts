@@ -136,10 +136,17 @@ function whichVersion(bytes: string): number {
 /**
  * settledFor - wait until ingress has dealt with every entry under `name`:
  * the inbox entry is gone and every pickup or refusal of it has its report.
+ * Ingress takes an entry out of the inbox before it logs the pickup, and its
+ * lines reach the test through a pipe: a file dropped after the inbox entry
+ * is gone, once its own pickup line is read, shows every line before it was.
  */
 async function settledFor(name: string): Promise<Found[]> {
+  await p.waitFor(() => !fs.existsSync(path.join(p.inbox, name)), 60_000, `${name} taken from the inbox`);
+  const marker = `settled-${name}-${p.lines.length}.txt`;
+  p.drop(marker, `after ${name}\n`);
+  await p.waitFor(() => p.lines.some((l) => l.stage === 'ingress' && l.event === 'picked-up' && l.name === marker), 60_000, `ingress's pickup of ${marker}`);
   const handled = () => p.lines.filter((l) => l.stage === 'ingress' && (l.event === 'picked-up' || l.event === 'upload-refused') && l.name === name).length;
-  await p.waitFor(() => !fs.existsSync(path.join(p.inbox, name)) && handled() > 0 && reportsFor(name).length === handled(), 60_000, `every version of ${name} reported`);
+  await p.waitFor(() => handled() > 0 && reportsFor(name).length === handled(), 60_000, `every version of ${name} reported`);
   return reportsFor(name);
 }
 
