@@ -52,6 +52,12 @@
  *             default, the transparency log's batch window). "Half load"
  *             is the same for both builds: files arriving evenly at half
  *             the burst rate the build before reached in that round.
+ *             Each round also measures the filesystem floor
+ *             (lib/bounds.mjs filesystemFloor: the per-file system calls of
+ *             the three stages alone, synchronously in one process) and
+ *             prints it as a share of the build before's CPU per file: how
+ *             much of the budget the goal leaves is taken before Sluice's
+ *             own code runs.
  *     large   MB/s and CPU per MB after / before: no regression beyond the
  *             noise (the wider spread of either build's own runs).
  *     memory  each stage's growth (peak - idle RSS) after - before, and
@@ -101,7 +107,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DevRun, THIS_BUILD, loadBuild } from './lib/pipeline.mjs';
 import { writeLargeInput, writeSmallInputs, randomBlock, syncAll } from './lib/inputs.mjs';
-import { copyHashRate, copyHashDirectRate, diskMixRate, perFileFloor } from './lib/bounds.mjs';
+import { copyHashRate, copyHashDirectRate, diskMixRate, perFileFloor, filesystemFloor } from './lib/bounds.mjs';
 import { memOf, shmem, resetPeak, RssSampler } from './lib/rss.mjs';
 import { describeMachine } from './lib/machine.mjs';
 import { BenchClamd, HAVE_CLAMD, CLAMD, PYTHON } from './lib/clamd.mjs';
@@ -640,7 +646,16 @@ async function compareBuilds(root, opts) {
   };
   if (opts.only.includes('small')) {
     const pacedCount = Math.min(opts.pacedFiles, opts.smallFiles);
-    out.small = await each('small', (name, build, row) => smallPass(path.join(root, name), opts, name, build, { count: opts.smallFiles, pacedCount, pacedRate: row.before?.paced.filesPerSec ?? null }));
+    out.small = await each('small', async (name, build, row) => {
+      const pass = await smallPass(path.join(root, name), opts, name, build, { count: opts.smallFiles, pacedCount, pacedRate: row.before?.paced.filesPerSec ?? null });
+      if (row.before) {
+        // The floor of the same round: what the filesystem steps alone cost per file, minutes from both passes.
+        const dir = path.join(root, `${name}-floor`);
+        row.floor = filesystemFloor(dir, 500);
+        if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+      }
+      return pass;
+    });
   }
   if (opts.only.includes('large')) out.large = await each('large', (name, build) => largePass(path.join(root, name), opts, name, build));
   if (opts.only.includes('memory')) out.memory = await each('memory', (name, build) => figureMemory(root, opts, name, build));
@@ -684,7 +699,10 @@ function printComparison(machine, c) {
     out.push(`  files/s, after/before           ${range(rateRatio, 2)}  (goal >= ${VS_BEFORE.smallRate}: ${mark(rateRatio.median >= VS_BEFORE.smallRate)})`);
     out.push(`  p99 at half load, after-before  ${range(p99Diff, 1, ' ms')}  (goal <= +${VS_BEFORE.pacedP99Ms} ms, the batch window: ${mark(p99Diff.median <= VS_BEFORE.pacedP99Ms)})`);
     out.push(`  p50 at half load, after-before  ${range(p50Diff, 1, ' ms')}`);
-    c.smallRatios = { cpuPerFile: cpuRatio, filesPerSec: rateRatio, pacedP99DiffMs: p99Diff, pacedP50DiffMs: p50Diff };
+    const floor = spread(x.map((r) => r.floor.cpuMsPerFile));
+    const floorShare = spread(x.map((r) => r.floor.cpuMsPerFile / r.before.cpuMsPerFile));
+    out.push(`  filesystem floor, CPU ms/file   ${range(floor, 2)}  = ${range(floorShare, 3)} of the build before's CPU per file (bounds.mjs filesystemFloor: the stages' filesystem steps alone)`);
+    c.smallRatios = { cpuPerFile: cpuRatio, filesPerSec: rateRatio, pacedP99DiffMs: p99Diff, pacedP50DiffMs: p50Diff, filesystemFloorMs: floor, floorOfBefore: floorShare };
   }
   if (c.large) {
     const x = c.large;

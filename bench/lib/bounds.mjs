@@ -8,6 +8,7 @@
  *   copyHashDirectRate(paths, dir)    // MB per CPU-second: the same into a file written with O_DIRECT, fsynced
  *   await diskMixRate(dir, paths)     // MB/s: what the disk allows the pipeline (two direct writes, one direct read per byte)
  *   await perFileFloor(dir, n)        // files/s (and ms signing): one process, per file one hybrid signature + two durable 4 KiB writes
+ *   filesystemFloor(dir, n)           // CPU ms per 4 KiB file: the three stages' filesystem steps, one process, synchronously
  *
  * DESCRIPTION
  *   Every figure `make bench` prints is a ratio against one of these,
@@ -43,12 +44,28 @@
  *   SignerPool inline path) and two durable 4 KiB writes (write a temporary
  *   file, fsync, rename, fsync the directory: writeDurable from core). A
  *   pipeline that overlaps stages on two cores should beat it.
+ *
+ *   filesystemFloor is the other side of the CPU per small file: the
+ *   system calls the invariants make every stage issue for one file, in
+ *   the order the stages issue them, made synchronously one file at a time
+ *   in one process (no threadpool, no event loop, no channel, no checks,
+ *   no signature). Ingress: lstat, open and fstat the upload, take and drop
+ *   its read lease, copy it hashed into a new spool file, fsync, rename,
+ *   write its metadata durably (new file, fsync, rename), fsync the spool,
+ *   move the upload aside and unlink it, fsync the inbox; later unlink both
+ *   spool files and fsync the spool. Transit: a sealed memfd copy, hashed.
+ *   Egress: an O_TMPFILE copy, hashed; the journal intent appended and
+ *   fdatasynced; the leaf and a tree head appended, each fdatasynced; the
+ *   report in a second O_TMPFILE, fsynced; the copy fsynced; both linked;
+ *   the outbox fsynced; the journal's done record. It returns the CPU
+ *   (user + kernel) of the timed files, per file: what is left of a small
+ *   file's cost once everything Sluice adds around these calls is gone.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { native, ALL_SEALS } from '@sluice/native';
+import { native, ALL_SEALS, constants as C } from '@sluice/native';
 import { writeDurable } from '@sluice/core';
 import { SignerPool, writeKeyFiles, loadSecretKey, keyIdOfSecret, REPORT_FORMAT } from '@sluice/report';
 import { median } from './stats.mjs';
@@ -214,4 +231,100 @@ export async function perFileFloor(dir, n = 300) {
   // Left in place until the figure ends: deleting them now would leave thousands of recently deleted inodes for the
   // pipeline's own files to step over (ext4 without a journal; docs/performance.md).
   return { filesPerSec: n / s, msPerFile: (s * 1000) / n, signMsPerFile: signMs / n, n };
+}
+
+/** fsyncPath - open, fsync, close: a directory's entries made durable, as core's fsyncDir. */
+function fsyncPath(p) {
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+}
+
+/** filesystemFloor - CPU ms per file of the three stages' per-file filesystem steps, synchronously (see DESCRIPTION). */
+export function filesystemFloor(dir, n = 500) {
+  const sub = (name) => {
+    const p = path.join(dir, name);
+    fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+    return p;
+  };
+  const [inbox, spool, outbox, state, log] = ['inbox', 'spool', 'outbox', 'state', 'log'].map(sub);
+  const data = randomBytes(4096);
+  const warm = 20;
+  for (let i = 0; i < warm + n; i++) fs.writeFileSync(path.join(inbox, `f-${i}`), data);
+  fsyncPath(inbox);
+  const journal = fs.openSync(path.join(state, 'journal.log'), 'a', 0o600);
+  const leaves = fs.openSync(path.join(log, 'leaves'), 'a', 0o640);
+  const heads = fs.openSync(path.join(log, 'heads'), 'a', 0o640);
+  const buf = Buffer.alloc(64 << 10);
+  const hashed = (fd, out) => {
+    const got = fs.readSync(fd, buf, 0, buf.length, 0);
+    createHash('sha256').update(buf.subarray(0, got)).digest();
+    fs.writeSync(out, buf, 0, got, 0);
+  };
+  const meta = JSON.stringify({ id: 'x'.repeat(25), name: 'f-00000', rawName: 'Zi0wMDAwMA==', size: 4096, sha256: 'a'.repeat(64), receivedAt: new Date().toISOString(), refusal: '', source: { dev: 1, ino: 1 } });
+  const intent = `${JSON.stringify({ op: 'intend', entry: { body: 'b'.repeat(900) } })}\n`;
+  const report = 'r'.repeat(3000);
+  const one = (i) => {
+    // ingress
+    const up = path.join(inbox, `f-${i}`);
+    const st = fs.lstatSync(up);
+    const fd = fs.openSync(up, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    fs.fstatSync(fd);
+    native.setLease(fd, C.F_RDLCK);
+    const tmp = path.join(spool, `.tmp-${i}.data`);
+    const copy = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    hashed(fd, copy);
+    fs.fstatSync(fd);
+    fs.fsyncSync(copy);
+    fs.closeSync(copy);
+    fs.renameSync(tmp, path.join(spool, `${i}.data`));
+    const mtmp = path.join(spool, `.tmp-${i}.json`);
+    const m = fs.openSync(mtmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    fs.writeSync(m, meta);
+    fs.fsyncSync(m);
+    fs.closeSync(m);
+    fs.renameSync(mtmp, path.join(spool, `${i}.json`));
+    fsyncPath(spool);
+    if (fs.lstatSync(up).ino !== st.ino) throw new Error(`${up} changed`);
+    const aside = path.join(inbox, `.aside-${i}`);
+    fs.renameSync(up, aside);
+    native.getLease(fd);
+    fs.unlinkSync(aside);
+    fsyncPath(inbox);
+    native.setLease(fd, C.F_UNLCK);
+    fs.closeSync(fd);
+    // transit
+    const spooled = fs.openSync(path.join(spool, `${i}.data`), fs.constants.O_RDONLY);
+    const sealed = native.memfdCreate('floor');
+    hashed(spooled, sealed);
+    native.addSeals(sealed, ALL_SEALS);
+    // egress
+    const own = fs.openSync(outbox, C.O_TMPFILE | fs.constants.O_RDWR, 0o640);
+    hashed(sealed, own);
+    fs.writeSync(journal, intent);
+    fs.fdatasyncSync(journal);
+    fs.writeSync(leaves, buf, 0, 1100);
+    fs.fdatasyncSync(leaves);
+    fs.writeSync(heads, buf, 0, 6500);
+    fs.fdatasyncSync(heads);
+    const rep = fs.openSync(outbox, C.O_TMPFILE | fs.constants.O_RDWR, 0o640);
+    fs.writeSync(rep, report);
+    fs.fsyncSync(rep);
+    fs.fsyncSync(own);
+    native.linkFd(own, path.join(outbox, `f-${i}`));
+    native.linkFd(rep, path.join(outbox, `f-${i}.sluice.json`));
+    fsyncPath(outbox);
+    fs.writeSync(journal, `{"op":"done","id":"${i}"}\n`);
+    for (const x of [rep, own, sealed, spooled]) fs.closeSync(x);
+    // ingress, after the ack
+    fs.unlinkSync(path.join(spool, `${i}.json`));
+    fs.unlinkSync(path.join(spool, `${i}.data`));
+    fsyncPath(spool);
+  };
+  for (let i = 0; i < warm; i++) one(i);
+  const t0 = process.cpuUsage();
+  for (let i = warm; i < warm + n; i++) one(i);
+  const used = process.cpuUsage(t0);
+  for (const fd of [journal, leaves, heads]) fs.closeSync(fd);
+  return { cpuMsPerFile: (used.user + used.system) / 1000 / n, kernelMsPerFile: used.system / 1000 / n, n };
 }
