@@ -72,4 +72,23 @@ describe(`make bench, shortened${haveClamd ? '' : ' [clamd figure expected as "n
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('the filesystem floor makes every stage\'s per-file steps: inbox and spool emptied, each file and its report linked in the outbox', async () => {
+    const { filesystemFloor } = (await import(path.join(root, 'bench/lib/bounds.mjs'))) as { filesystemFloor: (dir: string, n: number) => { cpuMsPerFile: number; kernelMsPerFile: number; n: number } };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-floor-test-'));
+    try {
+      const r = filesystemFloor(dir, 30);
+      expect(r.n).toBe(30);
+      expect(r.cpuMsPerFile).toBeGreaterThan(0);
+      expect(r.kernelMsPerFile).toBeLessThanOrEqual(r.cpuMsPerFile);
+      expect(fs.readdirSync(path.join(dir, 'inbox'))).toEqual([]);
+      expect(fs.readdirSync(path.join(dir, 'spool'))).toEqual([]);
+      const out = fs.readdirSync(path.join(dir, 'outbox'));
+      expect(out.filter((n) => n.endsWith('.sluice.json'))).toHaveLength(50); // 20 warm-up files and 30 timed
+      expect(out).toHaveLength(100);
+      expect(fs.statSync(path.join(dir, 'outbox', 'f-0')).size).toBe(4096);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
