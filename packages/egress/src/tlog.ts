@@ -83,6 +83,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fsyncDir, type Logger } from '@sluice/core';
 import {
+  checkedTreeHead,
   encodeLeafRecord,
   Frontier,
   inclusionProofs,
@@ -343,7 +344,8 @@ export class TransparencyLog {
       root: this.tree.root().toString('hex'),
       time: (this.o.now ?? (() => new Date()))().toISOString(),
     };
-    const head = await this.o.sign(body);
+    // Validated and frozen once here: every report of the batch refers to this one object (checkedTreeHead).
+    const head = checkedTreeHead(await this.o.sign(body));
     if (!Buffer.from(treeHeadBytes(head)).equals(treeHeadBytes(body))) throw new Error('the signed tree head is not the one asked for; not published');
     const line = Buffer.from(serializeTreeHead(head), 'latin1');
     const written = await write(this.headsFd, line);
