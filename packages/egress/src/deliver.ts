@@ -221,9 +221,12 @@ export class Deliveries {
       if (known && !known.durable) await journal.intend(entry); // its first flush failed: record it again before linking
       if (!known) await this.intend(entry);
       // Everything that needs a descriptor, space or a signer is done before the first link (outbox.ts).
-      const report = outbox.exists(entry.place, entry.stored + REPORT_SUFFIX) ? -1 : await outbox.signReport(entry);
+      // A name chosen just now (not journalled before) was free as file and as report, and is reserved
+      // since: nothing of this delivery can be in place yet, so neither output is looked for.
+      const fresh = !known;
+      const report = !fresh && outbox.exists(entry.place, entry.stored + REPORT_SUFFIX) ? -1 : await outbox.signReport(entry);
       try {
-        await outbox.publish(entry, out, report);
+        await outbox.publish(entry, out, report, { fresh });
       } finally {
         if (report >= 0) fs.closeSync(report);
       }

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { collisionName, defaults, REPORT_SUFFIX, type Config, type Logger } from '@sluice/core';
 import type { JournalEntry } from './journal.js';
-import { NAME_HINTS_MAX, Outbox } from './outbox.js';
+import { createsExactly, NAME_HINTS_MAX, Outbox } from './outbox.js';
 import { TransparencyLog } from './tlog.js';
 import { generateKeys, signTreeHead, verifyReport, REPORT_FORMAT } from '@sluice/report';
 
@@ -38,9 +38,9 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function newOutbox(): Outbox {
+function newOutbox(outputMode = 0o640): Outbox {
   const cfg: Config = defaults();
-  cfg.egress = { ...cfg.egress, outbox: outboxDir, rejected: path.join(dir, 'rejected'), outputMode: 0o640 };
+  cfg.egress = { ...cfg.egress, outbox: outboxDir, rejected: path.join(dir, 'rejected'), outputMode };
   return new Outbox({ cfg, log, tlog });
 }
 
@@ -218,5 +218,130 @@ describe('publish', () => {
       fs.closeSync(report);
     }
     expect(out.inPlace(entry('c.txt'))).toBe(true);
+  });
+});
+
+describe('publish of a fresh delivery (a name chosen for it just now)', () => {
+  const entry = (stored: string): JournalEntry => ({
+    id: 'fresh-1',
+    sha256: 'ab'.repeat(32),
+    size: 5,
+    verdict: 'accepted',
+    place: 'outbox',
+    stored,
+    body: {
+      format: REPORT_FORMAT,
+      station: 'test',
+      software: 'sluice 0.1.0',
+      key: keys.public.keyId,
+      transfer: 'fresh-1',
+      name: { original: stored, stored },
+      size: 5,
+      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+      verdict: 'accepted',
+      reason: '',
+      checks: [],
+      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
+    },
+  });
+  const unnamed = (text: string) => {
+    const fd = fs.openSync(outboxDir, 0o20200000 | fs.constants.O_RDWR, 0o640);
+    fs.writeSync(fd, text);
+    return fd;
+  };
+
+  it('links file and report without looking for either first', async () => {
+    const { out, lookups } = counted();
+    const stored = out.chooseName('outbox', 'f.txt');
+    const before = lookups();
+    const file = unnamed('hello');
+    const report = await out.signReport(entry(stored));
+    try {
+      await out.publish(entry(stored), file, report, { fresh: true });
+    } finally {
+      fs.closeSync(file);
+      fs.closeSync(report);
+    }
+    expect(lookups() - before).toBe(0);
+    expect(fs.readFileSync(path.join(outboxDir, 'f.txt'), 'utf8')).toBe('hello');
+    expect(out.inPlace(entry('f.txt'))).toBe(true);
+  });
+
+  it('a file name taken behind its back all the same is never overwritten: EEXIST, no report linked', async () => {
+    const out = newOutbox();
+    const stored = out.chooseName('outbox', 'g.txt');
+    fs.writeFileSync(path.join(outboxDir, stored), 'not ours');
+    const file = unnamed('hello');
+    const report = await out.signReport(entry(stored));
+    try {
+      await expect(out.publish(entry(stored), file, report, { fresh: true })).rejects.toMatchObject({ code: 'EEXIST' });
+    } finally {
+      fs.closeSync(file);
+      fs.closeSync(report);
+    }
+    expect(fs.readdirSync(outboxDir)).toEqual(['g.txt']);
+    expect(fs.readFileSync(path.join(outboxDir, 'g.txt'), 'utf8')).toBe('not ours');
+  });
+});
+
+describe('the mode of outputs', () => {
+  let saved: number;
+  beforeEach(() => {
+    saved = process.umask();
+  });
+  afterEach(() => {
+    process.umask(saved);
+  });
+
+  /** modes - the modes of an accepted copy and a signed report as the Outbox makes them. */
+  async function modes(out: Outbox): Promise<number[]> {
+    const src = fs.openSync(path.join(dir, 'src'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    fs.writeSync(src, 'hello');
+    const { fd } = await out.copyIn(src, 5);
+    fs.closeSync(src);
+    const report = await out.signReport({
+      id: 'mode-1',
+      sha256: 'ab'.repeat(32),
+      size: 5,
+      verdict: 'rejected',
+      place: 'rejected',
+      stored: 'm.txt',
+      body: {
+        format: REPORT_FORMAT,
+        station: 'test',
+        software: 'sluice 0.1.0',
+        key: keys.public.keyId,
+        transfer: 'mode-1',
+        name: { original: 'm.txt', stored: 'm.txt' },
+        size: 5,
+        sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+        verdict: 'rejected',
+        reason: 'x: no',
+        checks: [{ name: 'x', result: 'fail', reason: 'no', engine: '' }],
+        times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
+      },
+    });
+    try {
+      return [fd, report].map((f) => fs.fstatSync(f).mode & 0o7777);
+    } finally {
+      fs.closeSync(fd);
+      fs.closeSync(report);
+    }
+  }
+
+  it.each([
+    ['0022', '0640', true], // sluice dev, as a shell usually starts it
+    ['0077', '0640', false], // the units' UMask=0077
+    ['0022', '0660', false],
+    ['0000', '0664', true],
+  ])('under umask %s, outputMode %s: exactly that mode, whether the directory gives it by itself (%s) or an fchmod does', async (umaskText, modeText, byItself) => {
+    const mode = parseInt(modeText, 8);
+    process.umask(parseInt(umaskText, 8));
+    expect(createsExactly(outboxDir, mode)).toBe(byItself);
+    expect(await modes(newOutbox(mode))).toEqual([mode, mode]);
+  });
+
+  it('a directory where no unnamed file can be made is not trusted to give the mode: createsExactly is false', () => {
+    expect(createsExactly(path.join(dir, 'missing'), 0o640)).toBe(false);
   });
 });

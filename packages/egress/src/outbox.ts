@@ -14,7 +14,13 @@
  * DESCRIPTION
  *   Every output starts as an unnamed file (O_TMPFILE) in the directory it
  *   will live in, with mode egress.outputMode exactly (the unit's UMask=0077
- *   would narrow it to 0600, unreadable to sluice-out). It is fsynced, then
+ *   would narrow it to 0600, unreadable to sluice-out): set with fchmod,
+ *   unless the directory gives a new file that mode exactly by itself. That
+ *   is tried once per directory when egress starts (an unnamed file created
+ *   there, its mode read back: neither the umask, which egress never
+ *   changes, nor a default ACL narrowed it); a default ACL added to the
+ *   directory while egress runs takes effect from its next start, and can
+ *   only narrow the mode, never widen it. It is fsynced, then
  *   linked under its name with linkat, which never overwrites: a name taken
  *   meanwhile fails with EEXIST rather than replace another output.
  *
@@ -74,7 +80,7 @@ import {
   type Logger,
 } from '@sluice/core';
 import { native, constants as C } from '@sluice/native';
-import { assembleLogged, canonicalBytes, LOGGED_REPORT_FORMAT, serializeReport, type ReportBody } from '@sluice/report';
+import { canonicalBytes, LOGGED_REPORT_FORMAT, serializeLogged, type ReportBody } from '@sluice/report';
 import type { TransparencyLog } from './tlog.js';
 import type { JournalEntry } from './journal.js';
 import { Results } from './results.js';
@@ -99,11 +105,15 @@ export class Outbox {
   /** The named uploaders' copies of their reports (results.ts). */
   readonly results: Results;
   private directOk = true;
+  /** Places whose new files need no fchmod to have outputMode exactly (header). */
+  private readonly exactMode = new Set<Place>();
 
   constructor(private readonly o: OutboxOptions) {
     this.results = new Results({ cfg: o.cfg, log: o.log });
-    for (const d of [o.cfg.egress.outbox, o.cfg.egress.rejected]) {
+    for (const place of ['outbox', 'rejected'] as const) {
+      const d = this.dir(place);
       if (!fs.statSync(d).isDirectory()) throw new Error(`${d} is not a directory`);
+      if (createsExactly(d, o.cfg.egress.outputMode)) this.exactMode.add(place);
     }
   }
 
@@ -130,13 +140,7 @@ export class Outbox {
 
   /** exists - does a name exist in a place (without following links)? */
   exists(place: Place, name: string): boolean {
-    try {
-      fs.lstatSync(path.join(this.dir(place), name));
-      return true;
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return false;
-      throw err;
-    }
+    return fs.lstatSync(path.join(this.dir(place), name), { throwIfNoEntry: false }) !== undefined; // other errors throw
   }
 
   /** chooseName - a stored name free in the place, for the file and its report alike (header: how n is found). */
@@ -195,7 +199,7 @@ export class Outbox {
     // A body journalled by an earlier version names an earlier format; its members mean the same in this one.
     const body = { ...entry.body, format: LOGGED_REPORT_FORMAT } as unknown as ReportBody;
     const inclusion = await this.o.tlog.append(canonicalBytes(body)); // resolves once leaf and head are durable
-    const text = serializeReport(assembleLogged(body, inclusion));
+    const text = serializeLogged(body, inclusion);
     const fd = await this.openTmp(entry.place);
     try {
       fs.writeFileSync(fd, text);
@@ -211,9 +215,12 @@ export class Outbox {
    * publish - link a delivery's outputs that are not in place yet: the file (`file`, accepted only),
    * then its report (`report`, -1 when it is in place), back to back; never overwrite. A report that
    * cannot be linked takes back the file this call linked, so no file is left without its report.
+   * `fresh`: the entry's name was chosen by this process for this delivery (chooseName, then
+   * reserved), so neither output can be in place and the file is not looked for; a name taken
+   * all the same still fails its linkat with EEXIST, never overwritten.
    */
-  async publish(entry: JournalEntry, file: number, report: number): Promise<void> {
-    const linkFile = entry.place === 'outbox' && !this.exists('outbox', entry.stored);
+  async publish(entry: JournalEntry, file: number, report: number, opts: { fresh?: boolean } = {}): Promise<void> {
+    const linkFile = entry.place === 'outbox' && (opts.fresh === true || !this.exists('outbox', entry.stored));
     if (linkFile) await fsyncFd(file);
     // From here on nothing is opened or awaited: the two links follow each other at once.
     const filePath = path.join(this.dir(entry.place), entry.stored);
@@ -245,6 +252,7 @@ export class Outbox {
     // On the threadpool: allocating the inode can take milliseconds (ext4 without a journal steps over recently freed ones).
     const mode = this.o.cfg.egress.outputMode;
     const fd = await openFd(this.dir(place), C.O_TMPFILE | fs.constants.O_RDWR | flags, mode);
+    if (this.exactMode.has(place)) return fd; // created with `mode` exactly (header)
     try {
       fs.fchmodSync(fd, mode);
     } catch (err) {
@@ -265,6 +273,24 @@ export class Outbox {
       this.o.log.info({ event: 'direct-io-unavailable', reason: 'EINVAL' }, 'the outbox filesystem refuses O_DIRECT; buffered copies');
       return -1;
     }
+  }
+}
+
+/**
+ * createsExactly - does an unnamed file created in `dir` with `mode` get exactly that mode (nothing
+ * narrowed by the umask or a default ACL)? False when it cannot be tried: then every output is fchmodded.
+ */
+export function createsExactly(dir: string, mode: number): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, C.O_TMPFILE | fs.constants.O_RDWR, mode);
+  } catch {
+    return false;
+  }
+  try {
+    return (fs.fstatSync(fd).mode & 0o7777) === mode;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -83,6 +83,28 @@ describe('appending', () => {
     expect(audit).toEqual({ ok: true, leaves: 600, heads: signed, unpublished: 0 });
   });
 
+  it('logs a leaf as it was when append() was called: a caller changing its buffer later changes neither the leaf nor its proof', async () => {
+    const t = open({ batchMs: 20 });
+    const mine = leaf(7);
+    const pending = t.append(mine);
+    mine.fill(0x41); // before the batch is flushed
+    const a = await pending;
+    await t.close();
+    expect(leavesOf(dir)).toEqual([Buffer.from(leaf(7))]);
+    expect(verifyInclusion(leafHash(leaf(7)), a.index, a.head.size, a.proof, rootBytes(a.head))).toBe(true);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 1 });
+  });
+
+  it('hands every report of a batch the one tree head, frozen: none can change what another carries', async () => {
+    const t = open({ batchMs: 20 });
+    const answers = await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));
+    await t.close();
+    expect(answers[1]!.head).toBe(answers[0]!.head);
+    expect(answers[2]!.head).toBe(answers[0]!.head);
+    expect(Object.isFrozen(answers[0]!.head) && Object.isFrozen(answers[0]!.head.signature)).toBe(true);
+    expect(headsOf(dir)).toEqual([answers[0]!.head]);
+  });
+
   it('a reopened log goes on from where it stopped, consistent with its old heads', async () => {
     let t = open();
     await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));

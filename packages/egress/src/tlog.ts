@@ -83,6 +83,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fsyncDir, type Logger } from '@sluice/core';
 import {
+  checkedTreeHead,
   encodeLeafRecord,
   Frontier,
   inclusionProofs,
@@ -130,7 +131,8 @@ export interface Inclusion {
 }
 
 interface Waiter {
-  leaf: Uint8Array;
+  /** The leaf's record in `leaves` (encodeLeafRecord), made once when it was queued. */
+  record: Buffer;
   resolve: (inc: Inclusion) => void;
   reject: (err: Error) => void;
 }
@@ -263,9 +265,9 @@ export class TransparencyLog {
   /** append - queue one leaf; resolves once it and a head covering it are durable. */
   append(leaf: Uint8Array): Promise<Inclusion> {
     if (this.closed) return Promise.reject(new Error('transparency log closed'));
-    encodeLeafRecord(leaf); // size check now, not in the batch
+    const record = encodeLeafRecord(leaf); // size check now, not in the batch
     return new Promise<Inclusion>((resolve, reject) => {
-      this.pending.push({ leaf, resolve, reject });
+      this.pending.push({ record, resolve, reject });
       if (this.pending.length >= this.o.batchMax) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.o.batchMs);
     });
@@ -318,9 +320,9 @@ export class TransparencyLog {
   /** flushBatch - steps 1-5 of DESCRIPTION for one batch (possibly empty: publish leaves already written). */
   private async flushBatch(batch: Waiter[]): Promise<void> {
     const before = this.tree.clone();
-    const hashes = batch.map((w) => leafHash(w.leaf));
+    const hashes = batch.map((w) => leafHash(w.record.subarray(LEAF_HEADER_BYTES))); // the bytes written, copied at append()
     if (batch.length > 0) {
-      const records = batch.map((w) => encodeLeafRecord(w.leaf));
+      const records = batch.map((w) => w.record);
       const total = records.reduce((n, r) => n + r.length, 0);
       try {
         const { bytesWritten: written } = await writev(this.leavesFd, records);
@@ -343,7 +345,8 @@ export class TransparencyLog {
       root: this.tree.root().toString('hex'),
       time: (this.o.now ?? (() => new Date()))().toISOString(),
     };
-    const head = await this.o.sign(body);
+    // Validated and frozen once here: every report of the batch refers to this one object (checkedTreeHead).
+    const head = checkedTreeHead(await this.o.sign(body));
     if (!Buffer.from(treeHeadBytes(head)).equals(treeHeadBytes(body))) throw new Error('the signed tree head is not the one asked for; not published');
     const line = Buffer.from(serializeTreeHead(head), 'latin1');
     const written = await write(this.headsFd, line);

@@ -7,7 +7,7 @@
  *
  *   Format (report.ts)       REPORT_FORMAT, REPORT_FORMATS, LOGGED_REPORT_FORMAT, assembleLogged, ReportLog, MAX_REPORT_BYTES, LIMITS, PICKUP_CHECK,
  *                            ReportBody, SignedReport, ReportCheck, ReportSignature, ReportFormat, Verdict,
- *                            CheckResult, validateReportBody, canonicalBytes, signReport, serializeReport,
+ *                            CheckResult, validateReportBody, canonicalBytes, signReport, serializeReport, serializeLogged,
  *                            parseReport, neverCopied, pickupRefusal
  *   Canonical JSON (jcs.ts)  jcs, asciiJson
  *   Keys (keys.ts)           generateKeys, writeKeyFiles, loadSecretKey, loadPublicKey, parsePublicKey,
@@ -19,7 +19,8 @@
  *   Merkle tree (merkle.ts)  MerkleTree, Frontier, leafHash, nodeHash, EMPTY_TREE_HASH, MERKLE_HASH_BYTES,
  *                            inclusionRanges, consistencyRanges, subtreeHashes, inclusionProofs,
  *                            verifyInclusion, verifyConsistency (RFC 9162 §2.1), Range
- *   Tree heads (treehead.ts) TREE_HEAD_FORMAT, treeHeadBytes, validateTreeHead, parseTreeHead, serializeTreeHead,
+ *   Tree heads (treehead.ts) TREE_HEAD_FORMAT, treeHeadBytes, validateTreeHead, checkedTreeHead, isCheckedTreeHead,
+ *                            parseTreeHead, serializeTreeHead,
  *                            signTreeHead, verifyTreeHead, rootBytes, TreeHeadBody, SignedTreeHead
  *   Log files (logfile.ts)   LOG_FILES, readLeaves, readHeads, lastHead, auditLog, proveConsistency,
  *                            encodeLeafRecord, checkLeaf, Scan, HeadLine, LastHead, LogAudit, ConsistencyProof
@@ -52,6 +53,7 @@ export {
   canonicalBytes,
   signReport,
   serializeReport,
+  serializeLogged,
   parseReport,
   neverCopied,
   pickupRefusal,
@@ -114,6 +116,8 @@ export {
   MAX_TREE_HEAD_BYTES,
   treeHeadBytes,
   validateTreeHead,
+  checkedTreeHead,
+  isCheckedTreeHead,
   parseTreeHead,
   serializeTreeHead,
   signTreeHead,

@@ -7,6 +7,8 @@
  *            validateTreeHead, verifyTreeHead } from '@sluice/report';
  *   treeHeadBytes(head: TreeHeadBody | SignedTreeHead): Uint8Array
  *   validateTreeHead(value: unknown): SignedTreeHead
+ *   checkedTreeHead(value: unknown): SignedTreeHead         validated once, frozen
+ *   isCheckedTreeHead(value: unknown): boolean
  *   parseTreeHead(text: string): SignedTreeHead
  *   serializeTreeHead(head: SignedTreeHead): string        one line, LF-terminated
  *   verifyTreeHead(head: SignedTreeHead, pub: PublicKey): string | null   null = valid
@@ -27,8 +29,17 @@
  *   The file spelling is that of a report (RFC 8785 JCS, non-ASCII as \u
  *   escapes, one LF); parseTreeHead accepts that spelling and no other.
  *
+ *   checkedTreeHead validates a head as validateTreeHead does and returns
+ *   its fresh copy frozen (the signature member too), remembered as
+ *   checked: a frozen copy can no longer change, so a later validation of
+ *   that very object (a report of the same batch referring to it) is
+ *   skipped, and only that object's: an equal head from elsewhere is
+ *   validated again. Nothing else is remembered; its signatures are not
+ *   verified here (verifyTreeHead; egress's signer checks every head it
+ *   signs).
+ *
  * DIAGNOSTICS
- *   validateTreeHead and parseTreeHead throw ReportFormatError naming the
+ *   validateTreeHead, checkedTreeHead and parseTreeHead throw ReportFormatError naming the
  *   member. verifyTreeHead returns a one-line problem or null, never throws.
  */
 import { hybridSign, hybridVerify, LENGTHS, SIGNATURE_FIELDS, type HybridSignatures } from './_hybrid.js';
@@ -107,6 +118,24 @@ export function validateTreeHead(value: unknown): SignedTreeHead {
   return { ...body, signature: { ed25519: s.ed25519 as string, mldsa65: s.mldsa65 as string } };
 }
 
+/** Heads that checkedTreeHead validated and froze: valid for as long as they exist. */
+const CHECKED = new WeakSet<object>();
+
+/** checkedTreeHead - validateTreeHead, once per object: a frozen valid copy, remembered (header). */
+export function checkedTreeHead(value: unknown): SignedTreeHead {
+  if (isCheckedTreeHead(value)) return value;
+  const head = validateTreeHead(value);
+  Object.freeze(head.signature);
+  Object.freeze(head);
+  CHECKED.add(head);
+  return head;
+}
+
+/** isCheckedTreeHead - is this the very object a checkedTreeHead call returned? */
+export function isCheckedTreeHead(value: unknown): value is SignedTreeHead {
+  return typeof value === 'object' && value !== null && CHECKED.has(value);
+}
+
 /** treeHeadBytes - the signed bytes: label || 0x00 || JCS(members without "signature"). */
 export function treeHeadBytes(head: TreeHeadBody | SignedTreeHead): Uint8Array {
   const { signature: _omit, ...rest } = head as SignedTreeHead;
@@ -128,7 +157,7 @@ export function signTreeHead(body: TreeHeadBody, secret: SecretKey, options: { d
 
 /** serializeTreeHead - the one file spelling: ASCII-escaped JCS and a LF. */
 export function serializeTreeHead(head: SignedTreeHead): string {
-  return `${asciiJson(jcs(validateTreeHead(head)))}\n`;
+  return `${asciiJson(jcs(isCheckedTreeHead(head) ? head : validateTreeHead(head)))}\n`;
 }
 
 /** parseTreeHead - strict: the canonical spelling of a well-formed tree head, or ReportFormatError. */

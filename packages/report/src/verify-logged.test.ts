@@ -11,6 +11,8 @@ import { CONTENT_A, CONTENT_B, factsOf, keysA, keysB, makeBody, makeRejectedBody
 import {
   assembleLogged,
   canonicalBytes,
+  checkedTreeHead,
+  isCheckedTreeHead,
   EXIT_CODES,
   leafHash,
   LOGGED_REPORT_FORMAT,
@@ -18,11 +20,13 @@ import {
   parseReport,
   parseTreeHead,
   ReportFormatError,
+  serializeLogged,
   serializeReport,
   serializeTreeHead,
   signTreeHead,
   TREE_HEAD_FORMAT,
   verifyReport,
+  validateTreeHead,
   verifyTreeHead,
   type ReportBody,
 } from './index.js';
@@ -167,3 +171,66 @@ describe.skipIf(!hasPythonCryptography)(
     });
   },
 );
+
+describe('a tree head checked once for a whole batch (checkedTreeHead, serializeLogged)', () => {
+  const inclusion = (i: number, h = head) => ({ index: i, proof: tree.inclusionProof(i, 3), head: h });
+
+  it('gives reports byte for byte the text of an unchecked head, through serializeLogged and serializeReport alike', () => {
+    const checked = checkedTreeHead(head);
+    for (let i = 0; i < bodies.length; i++) {
+      expect(serializeLogged(bodies[i]!, inclusion(i, checked))).toBe(logged(i));
+      expect(serializeReport(assembleLogged(bodies[i]!, inclusion(i, checked)))).toBe(logged(i));
+      expect(serializeLogged(bodies[i]!, inclusion(i))).toBe(logged(i));
+    }
+    expect(check(serializeLogged(bodies[1]!, inclusion(1, checked)))).toMatchObject({ code: 'ok' });
+  });
+
+  it('is a frozen copy, the very object on a second call; the head it was made from stays as it was', () => {
+    const copy = structuredClone(head);
+    const checked = checkedTreeHead(copy);
+    expect(checked).toEqual(head);
+    expect(checked).not.toBe(copy);
+    expect(isCheckedTreeHead(checked)).toBe(true);
+    expect(isCheckedTreeHead(copy)).toBe(false);
+    expect(checkedTreeHead(checked)).toBe(checked);
+    expect(Object.isFrozen(checked) && Object.isFrozen(checked.signature)).toBe(true);
+    expect(() => {
+      (checked as { size: number }).size = 2;
+    }).toThrow(TypeError);
+    expect(() => {
+      (checked.signature as { ed25519: string }).ed25519 = 'AAAA';
+    }).toThrow(TypeError);
+    copy.size = 2; // the caller's own object is not frozen
+    expect(checked.size).toBe(3);
+  });
+
+  it('refuses what validateTreeHead refuses, with the same message, and remembers nothing it refused', () => {
+    const bad = { ...head, signature: { ...head.signature, ed25519: `${head.signature.ed25519.slice(0, -2)}B=` } };
+    const expected = (() => {
+      try {
+        validateTreeHead(bad);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    })();
+    expect(expected).toMatch(/tree head signature\.ed25519/);
+    expect(() => checkedTreeHead(bad)).toThrow(expected);
+    expect(isCheckedTreeHead(bad)).toBe(false);
+    expect(() => checkedTreeHead({ ...head, size: -1 })).toThrow(/tree head size/);
+  });
+
+  it('an equal head that is another object is validated again: a changed copy of a checked head is refused', () => {
+    const checked = checkedTreeHead(head);
+    const changed = { ...checked, signature: { ...checked.signature, mldsa65: `${checked.signature.mldsa65.slice(0, -1)}*` } };
+    expect(() => serializeLogged(bodies[1]!, inclusion(1, changed))).toThrow(ReportFormatError);
+    expect(() => serializeLogged(bodies[1]!, inclusion(1, changed))).toThrow(/log\.head: tree head signature\.mldsa65/);
+    expect(() => assembleLogged(bodies[1]!, inclusion(1, { ...checked, size: 1 }))).toThrow(/log\.index: must be less than log\.head\.size/);
+  });
+
+  it("still checks the report's own members against a checked head: its key and station, the index", () => {
+    const checked = checkedTreeHead(head);
+    expect(() => serializeLogged({ ...bodies[1]!, station: 'elsewhere' }, inclusion(1, checked))).toThrow(/log\.head\.station/);
+    expect(() => serializeLogged(bodies[1]!, { ...inclusion(1, checked), index: 3 })).toThrow(/log\.index/);
+  });
+});
