@@ -79,6 +79,11 @@ export interface CopyOptions {
   signal?: AbortSignal | undefined;
   /** dst was opened with O_DIRECT (direct.ts): whole-block writes, truncated to `size` after. */
   dstDirect?: boolean | undefined;
+  /**
+   * The caller checks the source's size itself once the copy has returned (ingress: fstat under a read lease),
+   * so growth is looked for by the last read rather than by a read after the copy (_pipeline.ts).
+   */
+  endCheckedAfter?: boolean | undefined;
 }
 
 export interface CopyResult {

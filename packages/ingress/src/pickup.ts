@@ -558,7 +558,8 @@ export class Inbox {
       const { out, direct } = await this.openSpoolCopy(tmp, fst.size);
       let meta: SpoolMeta;
       try {
-        const copied = await (direct ? copyAndHashDirect : copyAndHash)(fd, out, fst.size, { signal: ac.signal });
+        // endCheckedAfter: the fstat below notices a file that grew after the copy's last read.
+        const copied = await (direct ? copyAndHashDirect : copyAndHash)(fd, out, fst.size, { signal: ac.signal, endCheckedAfter: true });
         const after = fs.fstatSync(fd);
         if (after.size !== fst.size || after.mtimeMs !== fst.mtimeMs) {
           throw new Refused('changed', 'the file changed during the copy');
