@@ -14,6 +14,15 @@
  *   offset `size` to look for such a byte. It does not judge either case:
  *   copy.ts refuses them.
  *
+ *   With `endCheckedAfter` the caller checks the file's size itself once
+ *   the copy has ended (ingress: fstat's size and mtime, under a read
+ *   lease), so a byte that appears after the last read cannot pass
+ *   unseen. The last chunk's read then asks for the block that holds
+ *   offset `size` as well, when its buffer has room (every file smaller
+ *   than a chunk: buffers are a block longer than such a chunk), and no
+ *   read of its own follows the copy: one threadpool round trip less per
+ *   small file.
+ *
  *   Reads and writes are positional (pread/pwrite on libuv's threadpool),
  *   so the file offset src may share with another process never moves.
  *   Every read is of whole DIRECT_ALIGN blocks into aligned memory: valid
@@ -47,6 +56,8 @@ export interface PipelineOptions {
   signal?: AbortSignal | undefined;
   /** dst was opened with O_DIRECT: write whole blocks, then truncate to `size`. */
   dstDirect?: boolean | undefined;
+  /** The caller checks the file's size after the copy: the last read may look past `size` instead of a read after the copy. */
+  endCheckedAfter?: boolean | undefined;
 }
 
 /** pread - positional read through the threadpool; resolves with the byte count. */
@@ -69,7 +80,9 @@ function quiet<T>(p: Promise<T>): Promise<T> {
 /** pipelinedCopy - copy bytes [0, size) of src to dst, each chunk through onBytes; say where the file ended. */
 export async function pipelinedCopy(src: number, dst: number, size: number, onBytes: (bytes: Buffer) => void, opts: PipelineOptions = {}): Promise<Copied> {
   const chunk = Math.min(COPY_CHUNK, roundUp(Math.max(size, 1), DIRECT_ALIGN));
-  const bufs = takeBuffers(chunk, Math.max(1, Math.min(3, Math.ceil(size / chunk))));
+  // endCheckedAfter: one block more than a chunk smaller than COPY_CHUNK, room for the block that holds offset `size`.
+  const bytes = opts.endCheckedAfter ? Math.min(COPY_CHUNK, chunk + DIRECT_ALIGN) : chunk;
+  const bufs = takeBuffers(bytes, Math.max(1, Math.min(3, Math.ceil(size / chunk))));
   try {
     return await copyThrough(bufs, chunk, src, dst, size, onBytes, opts);
   } finally {
@@ -80,8 +93,14 @@ export async function pipelinedCopy(src: number, dst: number, size: number, onBy
 /** copyThrough - pipelinedCopy's loop, over buffers it owns until it settles. */
 async function copyThrough(bufs: Buffer[], chunk: number, src: number, dst: number, size: number, onBytes: (bytes: Buffer) => void, opts: PipelineOptions): Promise<Copied> {
   const want = (pos: number) => Math.min(chunk, size - pos);
-  let reading: Promise<number> | null = size > 0 ? quiet(fill(src, bufs[0]!, 0, want(0))) : null;
+  /** Whether the read of the chunk at `pos` into `buf` asks for the block that holds offset `size` too. */
+  const pastEnd = (buf: Buffer, pos: number) =>
+    opts.endCheckedAfter === true && pos + want(pos) === size && roundUp(want(pos) + 1, DIRECT_ALIGN) <= buf.length;
+  const read = (buf: Buffer, pos: number) => quiet(fill(src, buf, pos, want(pos), pastEnd(buf, pos)));
+  let reading: Promise<number> | null = size > 0 ? read(bufs[0]!, 0) : null;
   let writing: Promise<void> | null = null;
+  /** The last chunk's read asked past `size` and the file ended there. */
+  let endSeen = false;
   let pos = 0;
   let k = 0;
   try {
@@ -93,8 +112,9 @@ async function copyThrough(bufs: Buffer[], chunk: number, src: number, dst: numb
       opts.signal?.throwIfAborted();
       if (n < rest) return { copied: pos + n, more: false };
       if (n > rest) return { copied: pos + rest, more: true };
+      if (pos + n === size) endSeen = pastEnd(buf, pos);
       // The buffer after this one last held chunk k-2, whose write finished before k-1's began.
-      if (pos + n < size) reading = quiet(fill(src, bufs[(k + 1) % bufs.length]!, pos + n, want(pos + n)));
+      if (pos + n < size) reading = read(bufs[(k + 1) % bufs.length]!, pos + n);
       onBytes(buf.subarray(0, n));
       const len = opts.dstDirect ? roundUp(n, DIRECT_ALIGN) : n;
       if (len > n) buf.fill(0, n, len);
@@ -107,14 +127,18 @@ async function copyThrough(bufs: Buffer[], chunk: number, src: number, dst: numb
   } finally {
     await Promise.allSettled([reading, writing]);
   }
-  const more = await hasByteAt(src, size, bufs[0]!);
+  const more = endSeen ? false : await hasByteAt(src, size, bufs[0]!);
   if (!more && opts.dstDirect && size % DIRECT_ALIGN !== 0) fs.ftruncateSync(dst, size);
   return { copied: size, more };
 }
 
-/** fill - read whole blocks from `pos` into buf until it holds `rest` bytes or the file ends; may pass `rest` by less than a block. */
-async function fill(src: number, buf: Buffer, pos: number, rest: number): Promise<number> {
-  const want = roundUp(rest, DIRECT_ALIGN); // <= the buffer: rest is at most a chunk, a chunk is whole blocks
+/**
+ * fill - read whole blocks from `pos` into buf until it holds `rest` bytes or the file ends; may pass `rest` by
+ * less than a block, or with `past` (the block that holds byte pos + rest is asked for too) by up to a block.
+ */
+async function fill(src: number, buf: Buffer, pos: number, rest: number, past: boolean): Promise<number> {
+  // <= the buffer: rest is at most a chunk, a chunk is whole blocks, and `past` only where the buffer has a block more.
+  const want = roundUp(past ? rest + 1 : rest, DIRECT_ALIGN);
   let n = 0;
   while (n < rest) {
     const got = await pread(src, buf, n, want - n, pos + n);

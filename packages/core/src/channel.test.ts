@@ -296,6 +296,46 @@ describe('Connection: the outgoing queue', () => {
   });
 });
 
+describe('Connection: reading while sending', () => {
+  it('reads every record the peer sends, between its own sends and while its queue waits for the kernel', async () => {
+    const l = listen();
+    const client = native.connect(l.sock);
+    await until(() => l.conns.length === 1);
+    const conn = l.conns[0]!;
+    const drainClient = () => {
+      let n = 0;
+      while (native.recv(client, 16) !== null) n++;
+      return n;
+    };
+    // Sends that the kernel takes at once, each followed by a record from the peer.
+    for (let i = 0; i < 50; i++) {
+      await conn.send(Buffer.from('x'));
+      expect(native.send(client, Buffer.from(`a${i}`), -1)).toBeGreaterThan(0);
+      await until(() => l.received.length === i + 1);
+    }
+    expect(drainClient()).toBe(50);
+    // The kernel's buffer full: records wait in the connection's queue, and the peer's records still arrive.
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < 100_000 && conn.queuedRecords === 0; i++) pending.push(conn.send(Buffer.from('y')));
+    expect(conn.queuedRecords).toBeGreaterThan(0);
+    native.send(client, Buffer.from('while-queued'), -1);
+    await until(() => l.received.includes('while-queued'));
+    // The peer reads: the queue drains, and reading goes on after it.
+    let read = 0;
+    await until(() => {
+      read += drainClient();
+      return conn.queuedRecords === 0 && read === pending.length;
+    });
+    await Promise.all(pending);
+    native.send(client, Buffer.from('after'), -1);
+    await until(() => l.received.includes('after'));
+    expect(l.received).toEqual([...Array.from({ length: 50 }, (_, i) => `a${i}`), 'while-queued', 'after']);
+    expect(conn.isClosed).toBe(false);
+    fs.closeSync(client);
+    l.done();
+  });
+});
+
 describe('Listener: connection bounds', () => {
   it('evicts the least recently active connection of a uid beyond maxConnectionsPerPeer, after reading what it sent', async () => {
     const l = listen({ maxConnectionsPerPeer: 3 });

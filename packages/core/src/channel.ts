@@ -222,6 +222,8 @@ export class Connection {
   private queuedBytes = 0;
   private active = ++activity;
   private closed = false;
+  /** The events the poller was last started for: starting it again for the same ones would cost an epoll_ctl and change nothing. */
+  private polling = 0;
 
   constructor(fd: number, opts: ConnectionOptions) {
     this.fd = fd;
@@ -231,7 +233,14 @@ export class Connection {
     this.maxQueueRecords = opts.outgoingQueueRecords ?? OUTGOING_QUEUE_RECORDS;
     this.maxQueueBytes = opts.outgoingQueueBytes ?? OUTGOING_QUEUE_RECORD_MULTIPLE * opts.maxRecordBytes;
     this.poller = native.poll(fd, (status, events) => this.ready(status, events));
-    this.poller.start(C.POLL_READABLE | C.POLL_DISCONNECT);
+    this.pollFor(C.POLL_READABLE | C.POLL_DISCONNECT);
+  }
+
+  /** pollFor - have the poller report `events`; nothing to do when it already does. */
+  private pollFor(events: number): void {
+    if (this.polling === events) return;
+    this.poller.start(events);
+    this.polling = events;
   }
 
   get isClosed(): boolean {
@@ -344,13 +353,13 @@ export class Connection {
         return;
       }
       if (sent < 0) {
-        this.poller.start(C.POLL_READABLE | C.POLL_WRITABLE | C.POLL_DISCONNECT);
+        this.pollFor(C.POLL_READABLE | C.POLL_WRITABLE | C.POLL_DISCONNECT);
         return;
       }
       this.dequeue();
       out.resolve();
     }
-    if (!this.closed) this.poller.start(C.POLL_READABLE | C.POLL_DISCONNECT);
+    if (!this.closed) this.pollFor(C.POLL_READABLE | C.POLL_DISCONNECT);
   }
 
   /** ready - poll callback: drain readable records, flush writable ones. */

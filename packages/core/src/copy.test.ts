@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { native, ALL_SEALS } from '@sluice/native';
 import { execFileSync } from 'node:child_process';
-import { sealedCopy } from './copy.js';
+import { copyAndHash, sealedCopy } from './copy.js';
 import { copyAndHashDirect, DIRECT_MIN_BYTES } from './direct.js';
 import { countOpenFds } from './fds.js';
 import { COPY_CHUNK } from './_copy-buffers.js';
@@ -279,4 +279,48 @@ describe('copyAndHashDirect', () => {
       fs.rmSync(dir, { recursive: true });
     }
   });
+});
+
+describe('copyAndHash with endCheckedAfter (the caller checks the size after the copy: ingress)', () => {
+  // The last read also asks for the block that holds offset `size` when its buffer has room (below a chunk),
+  // and a read of its own looks there otherwise (from a whole chunk on): both ways must refuse the same files.
+  const sizes = [0, 1, 4095, 4096, 4097, 8192, COPY_CHUNK - 4096, COPY_CHUNK - 1, COPY_CHUNK, COPY_CHUNK + 1, 2 * COPY_CHUNK];
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-endcheck-'));
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** copy - copy `claimed` bytes of a file holding `bytes` into a fresh file; the outcome and what the copy holds. */
+  async function copy(bytes: Buffer, claimed: number) {
+    const file = path.join(dir, 'src');
+    fs.writeFileSync(file, bytes);
+    const src = fs.openSync(file, 'r');
+    const out = path.join(dir, 'dst');
+    const dst = fs.openSync(out, 'w', 0o600);
+    try {
+      const r = await copyAndHash(src, dst, claimed, { endCheckedAfter: true });
+      return { r, held: fs.readFileSync(out) };
+    } finally {
+      fs.closeSync(src);
+      fs.closeSync(dst);
+      fs.rmSync(out, { force: true });
+    }
+  }
+
+  for (const size of sizes) {
+    it(`${size} bytes: copied exactly; a byte more is refused (grew), a byte less too (shrank)`, async () => {
+      const bytes = Buffer.alloc(size + 1);
+      for (let i = 0; i < bytes.length; i += 4093) bytes[i] = (i * 31) & 0xff;
+      bytes[size] = 0xee;
+      const exact = bytes.subarray(0, size);
+      const { r, held } = await copy(exact, size);
+      expect(held.equals(exact)).toBe(true);
+      expect(r.sha256.toString('hex')).toBe(createHash('sha256').update(exact).digest('hex'));
+      await expect(copy(bytes, size)).rejects.toMatchObject({ reason: 'grew' });
+      if (size > 0) await expect(copy(bytes.subarray(0, size - 1), size)).rejects.toMatchObject({ reason: 'shrank' });
+    });
+  }
 });

@@ -33,7 +33,10 @@
  *   (a stage bounds its copies' bytes: transit's budget.ts): a sealed
  *   memfd ('memory'), or a nameless 0600 file in the stage's own 0700
  *   directory ({ dir }, _unlinked.ts), which cannot be sealed; steps 2 and
- *   4 are the same for both. sealedCopy is privateCopy in memory.
+ *   4 are the same for both. sealedCopy is privateCopy in memory. In step
+ *   2 it looks for a byte past `size` with the copy's last read (which
+ *   asks for that block too) and, once the copy is written, with fstat.
+ *   (copyAndHash alone reads that block again after the copy instead.)
  *
  *   How the bytes move (read-ahead, pooled aligned buffers, O_DIRECT
  *   destinations) is _pipeline.ts, _copy-buffers.ts, _unlinked.ts and direct.ts.
@@ -79,6 +82,11 @@ export interface CopyOptions {
   signal?: AbortSignal | undefined;
   /** dst was opened with O_DIRECT (direct.ts): whole-block writes, truncated to `size` after. */
   dstDirect?: boolean | undefined;
+  /**
+   * The caller checks the source's size itself once the copy has returned (ingress: fstat under a read lease),
+   * so growth is looked for by the last read rather than by a read after the copy (_pipeline.ts).
+   */
+  endCheckedAfter?: boolean | undefined;
 }
 
 export interface CopyResult {
@@ -149,7 +157,10 @@ export async function privateCopy(src: number, policy: DescriptorPolicy, opts: P
   const dst = place === 'memory' ? { fd: native.memfdCreate('sluice-copy'), direct: false } : openUnlinked(place.dir, facts.size);
   try {
     if (place === 'memory' && facts.size > 0) fs.ftruncateSync(dst.fd, facts.size);
-    const copied = await copyAndHash(src, dst.fd, facts.size, { signal: opts.signal, dstDirect: dst.direct });
+    // The last read looks for a byte past the size (endCheckedAfter), and fstat after the copy for
+    // a file that grew since: what a read of that block after the copy would see, without the read.
+    const copied = await copyAndHash(src, dst.fd, facts.size, { signal: opts.signal, dstDirect: dst.direct, endCheckedAfter: true });
+    if (fs.fstatSync(src).size > facts.size) throw new Refused('grew', `file has more than the ${facts.size} bytes expected`);
     if (place === 'memory') native.addSeals(dst.fd, ALL_SEALS);
     const ro = fs.openSync(`/proc/self/fd/${dst.fd}`, fs.constants.O_RDONLY); // libuv adds O_CLOEXEC
     return { fd: ro, ...copied, place: place === 'memory' ? 'memory' : 'disk' };

@@ -42,7 +42,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 export const TMP_PREFIX = '.tmp-';
 
@@ -68,7 +68,8 @@ export function ensureDir(dir: string, mode: number): void {
 }
 
 const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
-const temporaryName = (dir: string) => path.join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+// randomUUID draws from a cache that node:crypto fills for many names at once (randomBytes: one call, and a getpid, each).
+const temporaryName = (dir: string) => path.join(dir, `${TMP_PREFIX}${randomUUID()}`);
 
 /** createTemporary - a new `.tmp-*` file in dir with data written (not yet flushed), still open. */
 function createTemporary(dir: string, data: string | Uint8Array, mode: number): { tmp: string; fd: number } {

@@ -63,7 +63,12 @@ async function spooled(id: string, size: number, name = `${id}.bin`): Promise<Sp
     refusal: '',
     source: null,
   };
-  await spool.commit(meta, tmp);
+  const fd = fs.openSync(tmp, 'r');
+  try {
+    await spool.commit(meta, tmp, fd);
+  } finally {
+    fs.closeSync(fd);
+  }
   return meta;
 }
 

@@ -86,8 +86,8 @@ describe('an upload reopened for writing after its copy', () => {
     fs.writeFileSync(file, 'version one\n');
     let writer: ReturnType<typeof spawn> | null = null;
     const commit = spool.commit.bind(spool);
-    spool.commit = async (meta, tmp) => {
-      await commit(meta, tmp);
+    spool.commit = async (meta, tmp, fd) => {
+      await commit(meta, tmp, fd);
       if (writer) return;
       // Copy done, lease held, inbox file not yet removed: a writer opens it now (O_TRUNC) ...
       writer = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, 'version two\\n')`], { stdio: 'ignore' });

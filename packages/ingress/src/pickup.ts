@@ -79,9 +79,28 @@ export function asideName(id: string): Buffer {
   return Buffer.from(`.sluice-taken-${id}`);
 }
 
-/** newTransferId - sortable by time, unique by randomness, safe as a file name. */
+/** Random bytes per transfer id, and how many ids' worth newTransferId draws at once. */
+const ID_RANDOM_BYTES = 8;
+const ID_RANDOM_BATCH = 256;
+/** Random bytes drawn for ids not yet made; the next id's start at idRandomAt. */
+let idRandom = Buffer.alloc(0);
+let idRandomAt = 0;
+
+/**
+ * newTransferId - sortable by time, unique by randomness, safe as a file name.
+ *
+ * The random part comes from a batch drawn for ID_RANDOM_BATCH ids at a time: every call into
+ * OpenSSL's generator costs a getpid(2) (its fork check) besides the bytes. Ids are unique, not
+ * secret; every byte is still used once.
+ */
 export function newTransferId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`;
+  if (idRandomAt + ID_RANDOM_BYTES > idRandom.length) {
+    idRandom = randomBytes(ID_RANDOM_BYTES * ID_RANDOM_BATCH);
+    idRandomAt = 0;
+  }
+  const random = idRandom.toString('hex', idRandomAt, idRandomAt + ID_RANDOM_BYTES);
+  idRandomAt += ID_RANDOM_BYTES;
+  return `${Date.now().toString(36)}-${random}`;
 }
 
 export interface InboxOptions {
@@ -537,28 +556,29 @@ export class Inbox {
       }
       const receivedAt = new Date().toISOString();
       const { out, direct } = await this.openSpoolCopy(tmp, fst.size);
-      let copied;
+      let meta: SpoolMeta;
       try {
-        copied = await (direct ? copyAndHashDirect : copyAndHash)(fd, out, fst.size, { signal: ac.signal });
+        // endCheckedAfter: the fstat below notices a file that grew after the copy's last read.
+        const copied = await (direct ? copyAndHashDirect : copyAndHash)(fd, out, fst.size, { signal: ac.signal, endCheckedAfter: true });
+        const after = fs.fstatSync(fd);
+        if (after.size !== fst.size || after.mtimeMs !== fst.mtimeMs) {
+          throw new Refused('changed', 'the file changed during the copy');
+        }
+        meta = {
+          id,
+          name: name.toString('utf8'),
+          rawName: key,
+          size: copied.size,
+          sha256: copied.sha256.toString('hex'),
+          receivedAt,
+          refusal: '',
+          source: { dev: st.dev, ino: st.ino },
+          ...(this.o.uploader ? { uploader: this.o.uploader } : {}),
+        };
+        await this.o.spool.commit(meta, tmp, out); // flushes the copy through `out`
       } finally {
         fs.closeSync(out);
       }
-      const after = fs.fstatSync(fd);
-      if (after.size !== fst.size || after.mtimeMs !== fst.mtimeMs) {
-        throw new Refused('changed', 'the file changed during the copy');
-      }
-      const meta: SpoolMeta = {
-        id,
-        name: name.toString('utf8'),
-        rawName: name.toString('base64'),
-        size: copied.size,
-        sha256: copied.sha256.toString('hex'),
-        receivedAt,
-        refusal: '',
-        source: { dev: st.dev, ino: st.ino },
-        ...(this.o.uploader ? { uploader: this.o.uploader } : {}),
-      };
-      await this.o.spool.commit(meta, tmp);
       const reopened = await this.takeOut(name, fst, fd, meta);
       this.o.log.info(
         { event: 'picked-up', id, name: escapeForLog(name.toString('utf8')), ...(this.o.uploader ? { uploader: this.o.uploader } : {}), size: meta.size, sha256: meta.sha256 },
@@ -595,7 +615,7 @@ export class Inbox {
   private async refuse(name: Buffer, st: fs.Stats, reason: string, what: string, remove: boolean): Promise<void> {
     const id = newTransferId();
     const tmp = this.o.spool.tmpPath(id);
-    fs.closeSync(fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600));
+    const empty = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     const meta: SpoolMeta = {
       id,
       name: name.toString('utf8'),
@@ -607,7 +627,11 @@ export class Inbox {
       source: remove ? { dev: st.dev, ino: st.ino } : null,
       ...(this.o.uploader ? { uploader: this.o.uploader } : {}),
     };
-    await this.o.spool.commit(meta, tmp);
+    try {
+      await this.o.spool.commit(meta, tmp, empty);
+    } finally {
+      fs.closeSync(empty);
+    }
     if (remove) await this.removeFromInbox(name, st);
     this.o.log.warn(
       { event: 'upload-refused', id, name: escapeForLog(name.toString('utf8')), ...(this.o.uploader ? { uploader: this.o.uploader } : {}), reason, detail: what },

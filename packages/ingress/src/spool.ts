@@ -5,7 +5,7 @@
  * SYNOPSIS
  *   const spool = new Spool(dir);
  *   const entries = spool.recover();          // at start: clean up, list what is queued
- *   spool.commit(meta, tmpDataName);          // make a picked-up file durable
+ *   spool.commit(meta, tmpDataName, fd);      // make a picked-up file durable (fd: the copy, still open)
  *   spool.forget(id);                         // after the final ack
  *   spool.hold(id, reason);                   // refused downstream: keep, stop sending
  *
@@ -90,18 +90,17 @@ export class Spool {
   /**
    * commit - fsync the copied data, give it its name, then write the metadata: the transfer now exists.
    *
+   * `dataFd` is the descriptor the copy was written through (or any open descriptor of
+   * `tmpData`): fsync flushes the file, whichever descriptor asks, so the copy is not opened a
+   * second time for it. It stays the caller's to close.
+   *
    * The flushes run on the threadpool: a synchronous fsync of a large copy held ingress's
    * event loop for the whole writeback, and the other pickup's hashing with it. The lease pickup
    * holds meanwhile makes a writer that opens the upload wait; takeOut then sees the broken lease
    * and keeps the file for another pickup (pickup.test.ts), so the longer window loses nothing.
    */
-  async commit(meta: SpoolMeta, tmpData: string): Promise<void> {
-    const fd = fs.openSync(tmpData, fs.constants.O_RDONLY);
-    try {
-      await fsyncFd(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+  async commit(meta: SpoolMeta, tmpData: string, dataFd: number): Promise<void> {
+    await fsyncFd(dataFd);
     fs.renameSync(tmpData, this.dataPath(meta.id));
     await writeDurableAsync(this.dir, `${meta.id}.json`, JSON.stringify(meta), 0o600); // fsyncs the directory too
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runChecks, type CheckInput, type CheckRun } from './check.js';
-import { CHUNK_BYTES, FILE_TYPE_VERSION, detectContent, detectContentOf, type ContentInfo } from './content.js';
+import { CHUNK_BYTES, FILE_TYPE_VERSION, PREFIX_BYTES, detectContent, detectContentOf, type ContentInfo } from './content.js';
 import { sizeLimitCheck } from './size.js';
 import { fileTypeCheck } from './file-type.js';
 import { extensionMatchCheck } from './extension.js';
@@ -119,6 +119,18 @@ describe('detectContent', () => {
     const info = await detect(bigText(5 * MiB, { at, bytes: Uint8Array.of(0) }));
     expect(info.type).toBe('unknown');
     expect(info.detail).toBe(`binary, not text: NUL byte at byte ${at}`);
+  });
+
+  it('scans the whole file on either side of the prefix length: a file the prefix holds and one a byte longer', async () => {
+    // Up to PREFIX_BYTES the text scan works on the prefix already read; past it, on reads of its own.
+    for (const size of [PREFIX_BYTES - 1, PREFIX_BYTES, PREFIX_BYTES + 1]) {
+      expect((await detect(bigText(size))).type, `${size} bytes of text`).toBe('txt');
+      const info = await detect(bigText(size, { at: size - 1, bytes: Uint8Array.of(0) }));
+      expect(info.type, `${size} bytes, a NUL last`).toBe('unknown');
+      expect(info.detail).toBe(`binary, not text: NUL byte at byte ${size - 1}`);
+    }
+    const png = Buffer.concat([SAMPLES.png, Buffer.alloc(PREFIX_BYTES - SAMPLES.png.length, 0)]);
+    expect(await detect(png)).toMatchObject({ type: 'png', ids: ['png'] });
   });
 
   it('accepts multibyte characters split across a read boundary', async () => {

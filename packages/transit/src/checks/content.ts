@@ -18,7 +18,9 @@
  *        descriptor read positionally, so it gets a buffer.
  *     2. TextScanner (text.ts) over the WHOLE file in 256 KiB chunks; it stops
  *        at the first byte that is not clean text, which for a binary format
- *        is almost always within the first few bytes.
+ *        is almost always within the first few bytes. A file no longer than
+ *        the prefix is scanned from the prefix already read (the copy is
+ *        transit's own and sealed: a second read would return the same bytes).
  *
  *   The result names the content with extension-like ids:
  *     - a file-type match: its ext ('png', 'jpg', 'pdf', 'zip', 'elf',
@@ -112,9 +114,15 @@ export async function detectContentOf(fd: number, size: number, signal: AbortSig
   const magic = await fileTypeFromBuffer(prefix);
 
   const scanner = new TextScanner();
-  for await (const chunk of readChunks(fd, size, CHUNK_BYTES, signal)) {
-    scanner.push(chunk);
-    if (scanner.failed) break;
+  if (size === prefixLength) {
+    // The prefix is the whole file (at most PREFIX_BYTES, within one scan step): scan it, not a second read of the same bytes.
+    signal.throwIfAborted();
+    scanner.push(prefix);
+  } else {
+    for await (const chunk of readChunks(fd, size, CHUNK_BYTES, signal)) {
+      scanner.push(chunk);
+      if (scanner.failed) break;
+    }
   }
   const text = scanner.end();
 
