@@ -55,9 +55,11 @@
  *             Each round also measures the filesystem floor
  *             (lib/bounds.mjs filesystemFloor: the per-file system calls of
  *             the three stages alone, synchronously in one process) and
- *             prints it as a share of the build before's CPU per file: how
- *             much of the budget the goal leaves is taken before Sluice's
- *             own code runs.
+ *             prints it as a share of the build before's CPU per file, and
+ *             the cost of one signature with its independent check; with
+ *             the reports per tree head of this build's burst (lines of
+ *             DIR/log/heads), it prints what the goal's budget leaves per
+ *             file once the floor and the signatures' share are paid.
  *     large   MB/s and CPU per MB after / before: no regression beyond the
  *             noise (the wider spread of either build's own runs).
  *     memory  each stage's growth (peak - idle RSS) after - before, and
@@ -339,6 +341,17 @@ async function figureLarge(root, opts) {
   return result;
 }
 
+/** headsIn - signed tree heads in the run's transparency log so far (null: a build without one). */
+function headsIn(run) {
+  if (!run.layout.log) return null;
+  try {
+    return fs.readFileSync(path.join(run.layout.log, 'heads'), 'latin1').split('\n').length - 1;
+  } catch (err) {
+    if (err.code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
 /**
  * smallPass - one `sluice dev` of `build` through the small-file work: 10 files to warm up, a
  * burst of `count` renamed in at once (files/s, CPU, latency), then `pacedCount` more arriving
@@ -358,10 +371,12 @@ async function smallPass(dir, opts, name, build, { count, pacedCount, pacedRate 
     // Warm-up: the first files pay for lazy loading and JIT in every stage; not what an operator sees later.
     dropAll(run, warm);
     await run.waitForReports(warm.map((f) => f.name), 60_000);
+    const heads0 = headsIn(run);
     const cpu0 = cpuSnapshot(stagePids(run));
     const at = dropAll(run, inputs);
     const seen = await run.waitForReports(inputs.map((f) => f.name), 240_000);
     const cpu = cpuUse(run, cpuSince(cpu0));
+    const heads = heads0 === null ? null : headsIn(run) - heads0;
     const seconds = (Math.max(...seen) - at[0]) / 1000;
     const filesPerSec = count / seconds;
     const latencies = seen.map((t, i) => t - at[i]);
@@ -383,6 +398,7 @@ async function smallPass(dir, opts, name, build, { count, pacedCount, pacedRate 
       latencyMs: dist(latencies),
       cpu,
       cpuMsPerFile: (1000 * sumOf(cpu.daemons)) / count,
+      headsSigned: heads,
       paced: { files: paced.length, filesPerSec: rate, latencyMs: dist(pacedLatencies), cpu: pacedCpu, cpuMsPerFile: (1000 * sumOf(pacedCpu.daemons)) / paced.length },
       faults,
       problems: problemsOf(run),
@@ -652,6 +668,8 @@ async function compareBuilds(root, opts) {
         // The floor of the same round: what the filesystem steps alone cost per file, minutes from both passes.
         const dir = path.join(root, `${name}-floor`);
         row.floor = filesystemFloor(dir, 500);
+        // One signature with its independent check, as a tree head gets (perFileFloor's signing part).
+        row.floor.signMs = (await perFileFloor(path.join(dir, 'sign'), 40)).signMsPerFile;
         if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
       }
       return pass;
@@ -703,6 +721,17 @@ function printComparison(machine, c) {
     const floorShare = spread(x.map((r) => r.floor.cpuMsPerFile / r.before.cpuMsPerFile));
     out.push(`  filesystem floor, CPU ms/file   ${range(floor, 2)}  = ${range(floorShare, 3)} of the build before's CPU per file (bounds.mjs filesystemFloor: the stages' filesystem steps alone)`);
     c.smallRatios = { cpuPerFile: cpuRatio, filesPerSec: rateRatio, pacedP99DiffMs: p99Diff, pacedP50DiffMs: p50Diff, filesystemFloorMs: floor, floorOfBefore: floorShare };
+    if (x.every((r) => r.after.headsSigned > 0)) {
+      // What the goal leaves for everything else: the floor and the signatures' share are paid by any build of this design.
+      const perHead = spread(x.map((r) => r.after.files / r.after.headsSigned));
+      const signShare = spread(x.map((r) => r.floor.signMs / (r.after.files / r.after.headsSigned)));
+      const left = spread(x.map((r) => VS_BEFORE.smallCpu * r.before.cpuMsPerFile - r.floor.cpuMsPerFile - r.floor.signMs / (r.after.files / r.after.headsSigned)));
+      out.push(`  reports per tree head (burst)   ${range(perHead, 1)}; one head's signature and check ${range(spread(x.map((r) => r.floor.signMs)), 2, ' ms')}: ${range(signShare, 2, ' ms')} per file`);
+      out.push(`  the goal's budget left          ${range(left, 2, ' ms')} per file for everything else the stages do (goal x before - floor - signatures' share)`);
+      c.smallRatios.reportsPerHead = perHead;
+      c.smallRatios.signMsPerFile = signShare;
+      c.smallRatios.budgetLeftMs = left;
+    }
   }
   if (c.large) {
     const x = c.large;
