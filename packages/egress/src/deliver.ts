@@ -41,10 +41,11 @@
  *     5. the name and the report body are journalled (durable) before any
  *        link; a delivery the journal already holds is finished under its
  *        name;
- *     6. the report's signed body appended to the transparency log, and
- *        once its leaf and a signed tree head covering it are durable
+ *     6. the report's signed body appended to the transparency log; once
+ *        its leaf is durable and a signed tree head covering it written
  *        (tlog.ts), the report (sluice-report/3: body, leaf index, head,
- *        inclusion proof) written and fsynced, unnamed;
+ *        inclusion proof) written and fsynced, unnamed, while that head is
+ *        flushed; nothing goes on until both flushes are done;
  *     7. file (accepted only) and report linked back to back (outbox.ts:
  *        no file is left without its report), the directory fsynced; for a
  *        named uploader, a copy of the report in their results directory,

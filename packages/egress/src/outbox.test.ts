@@ -284,6 +284,78 @@ describe('publish of a fresh delivery (a name chosen for it just now)', () => {
   });
 });
 
+describe('signReport', () => {
+  const entry = (id: string): JournalEntry => ({
+    id,
+    sha256: 'ab'.repeat(32),
+    size: 5,
+    verdict: 'accepted',
+    place: 'outbox',
+    stored: `${id}.txt`,
+    body: {
+      format: REPORT_FORMAT,
+      station: 'test',
+      software: 'sluice 0.1.0',
+      key: keys.public.keyId,
+      transfer: id,
+      name: { original: `${id}.txt`, stored: `${id}.txt` },
+      size: 5,
+      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+      verdict: 'accepted',
+      reason: '',
+      checks: [],
+      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
+    },
+  });
+  const openFds = () => fs.readdirSync('/proc/self/fd').length;
+
+  /** An outbox whose log answers with the real inclusion, and a `durable` the test settles. */
+  function heldBack(): { out: Outbox; settle: { resolve: () => void; reject: (e: Error) => void }; asked: Promise<void> } {
+    const out = newOutbox();
+    const settle = { resolve: () => {}, reject: (_e: Error) => {} };
+    let asked!: () => void;
+    const askedP = new Promise<void>((r) => (asked = r));
+    const real = tlog.appendSigned.bind(tlog);
+    vi.spyOn(tlog, 'appendSigned').mockImplementation(async (leafBytes: Uint8Array) => {
+      const signed = await real(leafBytes);
+      await signed.durable; // the real head is durable; the test decides when the report hears so
+      const inclusion = signed.inclusion;
+      const durable = new Promise<void>((resolve, reject) => Object.assign(settle, { resolve, reject }));
+      asked();
+      return { inclusion, durable };
+    });
+    return { out, settle, asked: askedP };
+  }
+
+  it('returns the report only once the head is durable: written and fsynced meanwhile, never handed over before', async () => {
+    const { out, settle, asked } = heldBack();
+    let fd = -1;
+    const p = out.signReport(entry('held')).then((r) => (fd = r));
+    await asked;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fd).toBe(-1); // the report is ready, the head not yet durable: nothing to link
+    settle.resolve();
+    await p;
+    try {
+      const text = fs.readFileSync(`/proc/self/fd/${fd}`, 'utf8');
+      expect(verifyReport({ reportText: text, publicKey: keys.public, file: { size: 5, sha256hex: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824' }, reportOnly: false })).toMatchObject({ code: 'ok' });
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it("a head whose flush fails fails the report: the error reaches the delivery, the report's descriptor is closed", async () => {
+    const { out, settle, asked } = heldBack();
+    const before = openFds();
+    const p = out.signReport(entry('failed'));
+    await asked;
+    settle.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(p).rejects.toThrow(/EIO/);
+    expect(openFds()).toBe(before);
+    expect(fs.readdirSync(outboxDir)).toEqual([]);
+  });
+});
+
 describe('the mode of outputs', () => {
   let saved: number;
   beforeEach(() => {

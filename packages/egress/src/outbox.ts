@@ -192,18 +192,20 @@ export class Outbox {
   }
 
   /**
-   * signReport - the report of a delivery, its leaf and tree head durable in the log, written and
-   * fsynced into an unnamed file; the caller closes it.
+   * signReport - the report of a delivery, written and fsynced into an unnamed file, returned only
+   * once its leaf and tree head are durable in the log; the caller closes it. The report is
+   * written while the head is flushed (tlog.ts appendSigned): nobody sees it before it is linked.
    */
   async signReport(entry: JournalEntry): Promise<number> {
     // A body journalled by an earlier version names an earlier format; its members mean the same in this one.
     const body = { ...entry.body, format: LOGGED_REPORT_FORMAT } as unknown as ReportBody;
-    const inclusion = await this.o.tlog.append(canonicalBytes(body)); // resolves once leaf and head are durable
+    const { inclusion, durable } = await this.o.tlog.appendSigned(canonicalBytes(body)); // the head is signed and written
     const text = serializeLogged(body, inclusion);
     const fd = await this.openTmp(entry.place);
     try {
       fs.writeFileSync(fd, text);
-      await fsyncFd(fd); // on the threadpool: other transfers' flushes run at the same time
+      // Both on the threadpool: the report's flush and the head's run at the same time.
+      await Promise.all([fsyncFd(fd), durable]);
     } catch (err) {
       fs.closeSync(fd);
       throw err;

@@ -105,6 +105,27 @@ describe('appending', () => {
     expect(headsOf(dir)).toEqual([answers[0]!.head]);
   });
 
+  it('appendSigned answers once the head is signed and written, with one `durable` for the batch that resolves once it is flushed', async () => {
+    const t = open({ batchMs: 20 });
+    const answers = await Promise.all([0, 1, 2].map((i) => t.appendSigned(leaf(i))));
+    // The head line is in `heads` when the batch is answered: written before its flush, never before its leaves.
+    expect(headsOf(dir)).toEqual([answers[0]!.inclusion.head]);
+    expect(leavesOf(dir)).toEqual([0, 1, 2].map((i) => Buffer.from(leaf(i))));
+    expect(answers[1]!.durable).toBe(answers[0]!.durable);
+    expect(answers[2]!.durable).toBe(answers[0]!.durable);
+    await expect(answers[0]!.durable).resolves.toBeUndefined();
+    for (const [i, a] of answers.entries()) {
+      expect(a.inclusion.index).toBe(i);
+      expect(verifyInclusion(leafHash(leaf(i)), i, a.inclusion.head.size, a.inclusion.proof, rootBytes(a.inclusion.head))).toBe(true);
+    }
+    // append() is appendSigned and its flush: the same answer, once durable.
+    const later = await t.append(leaf(3));
+    await t.close();
+    expect(later.index).toBe(3);
+    expect(headsOf(dir).at(-1)).toEqual(later.head);
+    expect(auditLog(dir, keys.public)).toMatchObject({ ok: true, leaves: 4, heads: 2 });
+  });
+
   it('a reopened log goes on from where it stopped, consistent with its old heads', async () => {
     let t = open();
     await Promise.all([0, 1, 2].map((i) => t.append(leaf(i))));

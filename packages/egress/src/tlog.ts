@@ -5,6 +5,8 @@
  * SYNOPSIS
  *   const tlog = TransparencyLog.open({ dir, station, publicKey, batchMs, batchMax, sign, log });
  *   const { index, head, proof } = await tlog.append(leafBytes);   // durable when it resolves
+ *   const { inclusion, durable } = await tlog.appendSigned(leafBytes);   // head signed and written;
+ *   await durable;                                                 //   durable once this resolves
  *   await tlog.close();
  *
  * DESCRIPTION
@@ -27,11 +29,19 @@
  *        checked (SignerPool: pqclean signs, noble verifies, _hybrid.ts);
  *     3. checks that the head's signed bytes are those of the body it
  *        asked for (the size and root it will prove against);
- *     4. appends the head's line to `heads` and fdatasyncs;
- *     5. resolves every append of the batch with its index, the head and
- *        its inclusion proof against that head.
- *   So a leaf and the head that covers it are durable before any caller
- *   hears of them, and a head is never written before its leaves.
+ *     4. appends the head's line to `heads`;
+ *     5. answers every appendSigned of the batch with its index, the head
+ *        and its inclusion proof against that head, and a promise that
+ *        settles with step 6;
+ *     6. fdatasyncs `heads`; then every append() of the batch resolves.
+ *   So a head is never written before its leaves are durable, and an
+ *   append() resolves only once its leaf and the head that covers it are
+ *   durable. appendSigned lets a caller prepare what depends on the head
+ *   (egress writes and fsyncs the report into an unnamed file) while the
+ *   head is being flushed, as long as it waits for `durable` before it
+ *   shows anyone the result (the report is linked only after it): one
+ *   flush less on every report's way out. A failed step 6 rejects
+ *   `durable`, and the delivery fails (RETRY) as for any other step.
  *
  *   Recovery (open) reads only the end of the log, so a log of any length
  *   starts in about the same time:
@@ -130,10 +140,17 @@ export interface Inclusion {
   proof: Buffer[];
 }
 
+/** Signed - appendSigned's answer: the inclusion, final, and when the head that makes it true is durable. */
+export interface Signed {
+  inclusion: Inclusion;
+  /** Resolves once the head is durable, rejects if its flush failed; already marked handled. */
+  durable: Promise<void>;
+}
+
 interface Waiter {
   /** The leaf's record in `leaves` (encodeLeafRecord), made once when it was queued. */
   record: Buffer;
-  resolve: (inc: Inclusion) => void;
+  resolve: (signed: Signed) => void;
   reject: (err: Error) => void;
 }
 
@@ -263,10 +280,17 @@ export class TransparencyLog {
   }
 
   /** append - queue one leaf; resolves once it and a head covering it are durable. */
-  append(leaf: Uint8Array): Promise<Inclusion> {
+  async append(leaf: Uint8Array): Promise<Inclusion> {
+    const { inclusion, durable } = await this.appendSigned(leaf);
+    await durable;
+    return inclusion;
+  }
+
+  /** appendSigned - queue one leaf; resolves once a head covering it is signed and written, with `durable` for its flush (header). */
+  appendSigned(leaf: Uint8Array): Promise<Signed> {
     if (this.closed) return Promise.reject(new Error('transparency log closed'));
     const record = encodeLeafRecord(leaf); // size check now, not in the batch
-    return new Promise<Inclusion>((resolve, reject) => {
+    return new Promise<Signed>((resolve, reject) => {
       this.pending.push({ record, resolve, reject });
       if (this.pending.length >= this.o.batchMax) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.o.batchMs);
@@ -351,12 +375,14 @@ export class TransparencyLog {
     const line = Buffer.from(serializeTreeHead(head), 'latin1');
     const written = await write(this.headsFd, line);
     if (written.bytesWritten !== line.length) throw new Error('short write to the heads file');
-    await fdatasync(this.headsFd);
-    this.published = head;
-    if (this.leavesEnd - this.cachedAt >= CHECKPOINT_BYTES) this.checkpoint();
+    const durable = fdatasync(this.headsFd);
+    durable.catch(() => {}); // whoever awaits it gets the error; a caller that gave up must not stop egress
     // Leaves published by this head but written before the batch (an earlier failed flush) have no waiter.
     const proofs = inclusionProofs(before, hashes);
-    batch.forEach((w, i) => w.resolve({ index: before.size + i, head, proof: proofs[i]! }));
+    batch.forEach((w, i) => w.resolve({ inclusion: { index: before.size + i, head, proof: proofs[i]! }, durable }));
+    await durable; // a failure is the batch's (drain logs it; its waiters learn it through `durable`)
+    this.published = head;
+    if (this.leavesEnd - this.cachedAt >= CHECKPOINT_BYTES) this.checkpoint();
   }
 }
 
