@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { collisionName, REPORT_SUFFIX } from '../../packages/core/src/index.js';
 import { DESCRIPTORS_PER_DELIVERY } from '../../packages/egress/src/deliver.js';
 import { Target, type AttackLog } from './harness.js';
-import { Peer, fdCount, fdTargets, newId } from './impersonate.js';
+import { Peer, fdCount, fdTargets, newId, steadyFdCount } from './impersonate.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The records the channel reads per wakeup (core/src/channel.ts): refused ones' descriptors are closed right after. */
@@ -57,18 +57,6 @@ async function honest(tag: string, a?: AttackLog): Promise<void> {
     peer.close();
     fs.closeSync(fd);
   }
-}
-
-/** steadyFdCount - egress's descriptor count once it has stayed the same for 300 ms (closes run on its threadpool). */
-async function steadyFdCount(pid: number): Promise<number> {
-  let n = fdCount(pid);
-  for (let same = 0; same < 6; ) {
-    await sleep(50);
-    const m = fdCount(pid);
-    same = m === n ? same + 1 : 0;
-    n = m;
-  }
-  return n;
 }
 
 /** sampleFds - the most descriptors egress holds, sampled every few ms until stop() is called. */

@@ -31,7 +31,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { devConfig } from '../../packages/cli/src/dev.js';
 import { parseConfig, wireLimits } from '../../packages/core/src/index.js';
-import { fdCount, fdTargets, settledFdCount } from './impersonate.js';
+import { fdTargets, settledFdCount, steadyFdCount } from './impersonate.js';
 import { FakeTransit } from './sink.js';
 
 const INGRESS = fileURLToPath(new URL('../../packages/ingress/dist/main.js', import.meta.url));
@@ -98,7 +98,7 @@ it(`${N} empty files at once: each handed over exactly once, correctly; ingress 
   // upload() waits for ingress's `done` (spool copy forgotten): its descriptor count is settled.
   await upload('warm-up.txt');
   const pid = child.pid!;
-  const before = fdCount(pid);
+  const before = await steadyFdCount(pid);
 
   const started = Date.now();
   for (let i = 0; i < N; i++) fs.writeFileSync(path.join(inbox, `empty-${String(i).padStart(5, '0')}.txt`), '');

@@ -39,7 +39,7 @@ import * as path from 'node:path';
 import { devConfig } from '../../packages/cli/src/dev.js';
 import type { CheckResult, Verdict } from '../../packages/protocol/src/index.js';
 import { Pipeline, type LogLine } from '../support/pipeline.js';
-import { Peer, fdCount, fdTargets, ingressRecord, newId, settledFdCount, transitRecord, type Claim } from './impersonate.js';
+import { Peer, fdTargets, ingressRecord, newId, settledFdCount, steadyFdCount, transitRecord, type Claim } from './impersonate.js';
 
 export type Hop = 'transit' | 'egress';
 
@@ -182,7 +182,7 @@ export class Target {
    * may assert on acks itself.
    */
   async attack(name: string, fn: (a: AttackLog) => Promise<void>, want: Expect): Promise<AttackLog> {
-    const baseline = fdCount(this.pid);
+    const baseline = await steadyFdCount(this.pid);
     const mark = this.p.lines.length;
     const before = this.outputs();
     const a: AttackLog = { pids: new Set(), ids: new Set(), allowed: [], peers: [], fds: [] };

@@ -399,6 +399,22 @@ export function fdTargets(pid: number): string[] {
 }
 
 /**
+ * steadyFdCount - a process's descriptor count once it has stayed the same for 300 ms: a baseline
+ * that no descriptor open for a moment inflates (a flush or a close on the threadpool, a status
+ * file being rewritten), which a later count that must equal it could never match.
+ */
+export async function steadyFdCount(pid: number): Promise<number> {
+  let n = fdCount(pid);
+  for (let same = 0; same < 6; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    const m = fdCount(pid);
+    same = m === n ? same + 1 : 0;
+    n = m;
+  }
+  return n;
+}
+
+/**
  * settledFdCount - wait until a process's descriptor count equals `expected`
  * (a stage closes a connection's descriptors asynchronously, after our close);
  * returns the last count seen, so the caller's assertion shows it.

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { devConfig } from '../../packages/cli/src/dev.js';
 import { Pipeline, type Found } from '../support/pipeline.js';
-import { PYTHON, fdCount, fdTargets, settledFdCount, sha256hex } from './impersonate.js';
+import { PYTHON, fdTargets, settledFdCount, sha256hex, steadyFdCount } from './impersonate.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const isRoot = process.getuid?.() === 0;
@@ -76,7 +76,7 @@ async function clean(tag: string): Promise<void> {
  * output, and its descriptor count is back where it was.
  */
 async function guarded(name: string, fn: () => Promise<void>): Promise<void> {
-  const before = fdCount(ingressPid);
+  const before = await steadyFdCount(ingressPid);
   const mark = p.lines.length;
   await fn();
   await clean(name);
