@@ -321,6 +321,7 @@ describe('signReport', () => {
       await signed.durable; // the real head is durable; the test decides when the report hears so
       const inclusion = signed.inclusion;
       const durable = new Promise<void>((resolve, reject) => Object.assign(settle, { resolve, reject }));
+      durable.catch(() => {}); // as the log's own is (Signed.durable): signReport may not be awaiting it yet
       asked();
       return { inclusion, durable };
     });
