@@ -57,6 +57,39 @@ function take(name: string): void {
   fs.writeFileSync(path.join(outboxDir, name + REPORT_SUFFIX), '');
 }
 
+/** entryFor - a delivery of "hello" (5 bytes) under `stored`, as the journal records it. */
+function entryFor(id: string, stored: string): JournalEntry {
+  return {
+    id,
+    sha256: 'ab'.repeat(32),
+    size: 5,
+    verdict: 'accepted',
+    place: 'outbox',
+    stored,
+    body: {
+      format: REPORT_FORMAT,
+      station: 'test',
+      software: 'sluice 0.1.0',
+      key: keys.public.keyId,
+      transfer: id,
+      name: { original: stored, stored },
+      size: 5,
+      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+      verdict: 'accepted',
+      reason: '',
+      checks: [],
+      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
+    },
+  };
+}
+
+/** unnamed - an unnamed file in the outbox holding `text`, as copyIn makes it. */
+function unnamed(text: string): number {
+  const fd = fs.openSync(outboxDir, 0o20200000 | fs.constants.O_RDWR, 0o640);
+  fs.writeSync(fd, text);
+  return fd;
+}
+
 describe('chooseName', () => {
   it('a free name is the sanitized upload; a taken one gets (2), (3), ... as before', () => {
     const out = newOutbox();
@@ -129,35 +162,7 @@ describe('chooseName', () => {
 });
 
 describe('publish', () => {
-  const entry = (stored: string): JournalEntry => ({
-    id: 'pub-1',
-    sha256: 'ab'.repeat(32),
-    size: 5,
-    verdict: 'accepted',
-    place: 'outbox',
-    stored,
-    body: {
-      format: REPORT_FORMAT,
-      station: 'test',
-      software: 'sluice 0.1.0',
-      key: keys.public.keyId,
-      transfer: 'pub-1',
-      name: { original: stored, stored },
-      size: 5,
-      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
-      verdict: 'accepted',
-      reason: '',
-      checks: [],
-      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
-    },
-  });
-
-  /** unnamed - an unnamed file in the outbox holding `text`, as copyIn makes it. */
-  function unnamed(text: string): number {
-    const fd = fs.openSync(outboxDir, 0o20200000 | fs.constants.O_RDWR, 0o640);
-    fs.writeSync(fd, text);
-    return fd;
-  }
+  const entry = (stored: string) => entryFor('pub-1', stored);
 
   it('links the file, then its report', async () => {
     const out = newOutbox();
@@ -222,33 +227,7 @@ describe('publish', () => {
 });
 
 describe('publish of a fresh delivery (a name chosen for it just now)', () => {
-  const entry = (stored: string): JournalEntry => ({
-    id: 'fresh-1',
-    sha256: 'ab'.repeat(32),
-    size: 5,
-    verdict: 'accepted',
-    place: 'outbox',
-    stored,
-    body: {
-      format: REPORT_FORMAT,
-      station: 'test',
-      software: 'sluice 0.1.0',
-      key: keys.public.keyId,
-      transfer: 'fresh-1',
-      name: { original: stored, stored },
-      size: 5,
-      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
-      verdict: 'accepted',
-      reason: '',
-      checks: [],
-      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
-    },
-  });
-  const unnamed = (text: string) => {
-    const fd = fs.openSync(outboxDir, 0o20200000 | fs.constants.O_RDWR, 0o640);
-    fs.writeSync(fd, text);
-    return fd;
-  };
+  const entry = (stored: string) => entryFor('fresh-1', stored);
 
   it('links file and report without looking for either first', async () => {
     const { out, lookups } = counted();
@@ -285,28 +264,7 @@ describe('publish of a fresh delivery (a name chosen for it just now)', () => {
 });
 
 describe('signReport', () => {
-  const entry = (id: string): JournalEntry => ({
-    id,
-    sha256: 'ab'.repeat(32),
-    size: 5,
-    verdict: 'accepted',
-    place: 'outbox',
-    stored: `${id}.txt`,
-    body: {
-      format: REPORT_FORMAT,
-      station: 'test',
-      software: 'sluice 0.1.0',
-      key: keys.public.keyId,
-      transfer: id,
-      name: { original: `${id}.txt`, stored: `${id}.txt` },
-      size: 5,
-      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
-      verdict: 'accepted',
-      reason: '',
-      checks: [],
-      times: { received: '2026-12-05T10:00:00Z', checked: '2026-12-05T10:00:01Z', reported: '2026-12-05T10:00:02Z' },
-    },
-  });
+  const entry = (id: string) => entryFor(id, `${id}.txt`);
   const openFds = () => fs.readdirSync('/proc/self/fd').length;
 
   /** An outbox whose log answers with the real inclusion, and a `durable` the test settles. */
